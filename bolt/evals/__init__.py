@@ -1,0 +1,26 @@
+"""Evaluation metrics and parsers, one module per benchmark (BOLT paper §4).
+
+BOLT reports MT-Bench, Arena-Hard (style-controlled), WildBench, ZebraLogic (cell
+accuracy) and MATH500. Each module here is the pure layer of one benchmark: loading its
+items, parsing judge or model outputs, and turning judged items into the numbers the
+paper reports. Generation and judge calls live elsewhere; nothing here touches a model.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+
+class Benchmark(StrEnum):
+    """The benchmarks of BOLT's evaluation table (paper §4, Table 1-2)."""
+
+    mt_bench = "mt_bench"
+    wildbench = "wildbench"
+    arena_hard = "arena_hard"
+    zebralogic = "zebralogic"
+    math500 = "math500"
+
+
+def mean_or_none(values: list[float]) -> float | None:
+    """The mean of ``values``; None for no values (a metric over nothing is not 0)."""
+    return sum(values) / len(values) if values else None

