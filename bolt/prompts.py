@@ -46,7 +46,8 @@ def _read_yaml_mapping(path: Path) -> dict[str, Any]:
     except yaml.YAMLError as err:
         raise ValueError(f"{path}: not valid YAML: {err}") from err
     if not isinstance(data, dict):
-        raise ValueError(f"{path}: expected a mapping of keys, got {type(data).__name__}")
+        # ValueError, not TypeError: to the caller this is one more malformed file.
+        raise ValueError(f"{path}: expected a mapping, got {type(data).__name__}")  # noqa: TRY004
     return data
 
 

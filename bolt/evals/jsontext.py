@@ -18,26 +18,36 @@ _FENCED_JSON = re.compile(r"```(?:json|JSON)?\s*\n(.*?)```", re.DOTALL)
 
 
 def _balanced_objects(text: str) -> Iterator[str]:
-    """Every top-level ``{...}`` span of ``text``, in order, ignoring braces in strings."""
-    depth, start, in_string, escaped = 0, -1, False, False
-    for i, char in enumerate(text):
-        if in_string:
-            if escaped:
-                escaped = False
-            elif char == "\\":
-                escaped = True
-            elif char == '"':
-                in_string = False
-        elif char == '"' and depth > 0:
-            in_string = True
-        elif char == "{":
-            if depth == 0:
-                start = i
-            depth += 1
-        elif char == "}" and depth > 0:
-            depth -= 1
-            if depth == 0:
-                yield text[start : i + 1]
+    """Every top-level ``{...}`` span of ``text``, in order, ignoring braces in strings.
+
+    A brace that never closes (``\\boxed{`` cut off, a stray ``{`` in prose) would hide
+    every object after it, so the scan restarts just after such a brace.
+    """
+    pos = 0
+    while pos < len(text):
+        depth, start, in_string, escaped = 0, -1, False, False
+        for i in range(pos, len(text)):
+            char = text[i]
+            if in_string:
+                if escaped:
+                    escaped = False
+                elif char == "\\":
+                    escaped = True
+                elif char == '"':
+                    in_string = False
+            elif char == '"' and depth > 0:
+                in_string = True
+            elif char == "{":
+                if depth == 0:
+                    start = i
+                depth += 1
+            elif char == "}" and depth > 0:
+                depth -= 1
+                if depth == 0:
+                    yield text[start : i + 1]
+        if depth == 0:
+            return
+        pos = start + 1
 
 
 def _loads_object(candidate: str) -> dict[str, Any] | None:
@@ -55,14 +65,9 @@ def last_json_object(text: str, required_key: str) -> dict[str, Any] | None:
     object of the whole text, last to first: a model often shows an example object
     before its real answer, and the answer comes last.
     """
-    fenced = [m.group(1) for m in _FENCED_JSON.finditer(text)]
-    candidates = [c for block in fenced for c in _balanced_objects(block)]
-    candidates += list(_balanced_objects(text))
-    for candidate in reversed(candidates[: len(candidates) - len(list(_balanced_objects(text)))]):
-        parsed = _loads_object(candidate)
-        if parsed is not None and required_key in parsed:
-            return parsed
-    for candidate in reversed(list(_balanced_objects(text))):
+    fenced = [obj for m in _FENCED_JSON.finditer(text) for obj in _balanced_objects(m.group(1))]
+    anywhere = list(_balanced_objects(text))
+    for candidate in [*reversed(fenced), *reversed(anywhere)]:
         parsed = _loads_object(candidate)
         if parsed is not None and required_key in parsed:
             return parsed
