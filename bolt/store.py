@@ -378,6 +378,21 @@ class ArtifactStore:
         self.backend.put_bytes(self._key(stage, fingerprint, relpath), data)
         return FileInfo(path=relpath, sha256=sha256_bytes(data), bytes=len(data))
 
+    def put_records(self, stage: str, fingerprint: str, relpath: str, records: Iterable[BaseModel]) -> FileInfo:
+        """A side file of records (rejects, stats rows) outside the shard sequence."""
+        data, _ = encode_jsonl_gz(records)
+        self.backend.put_bytes(self._key(stage, fingerprint, relpath), data)
+        return FileInfo(path=sanitize_key(relpath), sha256=sha256_bytes(data), bytes=len(data))
+
+    def read_file_records(self, manifest: Manifest, relpath: str, model: type[R]) -> Iterator[R]:
+        info = next((f for f in manifest.files if f.path == relpath), None)
+        if info is None:
+            raise FileNotFoundError(f"{relpath} is not in {self.uri(manifest.stage, manifest.fingerprint)}")
+        data = self.backend.get_bytes(self._key(manifest.stage, manifest.fingerprint, relpath))
+        if sha256_bytes(data) != info.sha256:
+            raise IntegrityError(f"{self.uri(manifest.stage, manifest.fingerprint, relpath)} is corrupted")
+        yield from decode_jsonl_gz(data, model, self.uri(manifest.stage, manifest.fingerprint, relpath))
+
     # -- commit and read
 
     def commit(self, manifest: Manifest) -> Manifest:

@@ -102,12 +102,13 @@ def check_format(
     if gen.finish_reason == "length" or gen.output_tokens >= max_new_tokens:
         return RejectReason.TRUNCATED
     parsed = parse_longcot(gen.raw_text, allow_unclosed_response=allow_unclosed_response)
-    if parsed.value is None:
-        assert parsed.error is not None
+    if parsed.error is not None:
         return RejectReason(parsed.error.value)
-    if leaks_thoughts(parsed.value.response):
+    answer = parsed.value
+    assert answer is not None  # LongCoTParse sets exactly one of value and error
+    if leaks_thoughts(answer.response):
         return RejectReason.THOUGHTS_LEAK
-    if any(is_degenerate(part, repetition) for part in (parsed.value.thoughts, parsed.value.response)):
+    if is_degenerate(answer.thoughts, repetition) or is_degenerate(answer.response, repetition):
         return RejectReason.DEGENERATE_REPETITION
     return None
 

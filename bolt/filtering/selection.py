@@ -223,7 +223,9 @@ def to_sft_example(
     messages = [Message(role="system", content=system_prompt)] if system_prompt else []
     messages += [
         Message(role="user", content=query_text),
-        Message(role="assistant", content=render_longcot(parsed.value.thoughts, parsed.value.response)),
+        Message(
+            role="assistant", content=render_longcot(parsed.value.thoughts, parsed.value.response)
+        ),
     ]
     return SftExample(
         id=row_id(scored),

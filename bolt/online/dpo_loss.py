@@ -20,15 +20,17 @@ from bolt.config import DpoLoss
 DpoLossType = DpoLoss
 
 
-def sequence_logps(logits: torch.Tensor, labels: torch.Tensor, loss_mask: torch.Tensor) -> torch.Tensor:
+def sequence_logps(
+    logits: torch.Tensor, labels: torch.Tensor, loss_mask: torch.Tensor
+) -> torch.Tensor:
     """Sum of log p(label_t | tokens_<t) over the masked tokens of each sequence.
 
     ``logits`` is ``[batch, seq, vocab]`` from a causal LM over the full sequence;
     ``labels`` and ``loss_mask`` are ``[batch, seq]`` and aligned with the input, so
     the logits at position t score the label at t+1 (the standard one-position shift).
     ``loss_mask`` is true on the response tokens; labels outside it may hold anything
-    (e.g. -100) and are never looked up. Computed in float32, one sequence at a time,
-    so a bf16 batch with a 128k vocabulary never needs a float32 copy of all of it.
+    (e.g. -100) and are never looked up. Computed in (at least) float32 one sequence at
+    a time, so a bf16 batch with a 128k vocabulary never needs a float32 copy of it all.
     """
     if logits.shape[:2] != labels.shape or labels.shape != loss_mask.shape:
         raise ValueError(
@@ -40,13 +42,16 @@ def sequence_logps(logits: torch.Tensor, labels: torch.Tensor, loss_mask: torch.
     # Masked positions may hold an ignore index; any valid id is fine there.
     targets = torch.where(mask, labels[:, 1:], torch.zeros_like(labels[:, 1:]))
     per_token = torch.stack(
-        [
-            row.float().gather(-1, row_targets.unsqueeze(-1)).squeeze(-1)
-            - torch.logsumexp(row.float(), dim=-1)
-            for row, row_targets in zip(logits, targets, strict=True)
-        ]
+        [_token_logps(row, row_targets) for row, row_targets in zip(logits, targets, strict=True)]
     )
     return (per_token * mask).sum(dim=-1)
+
+
+def _token_logps(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+    """log_softmax(logits)[targets] for one ``[seq, vocab]`` row, without the full log_softmax."""
+    # At least float32: bf16 log-probs lose the small differences DPO is made of.
+    logits = logits.to(torch.promote_types(logits.dtype, torch.float32))
+    return logits.gather(-1, targets.unsqueeze(-1)).squeeze(-1) - torch.logsumexp(logits, dim=-1)
 
 
 class DpoOutput(NamedTuple):

@@ -120,7 +120,9 @@ def build_pairs(
             # Ordered (chosen, rejected) with chosen strictly higher: each eligible
             # unordered pair appears exactly once.
             indices = range(len(rewards))
-            candidates = [(i, j) for i in indices for j in indices if eligible(rewards[i], rewards[j])]
+            candidates = [
+                (i, j) for i in indices for j in indices if eligible(rewards[i], rewards[j])
+            ]
             chosen, rejected = rng.choice(candidates)
         case _:
             raise ValueError(f"unknown pair strategy {strategy!r}")

@@ -1,0 +1,1 @@
+"""Stage 1b: few-shot LongCoT bootstrapping (BOLT §3.1)."""

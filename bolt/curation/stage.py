@@ -1,0 +1,151 @@
+"""The curation stage: sources -> dedup -> difficulty -> topics -> balance -> queries.
+
+Output (``data/<fingerprint>/``): the kept queries as shards, ``rejects.jsonl.gz``
+with every row set aside and why (bad rows, duplicates, unparsable labels, too easy,
+over a topic cap), ``topics.png`` (the mix before and after balancing) and counts.
+"""
+
+from __future__ import annotations
+
+import random
+import tempfile
+import time
+from collections import Counter
+from collections.abc import Callable
+from pathlib import Path
+
+from bolt.config import PipelineConfig, QuerySource, SamplingConfig
+from bolt.curation.balance import balance, topic_counts
+from bolt.curation.dedup import deduplicate
+from bolt.curation.labels import CRITERIA, difficulty_prompt, parse_criteria, parse_topic, topic_prompt
+from bolt.curation.sources import SourceRow, read_source, row_to_query
+from bolt.engines.base import ChatRequest, Engine
+from bolt.fingerprint import fingerprint
+from bolt.plots import grouped_bars
+from bolt.records import Query, Reject
+from bolt.store import ArtifactStore, Manifest, sha256_file
+
+STAGE = "data"
+CODE_VERSION = "1"
+QUERIES_PER_SHARD = 4096
+# Labels are short, deterministic answers: greedy decoding, a few dozen tokens.
+LABEL_SAMPLING = SamplingConfig(n=1, temperature=0.0, max_new_tokens=96, seed=0)
+
+
+def source_digest(source: QuerySource) -> str:
+    """What identifies a source's content: the file's sha256 when local, else its URI."""
+    path = Path(source.uri)
+    return sha256_file(path) if path.is_file() else source.uri
+
+
+def curation_fingerprint(cfg: PipelineConfig) -> str:
+    labeler = cfg.models.catalog[cfg.data.labeler_model].model_dump(mode="json")
+    return fingerprint(
+        STAGE,
+        {"data": cfg.data, "labeler": labeler, "seed": cfg.seed},
+        upstream={f"source:{s.name}": source_digest(s) for s in cfg.data.sources},
+        code_version=CODE_VERSION,
+    )
+
+
+def run_curation(cfg: PipelineConfig, store: ArtifactStore, engine: Callable[[], Engine]) -> Manifest:
+    """Curate the configured sources; ``engine`` is called only if an LLM is needed."""
+    fp = curation_fingerprint(cfg)
+    if (done := store.manifest(STAGE, fp)) is not None:
+        return done
+    started = time.time()
+    data = cfg.data
+    rejects: list[Reject] = []
+
+    queries = _read_all(data.sources, cfg, rejects)
+    read_count = len(queries)
+    deduped = deduplicate(queries, data.near_dup_threshold, data.minhash_perm)
+    for reason, pairs in (("exact_duplicate", deduped.exact_duplicates), ("near_duplicate", deduped.near_duplicates)):
+        rejects += [_reject(q, reason, f"duplicate of {kept}") for q, kept in pairs]
+    queries = deduped.kept
+    random.Random(cfg.seed).shuffle(queries)
+
+    if data.difficulty_filter:
+        queries = _label_difficulty(queries, engine(), data.difficulty_threshold, rejects)
+    needs_topic = [q for q in queries if q.topic is None]
+    if needs_topic:
+        queries = _label_topics(queries, engine(), data.topics, rejects)
+    before = topic_counts(queries)
+    balanced = balance(queries, data.balance, cap=data.topic_cap, shares=data.topic_shares, total=data.max_queries)
+    balanced = balanced[: data.max_queries] if data.max_queries else balanced
+    kept_ids = {q.id for q in balanced}
+    rejects += [_reject(q, "over_topic_balance") for q in queries if q.id not in kept_ids]
+    after = topic_counts(balanced)
+
+    shards = [
+        store.write_shard(STAGE, fp, i, balanced[start : start + QUERIES_PER_SHARD])
+        for i, start in enumerate(range(0, max(1, len(balanced)), QUERIES_PER_SHARD))
+    ]
+    files = [store.put_records(STAGE, fp, "rejects.jsonl.gz", rejects)]
+    with tempfile.TemporaryDirectory() as tmp:
+        plot = grouped_bars(Path(tmp) / "topics.png", "topic mix", {"before balancing": before, "after": after})
+        files.append(store.put_file(STAGE, fp, "topics.png", plot))
+    reasons = Counter(r.reason for r in rejects)
+    return store.commit(
+        Manifest(
+            stage=STAGE,
+            fingerprint=fp,
+            code_version=CODE_VERSION,
+            config=cfg.data.model_dump(mode="json"),
+            upstream={f"source:{s.name}": source_digest(s) for s in data.sources},
+            shards=shards,
+            files=files,
+            counts={"read": read_count, "kept": len(balanced), "rejected": len(rejects), **{f"rejected.{k}": v for k, v in reasons.items()}},
+            timings={"seconds": round(time.time() - started, 3)},
+            stats={"topics_before": before, "topics_after": after},
+        )
+    )
+
+
+def _read_all(sources: list[QuerySource], cfg: PipelineConfig, rejects: list[Reject]) -> list[Query]:
+    queries = []
+    for source in sources:
+        for item in read_source(source, cfg.storage.s3):
+            mapped = row_to_query(item, source) if isinstance(item, SourceRow) else item
+            (queries if isinstance(mapped, Query) else rejects).append(mapped)
+    return queries
+
+
+def _reject(query: Query, reason: str, detail: str | None = None) -> Reject:
+    return Reject(stage=STAGE, reason=reason, source=query.id, raw=query.text[:2000], detail=detail)
+
+
+def _label_difficulty(queries: list[Query], engine: Engine, threshold: int, rejects: list[Reject]) -> list[Query]:
+    """Paper §3.1: keep queries meeting >= threshold of the 7 criteria."""
+    answers = engine.generate([ChatRequest(q.id, difficulty_prompt(q.text)) for q in queries], LABEL_SAMPLING)
+    kept = []
+    for query, completions in zip(queries, answers, strict=True):
+        text = completions[0].text
+        criteria = parse_criteria(text)
+        if criteria is None:
+            rejects.append(_reject(query, "unparsable_difficulty", f"labeller answered: {text[:500]}"))
+            continue
+        score = sum(criteria[c] for c in CRITERIA)
+        labelled = query.model_copy(update={"criteria": criteria, "difficulty": score})
+        if score >= threshold:
+            kept.append(labelled)
+        else:
+            rejects.append(_reject(labelled, "below_difficulty_threshold", f"score {score} < {threshold}"))
+    return kept
+
+
+def _label_topics(queries: list[Query], engine: Engine, topics: list[str], rejects: list[Reject]) -> list[Query]:
+    """An LLM picks one topic from the list; an unusable answer is set aside, not guessed."""
+    todo = [q for q in queries if q.topic is None]
+    answers = engine.generate([ChatRequest(q.id, topic_prompt(q.text, topics)) for q in todo], LABEL_SAMPLING)
+    topic_of = {}
+    for query, completions in zip(todo, answers, strict=True):
+        topic = parse_topic(completions[0].text, topics)
+        if topic is None:
+            rejects.append(_reject(query, "unparsable_topic", f"labeller answered: {completions[0].text[:500]}"))
+        topic_of[query.id] = topic
+    return [
+        q if q.topic is not None else q.model_copy(update={"topic": topic_of[q.id]})
+        for q in queries
+        if q.topic is not None or topic_of[q.id] is not None
+    ]
