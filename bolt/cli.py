@@ -51,7 +51,7 @@ def run(config: ConfigArg = DEFAULT_CONFIG, overrides: Overrides = None) -> None
     cfg = _load(config, overrides)
     from flows.pipeline import pipeline
 
-    summary = pipeline(cfg.model_dump(mode="json"))
+    summary = pipeline(cfg)
     _print_summary(summary)
 
 
@@ -68,7 +68,7 @@ def stage(
     if name not in STAGE_FLOWS:
         err.print(f"[bold red]error:[/] unknown stage {name!r}; available: {', '.join(STAGE_FLOWS)}")
         raise typer.Exit(2)
-    _print_summary(STAGE_FLOWS[name](cfg.model_dump(mode="json")))
+    _print_summary(STAGE_FLOWS[name](cfg))
 
 
 def _print_summary(summary: dict[str, dict]) -> None:

@@ -37,6 +37,7 @@ TRUNCATED_SUFFIX = "... (truncated)"
 EMPTY_PLACEHOLDER = "[This model response is empty.]"
 UNPARSABLE_SCORE = "unparsable_score"
 UNPARSABLE_CHOICE = "unparsable_choice"
+_SCORE_VALUE = re.compile(r"\s*\[?\s*(\d+(?:\.\d+)?)\s*(?:/\s*10)?\s*\]?\s*")
 
 
 class TaskGroup(StrEnum):
@@ -211,9 +212,9 @@ def _judge_field(text: str, key: str) -> str | None:
 
 
 def _score_value(value: object) -> float | None:
-    """A 1-10 score from a judge's ``score`` field: a number, or a string such as "7" or
-    "[7]" (the template's placeholder is ``"[1~10]"``); None otherwise."""
-    match = re.match(r"\s*\[?\s*(\d+(?:\.\d+)?)", "" if value is None else str(value))
+    """A 1-10 score from a judge's ``score`` field: a number, or a string such as "7",
+    "[7]" or "7/10"; None otherwise (the template's own placeholder "[1~10]" included)."""
+    match = _SCORE_VALUE.fullmatch("" if value is None else str(value))
     if match is None:
         return None
     score = float(match.group(1))

@@ -1,0 +1,29 @@
+"""Prefect tasks of the bootstrapping stage: one task per shard, retried on its own.
+
+The store's shard receipts are the resume mechanism: a task whose shard already has a
+receipt returns it without touching the engine, so a rerun (CLI or Prefect UI) costs
+only the shards that did not finish.
+"""
+
+from __future__ import annotations
+
+from prefect import task
+from prefect.cache_policies import NO_CACHE
+
+from bolt.bootstrap.stage import ShardPlan, run_shard
+from bolt.config import PipelineConfig
+from bolt.prompts import LongCoTExample
+from bolt.store import ArtifactStore, ShardInfo
+from tasks.engine_pool import context_length, engine_for
+
+
+@task(name="bootstrap-shard", task_run_name="bootstrap-shard-{plan.index:05d}", retries=2, retry_delay_seconds=[10, 60],
+      cache_policy=NO_CACHE)
+def bootstrap_shard(cfg: PipelineConfig, fp: str, plan: ShardPlan, examples: list[LongCoTExample]) -> ShardInfo:
+    store = ArtifactStore.from_config(cfg.storage)
+    finished = store.finished_shards("bootstrap", fp)
+    if plan.index in finished:
+        return finished[plan.index]
+    boot = cfg.bootstrap
+    engine = engine_for(cfg, boot.teacher_model, boot.engine)
+    return run_shard(store, fp, plan, cfg, examples, engine, context_length(cfg, boot.teacher_model, boot.engine))
