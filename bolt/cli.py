@@ -74,7 +74,7 @@ def stage(
 def _print_summary(summary: dict[str, dict]) -> None:
     table = Table(title="stage outputs")
     for column in ("stage", "fingerprint", "records", "where"):
-        table.add_column(column)
+        table.add_column(column, no_wrap=column == "fingerprint", overflow="fold")
     for stage_name, info in summary.items():
         table.add_row(stage_name, info["fingerprint"], str(info["records"]), info["uri"])
     console.print(table)
@@ -115,6 +115,14 @@ def config_schema(out: Annotated[Path | None, typer.Option(help="Write here inst
         sys.stdout.write(text + "\n")
 
 
+@config_app.command("reference")
+def config_reference_cmd() -> None:
+    """Print the Markdown config reference (the README's reference section)."""
+    from bolt.config_doc import config_reference
+
+    sys.stdout.write(config_reference())
+
+
 # ---------------------------------------------------------------- artifacts
 
 RootOpt = Annotated[str | None, typer.Option(help="Storage root (file://... or s3://...); else the config's.")]
@@ -138,7 +146,7 @@ def artifacts_ls(
     store = _store(root, config)
     table = Table(title=f"artifacts in {store.backend.uri('')}")
     for column in ("stage", "fingerprint", "created", "shards", "records", "files", "upstream"):
-        table.add_column(column)
+        table.add_column(column, no_wrap=column == "fingerprint", overflow="fold")
     for m in store.list_manifests(stage_name):
         upstream = ", ".join(f"{k}:{v[:8]}" for k, v in m.upstream.items())
         table.add_row(m.stage, m.fingerprint, m.created_at, str(len(m.shards)), str(m.records), str(len(m.files)), upstream)

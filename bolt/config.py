@@ -164,7 +164,7 @@ class StorageConfig(Strict):
         "file://./artifacts",
         description="Where artifacts live: file://PATH (relative to the working directory) or s3://bucket/prefix.",
     )
-    s3: S3Options = Field(default_factory=S3Options)
+    s3: S3Options = Field(default_factory=S3Options, description="S3 client settings (s3:// roots and s3:// model or data URIs).")
 
     @field_validator("root")
     @classmethod
@@ -256,9 +256,10 @@ class BootstrapConfig(Strict):
     teacher_model: str = Field(description="Catalog name of the instruct model that writes LongCoT answers.")
     examples_dir: str = Field("prompts/longcot", description="Folder of the in-context LongCoT examples.")
     examples_per_prompt: int = Field(3, ge=1, description="In-context examples per prompt (paper: 3 of 10).")
-    engine: EngineConfig = Field(default_factory=EngineConfig)
+    engine: EngineConfig = Field(default_factory=EngineConfig, description="The teacher's engine (also the labeller's).")
     sampling: SamplingConfig = Field(
-        default_factory=lambda: SamplingConfig(n=8, temperature=0.7, top_p=0.95, max_new_tokens=4096)
+        default_factory=lambda: SamplingConfig(n=8, temperature=0.7, top_p=0.95, max_new_tokens=4096),
+        description="Samples per query and decoding (paper: 8 per query).",
     )
     guided_decoding: bool = Field(False, description="Force the thoughts/response shape with structured outputs.")
     shard_size: int = Field(64, ge=1, description="Queries per shard (the unit of retry and resume).")
@@ -314,7 +315,8 @@ class OnlineConfig(TrainCommon):
     prompts_per_iteration: int = Field(33000, ge=1, description="Hard prompts per iteration (paper: 33k).")
     prompt_sources: list[QuerySource] = Field(default_factory=list, description="Prompts for online training.")
     sampling: SamplingConfig = Field(
-        default_factory=lambda: SamplingConfig(n=8, temperature=1.0, top_p=1.0, max_new_tokens=4096)
+        default_factory=lambda: SamplingConfig(n=8, temperature=1.0, top_p=1.0, max_new_tokens=4096),
+        description="Policy sampling (paper: 8 per prompt, temperature 1.0, top-p 1.0).",
     )
     rewards: list[RewardBackend] = Field(description="Outcome reward + format reward (paper: ArmoRM + rule).")
     pair_strategy: PairStrategyName = Field(PairStrategyName.max_min, description="How pairs are built (paper: max vs min).")
@@ -327,7 +329,7 @@ class OnlineConfig(TrainCommon):
 class JudgeConfig(Strict):
     kind: str = Field("local_checklist", description="'api' (OpenAI-compatible) or 'local_checklist' (RocketEval-style).", pattern="^(api|local_checklist)$")
     model: str = Field(description="Catalog name (local) or API model name.")
-    engine: EngineConfig = Field(default_factory=lambda: EngineConfig(kind=EngineKind.openai))
+    engine: EngineConfig = Field(default_factory=lambda: EngineConfig(kind=EngineKind.openai), description="How the judge is reached.")
     usd_per_1k_input: float = Field(0.0, ge=0, description="Cost accounting.", json_schema_extra=AFFECTS_OUTPUT_NOT)
     usd_per_1k_output: float = Field(0.0, ge=0, description="Cost accounting.", json_schema_extra=AFFECTS_OUTPUT_NOT)
 
@@ -337,10 +339,13 @@ class EvalConfig(Strict):
 
     benchmarks: list[BenchmarkName] = Field(default_factory=lambda: list(BenchmarkName), description="Which benchmarks.")
     max_items: int | None = Field(None, ge=1, description="Items per benchmark (tiny runs).")
-    judge: JudgeConfig
+    judge: JudgeConfig = Field(description="Who grades the answers.")
     baseline_model: str | None = Field(None, description="Catalog name of the baseline for pairwise benchmarks.")
     judge_response_only: bool = Field(True, description="Judge the response without the thoughts (both are reported).")
-    sampling: SamplingConfig = Field(default_factory=lambda: SamplingConfig(n=1, temperature=0.0, max_new_tokens=4096))
+    sampling: SamplingConfig = Field(
+        default_factory=lambda: SamplingConfig(n=1, temperature=0.0, max_new_tokens=4096),
+        description="Answer generation for the model under test (greedy by default).",
+    )
     length_penalty_k: int = Field(500, ge=-1, description="WB-Reward length rule K in characters (-1 disables).")
 
 
@@ -349,15 +354,15 @@ class PipelineConfig(Strict):
 
     name: str = Field(description="Run name; used for Prefect run names and tags.", pattern=r"^[A-Za-z0-9_.-]+$")
     seed: int = Field(0, description="Global seed.")
-    storage: StorageConfig = Field(default_factory=StorageConfig)
-    compute: ComputeConfig = Field(default_factory=ComputeConfig)
-    models: ModelsConfig = Field(default_factory=ModelsConfig)
-    data: DataConfig
-    bootstrap: BootstrapConfig
-    filter: FilterConfig
-    sft: SftConfig
-    online: OnlineConfig
-    eval: EvalConfig
+    storage: StorageConfig = Field(default_factory=StorageConfig, description="Where artifacts live.")
+    compute: ComputeConfig = Field(default_factory=ComputeConfig, description="Hardware, task runner, launcher.")
+    models: ModelsConfig = Field(default_factory=ModelsConfig, description="The model catalog.")
+    data: DataConfig = Field(description="Stage 1a: query curation.")
+    bootstrap: BootstrapConfig = Field(description="Stage 1b: LongCoT bootstrapping.")
+    filter: FilterConfig = Field(description="Stage 1c: filtering and selection.")
+    sft: SftConfig = Field(description="Stage 2: LongCoT SFT.")
+    online: OnlineConfig = Field(description="Stage 3: online DPO.")
+    eval: EvalConfig = Field(description="Stage 4: evaluation.")
 
     @model_validator(mode="after")
     def _models_exist(self) -> PipelineConfig:

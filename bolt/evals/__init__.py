@@ -1,4 +1,4 @@
-"""Evaluation metrics and parsers, one module per benchmark (BOLT paper §4).
+"""Evaluation metrics and parsers, one module per benchmark (as the BOLT paper reports them).
 
 BOLT reports MT-Bench, Arena-Hard (style-controlled), WildBench, ZebraLogic (cell
 accuracy) and MATH500. Each module here is the pure layer of one benchmark: loading its
@@ -12,7 +12,7 @@ from enum import StrEnum
 
 
 class Benchmark(StrEnum):
-    """The benchmarks of BOLT's evaluation table (paper §4, Table 1-2)."""
+    """The benchmarks of the BOLT paper's evaluation."""
 
     mt_bench = "mt_bench"
     wildbench = "wildbench"

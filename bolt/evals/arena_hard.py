@@ -4,13 +4,18 @@ Li et al., 2024 (arXiv 2406.11939), as implemented in lmarena/arena-hard-auto:
 each question is judged twice, the baseline as A then as B (``gen_judgment.py``); the
 verdict label comes from ``[[A>B]]``-style brackets (``regex_pattern`` of
 ``config/judge_config.yaml``); strong verdicts count as 3 battles, ties as half a win
-(``show_result.py``, ``WEIGHT=3``). BOLT reports the style-controlled score (paper
-Table 1): a Bradley-Terry model fitted with style features — length and markdown
-header / list / bold counts, each as (baseline - model) / (baseline + model + 1),
-standardized (``construct_style_matrices``) — whose win rate is read off the ratings
-alone, i.e. with the style of both answers held equal. The fit is sklearn's default
-``LogisticRegression`` objective (L2 with C=1, the one ``fit_bt`` uses), solved here with
-Newton's method in numpy.
+(``show_result.py``, ``WEIGHT=3``). BOLT reports the style-controlled score: a
+Bradley-Terry model fitted with style features (length and markdown header / list /
+bold counts, each as (baseline - model) / (baseline + model + 1), then standardized,
+``construct_style_matrices``), whose win rate is read off the ratings alone. The
+features are centred over all battles in the fit, so the controlled win rate is read
+at the pool's average style difference and depends on which models are fitted
+together. To compare with published numbers, fit a model together with the official
+v0.1 judgments of the leaderboard models
+(``battles_from_official_judgment``, ``StyleFeatures.from_official``).
+
+The fit is sklearn's default ``LogisticRegression`` objective (L2 with C=1, as
+``fit_bt`` calls it), solved here with Newton's method in numpy.
 """
 
 from __future__ import annotations
@@ -166,7 +171,9 @@ def _percent(p: float) -> float:
     return 100.0 * p
 
 
-def _bootstrap(n: int, statistic: Callable[[np.ndarray], Any], rounds: int, seed: int) -> tuple[Any, Any]:
+def _bootstrap(
+    n: int, statistic: Callable[[np.ndarray], Any], rounds: int, seed: int
+) -> tuple[Any, Any]:
     """Percentile interval of ``statistic`` (a number or an array of numbers) over
     ``rounds`` resamples, with replacement, of ``n`` rows; seeded, so reruns agree."""
     rng = np.random.default_rng(seed)
@@ -175,7 +182,9 @@ def _bootstrap(n: int, statistic: Callable[[np.ndarray], Any], rounds: int, seed
     return low, high
 
 
-def win_rate(battles: Sequence[Battle], rounds: int = BOOTSTRAP_ROUNDS, seed: int = 0) -> tuple[float, float, float]:
+def win_rate(
+    battles: Sequence[Battle], rounds: int = BOOTSTRAP_ROUNDS, seed: int = 0
+) -> tuple[float, float, float]:
     """(win rate, CI low, CI high) in percent, for one model's battles.
 
     With only model-versus-baseline battles, the Bradley-Terry fit of show_result.py
@@ -189,7 +198,9 @@ def win_rate(battles: Sequence[Battle], rounds: int = BOOTSTRAP_ROUNDS, seed: in
     return _percent(scores.mean()), float(low), float(high)
 
 
-def style_matrix(model_styles: Sequence[StyleFeatures], baseline_styles: Sequence[StyleFeatures]) -> np.ndarray:
+def style_matrix(
+    model_styles: Sequence[StyleFeatures], baseline_styles: Sequence[StyleFeatures]
+) -> np.ndarray:
     """Standardized style differences, one row per battle (baseline is "model_a").
 
     Each feature is (baseline - model) / (baseline + model + 1), then centred and scaled
@@ -204,7 +215,9 @@ def style_matrix(model_styles: Sequence[StyleFeatures], baseline_styles: Sequenc
     return np.divide(centred, std, out=np.zeros_like(centred), where=std > 0)
 
 
-def fit_logistic(x: np.ndarray, y: np.ndarray, sample_weight: np.ndarray, l2: float = 1.0) -> np.ndarray:
+def fit_logistic(
+    x: np.ndarray, y: np.ndarray, sample_weight: np.ndarray, l2: float = 1.0
+) -> np.ndarray:
     """Minimize 0.5 * l2 * |w|^2 + sum_i sample_weight_i * logloss(y_i, sigmoid(x_i . w)).
 
     ``y`` may be soft (0.5 for a tie). Damped Newton steps; the objective is strictly
@@ -219,7 +232,7 @@ def fit_logistic(x: np.ndarray, y: np.ndarray, sample_weight: np.ndarray, l2: fl
         return 0.5 * l2 * v @ v + float(sample_weight @ (np.logaddexp(0.0, z) - y * z))
 
     for _ in range(100):
-        p = 1.0 / (1.0 + np.exp(-(x @ w)))
+        p = np.exp(-np.logaddexp(0.0, -(x @ w)))  # sigmoid without overflow
         grad = l2 * w + x.T @ (sample_weight * (p - y))
         hessian = l2 * np.eye(w.size) + (x.T * (sample_weight * p * (1.0 - p))) @ x
         step = np.linalg.solve(hessian, grad)
@@ -234,7 +247,8 @@ def fit_logistic(x: np.ndarray, y: np.ndarray, sample_weight: np.ndarray, l2: fl
 
 def _bt_win_rates(w: np.ndarray, n_players: int) -> np.ndarray:
     """Each non-baseline player's win rate (percent) from fitted coefficients ``w``:
-    P(model beats baseline) = 1 / (1 + 10^(r_baseline - r_model)), style held equal."""
+    P(model beats baseline) = 1 / (1 + 10^(r_baseline - r_model)), with the style
+    features at 0 (the pool's average style difference)."""
     ratings = w[:n_players]
     return _percent(1.0 / (1.0 + 10.0 ** (ratings[0] - ratings[1:])))
 
@@ -274,7 +288,9 @@ def style_controlled_win_rates(
 
     w = fit(np.arange(len(expanded)))
     point = _bt_win_rates(w, n_players)
-    low, high = _bootstrap(len(expanded), lambda rows: _bt_win_rates(fit(rows), n_players), rounds, seed)
+    low, high = _bootstrap(
+        len(expanded), lambda rows: _bt_win_rates(fit(rows), n_players), rounds, seed
+    )
     results = {m: (float(point[i]), float(low[i]), float(high[i])) for i, m in enumerate(models)}
     return results, dict(zip(STYLE_FEATURE_NAMES, map(float, w[n_players:])))
 
@@ -324,7 +340,9 @@ def game_result(
     )
 
 
-def summarize(results: Iterable[EvalItemResult], rounds: int = BOOTSTRAP_ROUNDS, seed: int = 0) -> ArenaHardReport:
+def summarize(
+    results: Iterable[EvalItemResult], rounds: int = BOOTSTRAP_ROUNDS, seed: int = 0
+) -> ArenaHardReport:
     """Plain and style-controlled win rates of every model in ``results``.
 
     A game without a verdict is dropped and counted (arena-hard-auto v0.1 gives it
@@ -348,10 +366,18 @@ def summarize(results: Iterable[EvalItemResult], rounds: int = BOOTSTRAP_ROUNDS,
 
     def report(model: str, numbers: tuple[float, float, float]) -> WinRate:
         n_games = len(by_model[model])
-        return WinRate(model=model, win_rate=numbers[0], ci_low=numbers[1], ci_high=numbers[2],
-                       n_games=n_games, n_unparsable=unparsable[model])
+        return WinRate(
+            model=model,
+            win_rate=numbers[0],
+            ci_low=numbers[1],
+            ci_high=numbers[2],
+            n_games=n_games,
+            n_unparsable=unparsable[model],
+        )
 
-    controlled, coefficients = style_controlled_win_rates(battles, model_styles, baseline_styles, rounds, seed)
+    controlled, coefficients = style_controlled_win_rates(
+        battles, model_styles, baseline_styles, rounds, seed
+    )
     return ArenaHardReport(
         plain={m: report(m, win_rate(bs, rounds, seed)) for m, bs in sorted(by_model.items())},
         style_controlled={m: report(m, numbers) for m, numbers in controlled.items()},

@@ -171,9 +171,11 @@ class WBRewardReport(BaseModel):
 def load_items(path: str | Path) -> list[WildBenchItem]:
     """Items from a JSON list or JSONL export of the data set."""
     text = Path(path).read_text(encoding="utf-8")
-    rows = json.loads(text) if text.lstrip().startswith("[") else [
-        json.loads(line) for line in text.splitlines() if line.strip()
-    ]
+    rows = (
+        json.loads(text)
+        if text.lstrip().startswith("[")
+        else [json.loads(line) for line in text.splitlines() if line.strip()]
+    )
     return [WildBenchItem.model_validate(row) for row in rows]
 
 
@@ -184,7 +186,7 @@ def task_groups(item: WildBenchItem) -> frozenset[TaskGroup]:
 
 
 def rescale_score(score: float) -> float:
-    """(S - 5) * 2: a judge score 1-10 mapped to [-8, 10], 5 ("fair") to 0 (paper §3.2)."""
+    """(S - 5) * 2: a judge score 1-10 mapped to [-8, 10], 5 ("fair") to 0 (WildBench paper, WB-Score)."""
     return (score - 5) * 2
 
 
@@ -259,7 +261,9 @@ def choice_outcome(choice: PairwiseChoice, tested_is_a: bool) -> Outcome:
     return outcome if tested_is_a else _MIRRORED[outcome]
 
 
-def apply_length_rule(outcome: Outcome, tested_length: int, reference_length: int, k: int) -> Outcome:
+def apply_length_rule(
+    outcome: Outcome, tested_length: int, reference_length: int, k: int
+) -> Outcome:
     """A "slightly better" win whose winner is longer than the loser by more than ``k``
     characters becomes a tie; ``k = -1`` disables the rule (``_create_tables.py``: the
     test is ``len(winner) > len(loser) + K``, so exactly K longer still wins).
@@ -288,7 +292,9 @@ def wb_score(rows: Iterable[ScoredRow]) -> WBScoreReport:
     """WB-Score overall, per group and task-macro; unparsable judgements are counted and
     left out (the official pipeline drops them when it reads the judge's batch output)."""
     rows = list(rows)
-    scored = [(r.groups, rescale_score(r.score) * LEADERBOARD_SCALE) for r in rows if r.score is not None]
+    scored = [
+        (r.groups, rescale_score(r.score) * LEADERBOARD_SCALE) for r in rows if r.score is not None
+    ]
     by_group = _group_means(scored)
     return WBScoreReport(
         score=mean_or_none([value for _, value in scored]),
@@ -365,13 +371,17 @@ def pairwise_result(
     )
 
 
-def summarize_scores(results: Iterable[EvalItemResult], items: Iterable[WildBenchItem]) -> WBScoreReport:
+def summarize_scores(
+    results: Iterable[EvalItemResult], items: Iterable[WildBenchItem]
+) -> WBScoreReport:
     groups = {item.session_id: task_groups(item) for item in items}
     return wb_score(ScoredRow(groups[r.item_id], r.score) for r in results)
 
 
 def summarize_rewards(
-    results: Iterable[EvalItemResult], items: Iterable[WildBenchItem], k: int = DEFAULT_LENGTH_MARGIN
+    results: Iterable[EvalItemResult],
+    items: Iterable[WildBenchItem],
+    k: int = DEFAULT_LENGTH_MARGIN,
 ) -> WBRewardReport:
     groups = {item.session_id: task_groups(item) for item in items}
     rows = []
@@ -437,7 +447,9 @@ def official_score_report(
         output = r.model_output[0] if isinstance(r.model_output, list) else r.model_output
         raw = r.score if r.score is not None else (r.parsed_result or {}).get("score")
         cut_or_empty = output.endswith(TRUNCATED_SUFFIX) or not output
-        rows.append(ScoredRow(frozenset() if cut_or_empty else groups[r.session_id], _score_value(raw)))
+        rows.append(
+            ScoredRow(frozenset() if cut_or_empty else groups[r.session_id], _score_value(raw))
+        )
     return wb_score(rows)
 
 
@@ -459,7 +471,10 @@ def official_reward_report(
         tested = r.model_B if reference_model in r.model_A else r.model_A
         reference = r.model_A if tested == r.model_B else r.model_B
         tested_text, reference_text = r.model_outputs[tested], r.model_outputs[reference]
-        if any(t.endswith(TRUNCATED_SUFFIX) or t == EMPTY_PLACEHOLDER for t in (tested_text, reference_text)):
+        if any(
+            t.endswith(TRUNCATED_SUFFIX) or t == EMPTY_PLACEHOLDER
+            for t in (tested_text, reference_text)
+        ):
             rows.append(RewardRow(frozenset(), Outcome.tie))
             continue
         if r.winner == "tie":

@@ -6,7 +6,7 @@ a cell is right when the predicted value equals the truth after lower-casing and
 stripping (a list counts by its first element); cell accuracy is right cells over all
 cells of all puzzles, puzzles without an answer included; a puzzle is solved when all
 its cells are right; "no answer" is a puzzle whose output has no parsable solution.
-BOLT reports cell accuracy (paper Table 1).
+BOLT reports cell accuracy.
 """
 
 from __future__ import annotations
@@ -146,7 +146,9 @@ def zebra_report(grades: Iterable[tuple[str, PuzzleGrade]]) -> ZebraReport:
     easy = [g for size, g in grades if size in EASY_SIZES]
     hard = [g for size, g in grades if size not in EASY_SIZES]
     return ZebraReport(
-        cell_accuracy=_percent(sum(g.correct_cells for _, g in grades), sum(g.total_cells for _, g in grades)),
+        cell_accuracy=_percent(
+            sum(g.correct_cells for _, g in grades), sum(g.total_cells for _, g in grades)
+        ),
         puzzle_accuracy=_percent(sum(g.solved for _, g in grades), len(grades)),
         no_answer_rate=_percent(sum(not g.answered for _, g in grades), len(grades)),
         easy_puzzle_accuracy=_percent(sum(g.solved for g in easy), len(easy)),
@@ -160,7 +162,9 @@ def summarize(results: Iterable[EvalItemResult]) -> ZebraReport:
     return zebra_report(
         (
             r.meta["size"],
-            PuzzleGrade(r.meta["correct_cells"], r.meta["total_cells"], answered=r.parse_error is None),
+            PuzzleGrade(
+                r.meta["correct_cells"], r.meta["total_cells"], answered=r.parse_error is None
+            ),
         )
         for r in results
     )

@@ -48,7 +48,9 @@ def test_task_macro_weights_all_groups_and_a_subset():
     # (0.5*20 + 1.25*70 + 1*(-40) + 0.75*80 + 1.25*60) / (0.5+1.25+1+0.75+1.25) = 192.5 / 4.75
     assert wb.task_macro(by_group) == pytest.approx(192.5 / 4.75)
     # only the groups present are weighted: (0.5*10 + 1.25*30) / 1.75
-    assert wb.task_macro({TaskGroup.creative: 10.0, TaskGroup.coding_debugging: 30.0}) == pytest.approx(42.5 / 1.75)
+    assert wb.task_macro(
+        {TaskGroup.creative: 10.0, TaskGroup.coding_debugging: 30.0}
+    ) == pytest.approx(42.5 / 1.75)
     assert wb.task_macro({}) is None
 
 
@@ -74,7 +76,8 @@ def test_length_rule_on_a_slight_win(tested, reference, k, expected):
 
 
 def test_length_rule_on_losses_and_strong_verdicts():
-    assert wb.apply_length_rule(Outcome.lose, 100, 601, 500) is Outcome.tie  # reference won by length
+    # the reference won, and is longer by K + 1
+    assert wb.apply_length_rule(Outcome.lose, 100, 601, 500) is Outcome.tie
     assert wb.apply_length_rule(Outcome.lose, 100, 600, 500) is Outcome.lose
     assert wb.apply_length_rule(Outcome.lose, 900, 100, 500) is Outcome.lose  # winner shorter
     assert wb.apply_length_rule(Outcome.win_much, 5000, 1, 500) is Outcome.win_much
@@ -90,7 +93,12 @@ def test_choice_outcome_follows_the_side_of_the_tested_model():
 
 
 def test_parse_score_judgement():
-    assert wb.parse_score_judgement('```json\n{"strengths": "a {b}", "weaknesses": "c", "score": "7"}\n```') == 7
+    assert (
+        wb.parse_score_judgement(
+            '```json\n{"strengths": "a {b}", "weaknesses": "c", "score": "7"}\n```'
+        )
+        == 7
+    )
     assert wb.parse_score_judgement('{"strengths": "a", "score": 8.5}') == 8.5
     assert wb.parse_score_judgement('{"score": "[6]"}') == 6
     # broken JSON (trailing comma, as the template itself shows): the field is still read
@@ -104,25 +112,31 @@ def test_parse_score_judgement():
 def test_parse_pairwise_choice():
     text = '{"analysis of A": "x", "reason of A>B": "y", "choice": "A+",\n}'
     assert wb.parse_pairwise_choice(text) is PairwiseChoice.a_better
-    assert wb.parse_pairwise_choice('```json\n{"choice": "B++"}\n```') is PairwiseChoice.b_much_better
+    assert (
+        wb.parse_pairwise_choice('```json\n{"choice": "B++"}\n```') is PairwiseChoice.b_much_better
+    )
     assert wb.parse_pairwise_choice('{"choice": "[A=B]"}') is PairwiseChoice.tie
     assert wb.parse_pairwise_choice('{"choice": "A+++"}') is None
     assert wb.parse_pairwise_choice("A is better.") is None
 
 
 def test_official_score_file_gives_the_leaderboard_numbers(items):
-    results = wb.load_official_results(FIXTURES / "wildbench_score_results.json", wb.OfficialScoreResult)
+    results = wb.load_official_results(
+        FIXTURES / "wildbench_score_results.json", wb.OfficialScoreResult
+    )
     report = wb.official_score_report(results, items)
     # scores 8, 6, 3, 7, 9 -> 60, 20, -40, 40, 80; all five enter the overall mean
     assert report.score == pytest.approx(160 / 5)
     # s4's output is truncated: it enters no group
-    assert report.by_group == pytest.approx({
-        TaskGroup.coding_debugging: 60.0,
-        TaskGroup.planning_reasoning: 70.0,  # s1, s5
-        TaskGroup.creative: 20.0,
-        TaskGroup.math_data_analysis: -40.0,
-        TaskGroup.information_advice: 80.0,  # s5 only
-    })
+    assert report.by_group == pytest.approx(
+        {
+            TaskGroup.coding_debugging: 60.0,
+            TaskGroup.planning_reasoning: 70.0,  # s1, s5
+            TaskGroup.creative: 20.0,
+            TaskGroup.math_data_analysis: -40.0,
+            TaskGroup.information_advice: 80.0,  # s5 only
+        }
+    )
     assert report.task_macro == pytest.approx(192.5 / 4.75)
     assert (report.n_scored, report.n_unparsable) == (5, 0)
 
@@ -131,15 +145,37 @@ def test_official_score_file_gives_the_leaderboard_numbers(items):
     ("k", "reward", "by_group", "macro"),
     [
         # s1 slight win by 600 chars > K -> tie; s2 -100; s3 0; s4 skipped (0, no group); s5 -50
-        (500, -150 / 5, {"Coding & Debugging": 0.0, "Planning & Reasoning": -25.0, "Creative Tasks": -100.0,
-                         "Math & Data Analysis": 0.0, "Information/Advice seeking": -50.0}, -118.75 / 4.75),
+        (
+            500,
+            -150 / 5,
+            {
+                "Coding & Debugging": 0.0,
+                "Planning & Reasoning": -25.0,
+                "Creative Tasks": -100.0,
+                "Math & Data Analysis": 0.0,
+                "Information/Advice seeking": -50.0,
+            },
+            -118.75 / 4.75,
+        ),
         # without the rule s1 is a +50 win
-        (-1, -100 / 5, {"Coding & Debugging": 50.0, "Planning & Reasoning": 0.0, "Creative Tasks": -100.0,
-                        "Math & Data Analysis": 0.0, "Information/Advice seeking": -50.0}, -25 / 4.75),
+        (
+            -1,
+            -100 / 5,
+            {
+                "Coding & Debugging": 50.0,
+                "Planning & Reasoning": 0.0,
+                "Creative Tasks": -100.0,
+                "Math & Data Analysis": 0.0,
+                "Information/Advice seeking": -50.0,
+            },
+            -25 / 4.75,
+        ),
     ],
 )
 def test_official_pairwise_file_gives_the_leaderboard_reward(items, k, reward, by_group, macro):
-    results = wb.load_official_results(FIXTURES / "wildbench_pairwise_results.json", wb.OfficialPairwiseResult)
+    results = wb.load_official_results(
+        FIXTURES / "wildbench_pairwise_results.json", wb.OfficialPairwiseResult
+    )
     report = wb.official_reward_report(results, items, reference_model="ref-model", k=k)
     assert report.reward == pytest.approx(reward)
     assert {g.value: v for g, v in report.by_group.items()} == pytest.approx(by_group)
@@ -150,7 +186,9 @@ def test_official_pairwise_file_gives_the_leaderboard_reward(items, k, reward, b
 def test_our_score_records_count_unparsable_judgements(items):
     by_id = {i.session_id: i for i in items}
     results = [
-        wb.score_result(by_id["s1"], "m", "<thoughts>t</thoughts><response>fixed</response>", '{"score": "8"}'),
+        wb.score_result(
+            by_id["s1"], "m", "<thoughts>t</thoughts><response>fixed</response>", '{"score": "8"}'
+        ),
         wb.score_result(by_id["s2"], "m", "poem", '{"score": "6"}'),
         wb.score_result(by_id["s3"], "m", "2", "I cannot decide."),
     ]
@@ -159,15 +197,21 @@ def test_our_score_records_count_unparsable_judgements(items):
     report = wb.summarize_scores(results, items)
     assert (report.n_scored, report.n_unparsable) == (2, 1)
     assert report.score == pytest.approx((60 + 20) / 2)  # the unparsable one is not a zero
-    assert report.by_group == pytest.approx({
-        TaskGroup.coding_debugging: 60.0, TaskGroup.planning_reasoning: 60.0, TaskGroup.creative: 20.0,
-    })
+    assert report.by_group == pytest.approx(
+        {
+            TaskGroup.coding_debugging: 60.0,
+            TaskGroup.planning_reasoning: 60.0,
+            TaskGroup.creative: 20.0,
+        }
+    )
 
 
 def test_our_pairwise_records_apply_k_at_summary_time(items):
     by_id = {i.session_id: i for i in items}
     # the tested answer is shown as B and judged slightly better (B+); it is 600 chars longer
-    long_win = wb.pairwise_result(by_id["s3"], "m", "x" * 700, "ref", "r" * 100, False, '{"choice": "B+"}')
+    long_win = wb.pairwise_result(
+        by_id["s3"], "m", "x" * 700, "ref", "r" * 100, False, '{"choice": "B+"}'
+    )
     unparsable = wb.pairwise_result(by_id["s4"], "m", "y", "ref", "r", True, "no json here")
     assert long_win.verdict == "B+" and unparsable.parse_error == wb.UNPARSABLE_CHOICE
     strict = wb.summarize_rewards([long_win, unparsable], items, k=500)
