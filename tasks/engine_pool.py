@@ -10,11 +10,14 @@ from __future__ import annotations
 
 import threading
 
+from prefect.logging import get_logger
+
 from bolt.config import EngineConfig, PipelineConfig
 from bolt.engines import make_engine
 from bolt.engines.base import Engine
 from bolt.models import resolve_model
 
+logger = get_logger("bolt.engines")
 _lock = threading.Lock()
 _engines: dict[str, Engine] = {}
 
@@ -24,6 +27,7 @@ def engine_for(cfg: PipelineConfig, model_name: str, engine_cfg: EngineConfig) -
     key = f"{path}|{engine_cfg.model_dump_json()}"
     with _lock:
         if key not in _engines:
+            logger.info("starting %s engine for %s", engine_cfg.kind.value, model_name)
             _engines[key] = make_engine(engine_cfg, path, seed=cfg.seed, device=cfg.compute.device)
         return _engines[key]
 

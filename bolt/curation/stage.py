@@ -48,8 +48,14 @@ def curation_fingerprint(cfg: PipelineConfig) -> str:
     )
 
 
-def run_curation(cfg: PipelineConfig, store: ArtifactStore, engine: Callable[[], Engine]) -> Manifest:
-    """Curate the configured sources; ``engine`` is called only if an LLM is needed."""
+def run_curation(
+    cfg: PipelineConfig, store: ArtifactStore, engine: Callable[[], Engine], context_length: int | None = None
+) -> Manifest:
+    """Curate the configured sources; ``engine`` is called only if an LLM is needed.
+
+    ``context_length`` is the labeller's: a query whose labelling prompt would not fit
+    is set aside (it could not be bootstrapped by a model of that size either).
+    """
     fp = curation_fingerprint(cfg)
     if (done := store.manifest(STAGE, fp)) is not None:
         return done
@@ -65,10 +71,11 @@ def run_curation(cfg: PipelineConfig, store: ArtifactStore, engine: Callable[[],
     queries = deduped.kept
     random.Random(cfg.seed).shuffle(queries)
 
+    if data.difficulty_filter or any(q.topic is None for q in queries):
+        queries = _fitting(queries, engine(), context_length, rejects)
     if data.difficulty_filter:
         queries = _label_difficulty(queries, engine(), data.difficulty_threshold, rejects)
-    needs_topic = [q for q in queries if q.topic is None]
-    if needs_topic:
+    if any(q.topic is None for q in queries):
         queries = _label_topics(queries, engine(), data.topics, rejects)
     before = topic_counts(queries)
     balanced = balance(queries, data.balance, cap=data.topic_cap, shares=data.topic_shares, total=data.max_queries)
@@ -113,6 +120,19 @@ def _read_all(sources: list[QuerySource], cfg: PipelineConfig, rejects: list[Rej
 
 def _reject(query: Query, reason: str, detail: str | None = None) -> Reject:
     return Reject(stage=STAGE, reason=reason, source=query.id, raw=query.text[:2000], detail=detail)
+
+
+def _fitting(queries: list[Query], engine: Engine, context_length: int | None, rejects: list[Reject]) -> list[Query]:
+    if not context_length:
+        return queries
+    kept = []
+    for query in queries:
+        needed = engine.count_prompt_tokens(difficulty_prompt(query.text)) + LABEL_SAMPLING.max_new_tokens
+        if needed <= context_length:
+            kept.append(query)
+        else:
+            rejects.append(_reject(query, "too_long_for_context", f"labelling needs {needed} tokens > {context_length}"))
+    return kept
 
 
 def _label_difficulty(queries: list[Query], engine: Engine, threshold: int, rejects: list[Reject]) -> list[Query]:

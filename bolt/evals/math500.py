@@ -89,7 +89,8 @@ def check_answers(pairs: Sequence[tuple[str, str]], max_workers: int = 2) -> lis
     """``is_equivalent`` for each (reference, predicted) pair, in worker processes.
 
     ``spawn`` workers: forking a process that already runs threads (an engine, a Prefect
-    task runner) can deadlock.
+    task runner) can deadlock. Spawned workers re-import the caller's ``__main__``, so
+    an entry script needs its ``if __name__ == "__main__":`` guard.
     """
     if not pairs:
         return []
@@ -109,6 +110,7 @@ def graded_results(
     verdicts = iter(check_answers(to_check, max_workers))
     results = []
     for problem, answer, response, box in zip(problems, answers, responses, boxed, strict=True):
+        # verdicts hold only the boxed answers, in order: draw one only for those
         correct = box is not None and next(verdicts)
         results.append(
             EvalItemResult(
