@@ -21,7 +21,10 @@ from bolt.config import STAGE_SECTIONS, PipelineConfig
 from bolt.config_loader import ConfigError, load_config
 from bolt.store import ArtifactStore, StoreError
 
-app = typer.Typer(help="BOLT: bootstrap long chain-of-thought, as a resumable Prefect workflow.", no_args_is_help=True)
+app = typer.Typer(
+    help="BOLT: bootstrap long chain-of-thought, as a resumable Prefect workflow.",
+    no_args_is_help=True,
+)
 config_app = typer.Typer(help="Validate, show and export pipeline configs.", no_args_is_help=True)
 artifacts_app = typer.Typer(help="List and inspect stored stage outputs.", no_args_is_help=True)
 models_app = typer.Typer(help="Prepare models from the catalog.", no_args_is_help=True)
@@ -32,7 +35,9 @@ app.add_typer(models_app, name="models")
 console = Console()
 err = Console(stderr=True)
 
-ConfigArg = Annotated[Path, typer.Argument(help="Pipeline config YAML, e.g. configs/tiny-cpu.yaml.")]
+ConfigArg = Annotated[
+    Path, typer.Argument(help="Pipeline config YAML, e.g. configs/tiny-cpu.yaml.")
+]
 Overrides = Annotated[list[str] | None, typer.Argument(help="Dotted overrides, e.g. sft.lr=1e-5.")]
 DEFAULT_CONFIG = Path("configs/tiny-cpu.yaml")
 
@@ -66,7 +71,9 @@ def stage(
     from flows.pipeline import STAGE_FLOWS
 
     if name not in STAGE_FLOWS:
-        err.print(f"[bold red]error:[/] unknown stage {name!r}; available: {', '.join(STAGE_FLOWS)}")
+        err.print(
+            f"[bold red]error:[/] unknown stage {name!r}; available: {', '.join(STAGE_FLOWS)}"
+        )
         raise typer.Exit(2)
     _print_summary(STAGE_FLOWS[name](cfg))
 
@@ -102,11 +109,15 @@ def config_validate(paths: Annotated[list[Path], typer.Argument(help="Config fil
 def config_show(config: ConfigArg = DEFAULT_CONFIG, overrides: Overrides = None) -> None:
     """Print the resolved config (bases merged, overrides and defaults applied) as YAML."""
     cfg = _load(config, overrides)
-    console.print(yaml.safe_dump(cfg.model_dump(mode="json"), sort_keys=False), highlight=False, markup=False)
+    console.print(
+        yaml.safe_dump(cfg.model_dump(mode="json"), sort_keys=False), highlight=False, markup=False
+    )
 
 
 @config_app.command("schema")
-def config_schema(out: Annotated[Path | None, typer.Option(help="Write here instead of stdout.")] = None) -> None:
+def config_schema(
+    out: Annotated[Path | None, typer.Option(help="Write here instead of stdout.")] = None,
+) -> None:
     """Export the JSON Schema of PipelineConfig (editors and the Prefect UI use it)."""
     text = json.dumps(PipelineConfig.model_json_schema(), indent=2)
     if out:
@@ -125,7 +136,9 @@ def config_reference_cmd() -> None:
 
 # ---------------------------------------------------------------- artifacts
 
-RootOpt = Annotated[str | None, typer.Option(help="Storage root (file://... or s3://...); else the config's.")]
+RootOpt = Annotated[
+    str | None, typer.Option(help="Storage root (file://... or s3://...); else the config's.")
+]
 ConfigOpt = Annotated[Path, typer.Option("--config", help="Config whose storage section is used.")]
 
 
@@ -149,13 +162,23 @@ def artifacts_ls(
         table.add_column(column, no_wrap=column == "fingerprint", overflow="fold")
     for m in store.list_manifests(stage_name):
         upstream = ", ".join(f"{k}:{v[:8]}" for k, v in m.upstream.items())
-        table.add_row(m.stage, m.fingerprint, m.created_at, str(len(m.shards)), str(m.records), str(len(m.files)), upstream)
+        table.add_row(
+            m.stage,
+            m.fingerprint,
+            m.created_at,
+            str(len(m.shards)),
+            str(m.records),
+            str(len(m.files)),
+            upstream,
+        )
     console.print(table)
 
 
 @artifacts_app.command("show")
 def artifacts_show(
-    ref: Annotated[str, typer.Argument(help="STAGE/FINGERPRINT (a unique fingerprint prefix is enough).")],
+    ref: Annotated[
+        str, typer.Argument(help="STAGE/FINGERPRINT (a unique fingerprint prefix is enough).")
+    ],
     root: RootOpt = None,
     config: ConfigOpt = DEFAULT_CONFIG,
 ) -> None:

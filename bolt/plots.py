@@ -7,10 +7,12 @@ from pathlib import Path
 import matplotlib
 
 matplotlib.use("Agg")  # no display on cluster nodes or CI
-import matplotlib.pyplot as plt  # noqa: E402
+import matplotlib.pyplot as plt
 
 
-def grouped_bars(path: Path, title: str, series: dict[str, dict[str, float]], ylabel: str = "count") -> Path:
+def grouped_bars(
+    path: Path, title: str, series: dict[str, dict[str, float]], ylabel: str = "count"
+) -> Path:
     """Bars per category, one colour per series (e.g. topic counts before/after)."""
     categories = sorted({c for values in series.values() for c in values})
     width = 0.8 / max(1, len(series))
@@ -18,7 +20,12 @@ def grouped_bars(path: Path, title: str, series: dict[str, dict[str, float]], yl
     for i, (name, values) in enumerate(series.items()):
         xs = [j + i * width for j in range(len(categories))]
         ax.bar(xs, [values.get(c, 0) for c in categories], width=width, label=name)
-    ax.set_xticks([j + width * (len(series) - 1) / 2 for j in range(len(categories))], categories, rotation=30, ha="right")
+    ax.set_xticks(
+        [j + width * (len(series) - 1) / 2 for j in range(len(categories))],
+        categories,
+        rotation=30,
+        ha="right",
+    )
     ax.set_ylabel(ylabel)
     ax.set_title(title)
     ax.legend()
@@ -28,7 +35,9 @@ def grouped_bars(path: Path, title: str, series: dict[str, dict[str, float]], yl
     return path
 
 
-def histogram(path: Path, title: str, values: dict[str, list[float]], xlabel: str, bins: int = 30) -> Path:
+def histogram(
+    path: Path, title: str, values: dict[str, list[float]], xlabel: str, bins: int = 30
+) -> Path:
     """Overlaid histograms (e.g. token lengths of thoughts and responses)."""
     fig, ax = plt.subplots(figsize=(7, 4))
     for name, xs in values.items():

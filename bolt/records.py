@@ -8,12 +8,13 @@ validation error naming the file and line.
 
 from __future__ import annotations
 
+import contextlib
 import gzip
 import io
 import json
 from collections.abc import Iterable, Iterator
 from pathlib import Path
-from typing import IO, Any, Literal, TypeVar
+from typing import Any, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
@@ -96,7 +97,9 @@ class EvalItemResult(Record):
     item_id: str
     model: str
     answer: str = Field(description="Everything the model wrote, thoughts included.")
-    judged_text: str = Field(description="What the judge saw (the response without thoughts by default).")
+    judged_text: str = Field(
+        description="What the judge saw (the response without thoughts by default)."
+    )
     score: float | None = None
     verdict: str | None = None
     parse_error: str | None = None
@@ -126,16 +129,6 @@ class RecordError(ValueError):
         self.path, self.line, self.message = path, line, message
 
 
-def _open_text(path: Path, mode: Literal["rt", "wt"]) -> IO[str]:
-    if path.suffix == ".gz":
-        if mode == "wt":
-            # mtime=0: the same records give byte-identical shards (and sha256s) on rerun.
-            raw = gzip.GzipFile(filename="", mode="wb", fileobj=open(path, "wb"), mtime=0)
-            return io.TextIOWrapper(raw, encoding="utf-8", newline="\n")
-        return gzip.open(path, mode, encoding="utf-8")
-    return open(path, mode, encoding="utf-8", newline="\n" if mode == "wt" else None)
-
-
 def dumps_record(record: BaseModel) -> str:
     return json.dumps(record.model_dump(mode="json"), ensure_ascii=False, sort_keys=True)
 
@@ -144,10 +137,13 @@ def write_jsonl(path: str | Path, records: Iterable[BaseModel]) -> int:
     """Stream ``records`` to ``path`` (gzip when it ends in .gz); return the count."""
     path = Path(path)
     n = 0
-    with _open_text(path, "wt") as f:
+    with open(path, "wb") as raw, contextlib.ExitStack() as stack:
+        # mtime=0 and no file name in the header: same records, byte-identical file.
+        sink = stack.enter_context(gzip.GzipFile(filename="", mode="wb", fileobj=raw, mtime=0)) if path.suffix == ".gz" else raw
+        text = stack.enter_context(io.TextIOWrapper(sink, encoding="utf-8", newline="\n"))
         for record in records:
-            f.write(dumps_record(record))
-            f.write("\n")
+            text.write(dumps_record(record))
+            text.write("\n")
             n += 1
     return n
 
@@ -164,9 +160,7 @@ def encode_jsonl_gz(records: Iterable[BaseModel]) -> tuple[bytes, int]:
     return buf.getvalue(), n
 
 
-def parse_jsonl_lines(
-    lines: Iterable[str], model: type[R], source: str
-) -> Iterator[R]:
+def parse_jsonl_lines(lines: Iterable[str], model: type[R], source: str) -> Iterator[R]:
     """Validate each non-blank line as ``model``; errors name ``source`` and the line."""
     for lineno, line in enumerate(lines, start=1):
         if not line.strip():
@@ -174,17 +168,22 @@ def parse_jsonl_lines(
         try:
             obj = json.loads(line)
         except json.JSONDecodeError as e:
-            raise RecordError(source, lineno, f"invalid JSON ({e.msg} at column {e.colno})") from None
+            raise RecordError(
+                source, lineno, f"invalid JSON ({e.msg} at column {e.colno})"
+            ) from None
         try:
             yield model.model_validate(obj)
         except ValidationError as e:
-            raise RecordError(source, lineno, f"not a valid {model.__name__}: {_brief(e)}") from None
+            raise RecordError(
+                source, lineno, f"not a valid {model.__name__}: {_brief(e)}"
+            ) from None
 
 
 def read_jsonl(path: str | Path, model: type[R]) -> Iterator[R]:
     """Stream validated records from a JSONL(.gz) file."""
     path = Path(path)
-    with _open_text(path, "rt") as f:
+    opener = gzip.open if path.suffix == ".gz" else open
+    with opener(path, "rt", encoding="utf-8") as f:
         yield from parse_jsonl_lines(f, model, str(path))
 
 

@@ -83,7 +83,9 @@ class ShardInfo(BaseModel):
     records: int
     sha256: str
     bytes: int
-    meta: dict[str, Any] = Field(default_factory=dict, description="Per-shard figures (tokens, timings).")
+    meta: dict[str, Any] = Field(
+        default_factory=dict, description="Per-shard figures (tokens, timings)."
+    )
 
 
 class FileInfo(BaseModel):
@@ -103,7 +105,9 @@ class Manifest(BaseModel):
     bolt_version: str = __version__
     code_version: str
     config: dict[str, Any] = Field(description="The resolved stage config that made this output.")
-    upstream: dict[str, str] = Field(default_factory=dict, description="Input stage -> fingerprint.")
+    upstream: dict[str, str] = Field(
+        default_factory=dict, description="Input stage -> fingerprint."
+    )
     shards: list[ShardInfo] = Field(default_factory=list)
     files: list[FileInfo] = Field(default_factory=list)
     counts: dict[str, int] = Field(default_factory=dict)
@@ -230,7 +234,11 @@ class S3Backend:
 
     def put_file(self, key: str, path: Path) -> None:
         self.client.upload_file(
-            str(path), self.bucket, self._key(key), ExtraArgs=self.extra or None, Config=self.transfer
+            str(path),
+            self.bucket,
+            self._key(key),
+            ExtraArgs=self.extra or None,
+            Config=self.transfer,
         )
 
     def get_bytes(self, key: str) -> bytes:
@@ -258,7 +266,9 @@ class S3Backend:
         full = self._key(prefix) + "/" if prefix else (f"{self.prefix}/" if self.prefix else "")
         strip = len(self.prefix) + 1 if self.prefix else 0
         keys: list[str] = []
-        for page in self.client.get_paginator("list_objects_v2").paginate(Bucket=self.bucket, Prefix=full):
+        for page in self.client.get_paginator("list_objects_v2").paginate(
+            Bucket=self.bucket, Prefix=full
+        ):
             keys += [obj["Key"][strip:] for obj in page.get("Contents", [])]
         return sorted(keys)
 
@@ -311,15 +321,29 @@ class ArtifactStore:
     # -- shards
 
     def write_shard(
-        self, stage: str, fingerprint: str, index: int, records: Iterable[BaseModel], meta: dict[str, Any] | None = None
+        self,
+        stage: str,
+        fingerprint: str,
+        index: int,
+        records: Iterable[BaseModel],
+        meta: dict[str, Any] | None = None,
     ) -> ShardInfo:
         """Write one shard, then its receipt; only then does the shard count as finished."""
         data, count = encode_jsonl_gz(records)
         name = self.shard_name(index)
-        info = ShardInfo(index=index, name=name, records=count, sha256=sha256_bytes(data), bytes=len(data), meta=meta or {})
+        info = ShardInfo(
+            index=index,
+            name=name,
+            records=count,
+            sha256=sha256_bytes(data),
+            bytes=len(data),
+            meta=meta or {},
+        )
         self.backend.put_bytes(self._key(stage, fingerprint, name), data)
         receipt = name.removesuffix(SHARD_SUFFIX) + RECEIPT_SUFFIX
-        self.backend.put_bytes(self._key(stage, fingerprint, receipt), info.model_dump_json().encode())
+        self.backend.put_bytes(
+            self._key(stage, fingerprint, receipt), info.model_dump_json().encode()
+        )
         return info
 
     def finished_shards(self, stage: str, fingerprint: str) -> dict[int, ShardInfo]:
@@ -331,7 +355,9 @@ class ArtifactStore:
                 done[info.index] = info
         return done
 
-    def read_shard(self, stage: str, fingerprint: str, info: ShardInfo, model: type[R]) -> Iterator[R]:
+    def read_shard(
+        self, stage: str, fingerprint: str, info: ShardInfo, model: type[R]
+    ) -> Iterator[R]:
         data = self.backend.get_bytes(self._key(stage, fingerprint, info.name))
         actual = sha256_bytes(data)
         if actual != info.sha256:
@@ -344,11 +370,15 @@ class ArtifactStore:
     # -- files (plots, checkpoints, models)
 
     def put_file(self, stage: str, fingerprint: str, relpath: str, local: Path) -> FileInfo:
-        info = FileInfo(path=sanitize_key(relpath), sha256=sha256_file(local), bytes=local.stat().st_size)
+        info = FileInfo(
+            path=sanitize_key(relpath), sha256=sha256_file(local), bytes=local.stat().st_size
+        )
         self.backend.put_file(self._key(stage, fingerprint, relpath), local)
         return info
 
-    def put_dir(self, stage: str, fingerprint: str, relpath: str, local_dir: Path) -> list[FileInfo]:
+    def put_dir(
+        self, stage: str, fingerprint: str, relpath: str, local_dir: Path
+    ) -> list[FileInfo]:
         return [
             self.put_file(stage, fingerprint, f"{relpath}/{p.relative_to(local_dir).as_posix()}", p)
             for p in sorted(local_dir.rglob("*"))
@@ -359,11 +389,15 @@ class ArtifactStore:
         """Fetch a committed file and check it against the manifest's sha256."""
         info = next((f for f in manifest.files if f.path == relpath), None)
         if info is None:
-            raise FileNotFoundError(f"{relpath} is not in {self.uri(manifest.stage, manifest.fingerprint)}")
+            raise FileNotFoundError(
+                f"{relpath} is not in {self.uri(manifest.stage, manifest.fingerprint)}"
+            )
         self.backend.get_file(self._key(manifest.stage, manifest.fingerprint, relpath), dest)
         if sha256_file(dest) != info.sha256:
             dest.unlink(missing_ok=True)
-            raise IntegrityError(f"{self.uri(manifest.stage, manifest.fingerprint, relpath)} is corrupted")
+            raise IntegrityError(
+                f"{self.uri(manifest.stage, manifest.fingerprint, relpath)} is corrupted"
+            )
         return dest
 
     def get_dir(self, manifest: Manifest, relpath: str, dest: Path) -> Path:
@@ -378,7 +412,9 @@ class ArtifactStore:
         self.backend.put_bytes(self._key(stage, fingerprint, relpath), data)
         return FileInfo(path=relpath, sha256=sha256_bytes(data), bytes=len(data))
 
-    def put_records(self, stage: str, fingerprint: str, relpath: str, records: Iterable[BaseModel]) -> FileInfo:
+    def put_records(
+        self, stage: str, fingerprint: str, relpath: str, records: Iterable[BaseModel]
+    ) -> FileInfo:
         """A side file of records (rejects, stats rows) outside the shard sequence."""
         data, _ = encode_jsonl_gz(records)
         self.backend.put_bytes(self._key(stage, fingerprint, relpath), data)
@@ -387,11 +423,17 @@ class ArtifactStore:
     def read_file_records(self, manifest: Manifest, relpath: str, model: type[R]) -> Iterator[R]:
         info = next((f for f in manifest.files if f.path == relpath), None)
         if info is None:
-            raise FileNotFoundError(f"{relpath} is not in {self.uri(manifest.stage, manifest.fingerprint)}")
+            raise FileNotFoundError(
+                f"{relpath} is not in {self.uri(manifest.stage, manifest.fingerprint)}"
+            )
         data = self.backend.get_bytes(self._key(manifest.stage, manifest.fingerprint, relpath))
         if sha256_bytes(data) != info.sha256:
-            raise IntegrityError(f"{self.uri(manifest.stage, manifest.fingerprint, relpath)} is corrupted")
-        yield from decode_jsonl_gz(data, model, self.uri(manifest.stage, manifest.fingerprint, relpath))
+            raise IntegrityError(
+                f"{self.uri(manifest.stage, manifest.fingerprint, relpath)} is corrupted"
+            )
+        yield from decode_jsonl_gz(
+            data, model, self.uri(manifest.stage, manifest.fingerprint, relpath)
+        )
 
     # -- commit and read
 
@@ -400,9 +442,12 @@ class ArtifactStore:
         done = self.finished_shards(manifest.stage, manifest.fingerprint)
         for shard in manifest.shards:
             if done.get(shard.index) != shard:
-                raise StoreError(f"cannot commit {manifest.stage}/{manifest.fingerprint}: shard {shard.name} unfinished")
+                raise StoreError(
+                    f"cannot commit {manifest.stage}/{manifest.fingerprint}: shard {shard.name} unfinished"
+                )
         self.backend.put_bytes(
-            self._key(manifest.stage, manifest.fingerprint, MANIFEST), manifest.model_dump_json(indent=2).encode()
+            self._key(manifest.stage, manifest.fingerprint, MANIFEST),
+            manifest.model_dump_json(indent=2).encode(),
         )
         return manifest
 
@@ -416,7 +461,9 @@ class ArtifactStore:
     def require(self, stage: str, fingerprint: str) -> Manifest:
         manifest = self.manifest(stage, fingerprint)
         if manifest is None:
-            raise NotCommitted(f"{self.uri(stage, fingerprint)} has no manifest: the stage never finished")
+            raise NotCommitted(
+                f"{self.uri(stage, fingerprint)} has no manifest: the stage never finished"
+            )
         return manifest
 
     def read_records(self, manifest: Manifest, model: type[R]) -> Iterator[R]:

@@ -10,6 +10,7 @@ from prefect import flow
 from prefect.task_runners import ThreadPoolTaskRunner
 
 from bolt.config import PipelineConfig
+from bolt.config_loader import load_config
 from bolt.store import ArtifactStore
 from flows.stages import bootstrap_flow, curation_flow
 from tasks.engine_pool import close_all
@@ -29,6 +30,14 @@ def pipeline(cfg: PipelineConfig) -> dict[str, dict[str, object]]:
     finally:
         close_all()
     return {m.stage: summary_row(store, m) for m in (data, boot)}
+
+
+@flow(name="bolt-pipeline-from-config", flow_run_name="{config}")
+def pipeline_from_config(
+    config: str = "configs/tiny-cpu.yaml", overrides: list[str] | None = None
+) -> dict[str, dict[str, object]]:
+    """The pipeline for deployments and UI runs: a config file path plus dotted overrides."""
+    return pipeline(load_config(config, overrides or []))
 
 
 def _curation_only(cfg: PipelineConfig) -> dict[str, dict[str, object]]:

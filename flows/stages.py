@@ -21,12 +21,20 @@ from tasks.reporting import report_stage
 def curation_flow(cfg: PipelineConfig) -> Manifest:
     store = ArtifactStore.from_config(cfg.storage)
     manifest = curate_queries(cfg)
-    get_run_logger().info("curation: %s queries kept, %s set aside", manifest.counts.get("kept"), manifest.counts.get("rejected"))
+    get_run_logger().info(
+        "curation: %s queries kept, %s set aside",
+        manifest.counts.get("kept"),
+        manifest.counts.get("rejected"),
+    )
     report_stage(store, manifest, cfg.name)
     return manifest
 
 
-@flow(name="bootstrap", flow_run_name="{cfg.name}-bootstrap", task_runner=ThreadPoolTaskRunner(max_workers=1))
+@flow(
+    name="bootstrap",
+    flow_run_name="{cfg.name}-bootstrap",
+    task_runner=ThreadPoolTaskRunner(max_workers=1),
+)
 def bootstrap_flow(cfg: PipelineConfig, data: Manifest | None = None) -> Manifest:
     store = ArtifactStore.from_config(cfg.storage)
     data = data or curation_flow(cfg)
@@ -43,7 +51,12 @@ def bootstrap_flow(cfg: PipelineConfig, data: Manifest | None = None) -> Manifes
         shard = future.result()
         shards.append(shard)
         update_progress_artifact(progress, 100.0 * len(shards) / len(plans))
-        logger.info("shard %s: %s samples, %s tok/s", shard.index, shard.records, shard.meta.get("output_tokens_per_s"))
+        logger.info(
+            "shard %s: %s samples, %s tok/s",
+            shard.index,
+            shard.records,
+            shard.meta.get("output_tokens_per_s"),
+        )
     manifest = commit_bootstrap(store, fp, cfg, data, shards, queries)
     report_stage(store, manifest, cfg.name)
     return manifest

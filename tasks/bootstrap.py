@@ -17,13 +17,22 @@ from bolt.store import ArtifactStore, ShardInfo
 from tasks.engine_pool import context_length, engine_for
 
 
-@task(name="bootstrap-shard", task_run_name="bootstrap-shard-{plan.index:05d}", retries=2, retry_delay_seconds=[10, 60],
-      cache_policy=NO_CACHE)
-def bootstrap_shard(cfg: PipelineConfig, fp: str, plan: ShardPlan, examples: list[LongCoTExample]) -> ShardInfo:
+@task(
+    name="bootstrap-shard",
+    task_run_name="bootstrap-shard-{plan.index:05d}",
+    retries=2,
+    retry_delay_seconds=[10, 60],
+    cache_policy=NO_CACHE,
+)
+def bootstrap_shard(
+    cfg: PipelineConfig, fp: str, plan: ShardPlan, examples: list[LongCoTExample]
+) -> ShardInfo:
     store = ArtifactStore.from_config(cfg.storage)
     finished = store.finished_shards("bootstrap", fp)
     if plan.index in finished:
         return finished[plan.index]
     boot = cfg.bootstrap
     engine = engine_for(cfg, boot.teacher_model, boot.engine)
-    return run_shard(store, fp, plan, cfg, examples, engine, context_length(cfg, boot.teacher_model, boot.engine))
+    return run_shard(
+        store, fp, plan, cfg, examples, engine, context_length(cfg, boot.teacher_model, boot.engine)
+    )

@@ -16,4 +16,9 @@ def curate_queries(cfg: PipelineConfig) -> Manifest:
     store = ArtifactStore.from_config(cfg.storage)
     # The labeller runs with the bootstrap engine's settings (same hardware, same kind).
     labeller, engine_cfg = cfg.data.labeler_model, cfg.bootstrap.engine
-    return run_curation(cfg, store, lambda: engine_for(cfg, labeller, engine_cfg), context_length(cfg, labeller, engine_cfg))
+    return run_curation(
+        cfg,
+        store,
+        lambda: engine_for(cfg, labeller, engine_cfg),
+        context_length(cfg, labeller, engine_cfg),
+    )

@@ -33,7 +33,9 @@ def engine_for(cfg: PipelineConfig, model_name: str, engine_cfg: EngineConfig) -
 
 
 def context_length(cfg: PipelineConfig, model_name: str, engine_cfg: EngineConfig) -> int | None:
-    limits = [n for n in (cfg.models.catalog[model_name].context_length, engine_cfg.max_model_len) if n]
+    limits = [
+        n for n in (cfg.models.catalog[model_name].context_length, engine_cfg.max_model_len) if n
+    ]
     return min(limits) if limits else None
 
 

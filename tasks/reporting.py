@@ -15,7 +15,10 @@ def artifact_key(*parts: str) -> str:
 def report_stage(store: ArtifactStore, manifest: Manifest, run_name: str) -> None:
     counts = "\n".join(f"| {k} | {v} |" for k, v in sorted(manifest.counts.items()))
     tokens = "\n".join(f"| {k} | {v} |" for k, v in sorted(manifest.tokens.items()))
-    files = "\n".join(f"- [{f.path}]({store.uri(manifest.stage, manifest.fingerprint, f.path)})" for f in manifest.files)
+    files = "\n".join(
+        f"- [{f.path}]({store.uri(manifest.stage, manifest.fingerprint, f.path)})"
+        for f in manifest.files
+    )
     markdown = (
         f"# {manifest.stage} `{manifest.fingerprint}`\n\n"
         f"Stored at `{store.uri(manifest.stage, manifest.fingerprint)}`: {len(manifest.shards)} shards, "
@@ -23,12 +26,23 @@ def report_stage(store: ArtifactStore, manifest: Manifest, run_name: str) -> Non
         + (f"| tokens | value |\n|---|---|\n{tokens}\n\n" if tokens else "")
         + (f"Files:\n{files}\n" if files else "")
     )
-    create_markdown_artifact(markdown, key=artifact_key(run_name, manifest.stage, "summary"),
-                             description=f"{manifest.stage} output summary")
+    create_markdown_artifact(
+        markdown,
+        key=artifact_key(run_name, manifest.stage, "summary"),
+        description=f"{manifest.stage} output summary",
+    )
     rows = [{"stat": k, "value": str(v)} for k, v in sorted(manifest.stats.items())]
     if rows:
-        create_table_artifact(rows, key=artifact_key(run_name, manifest.stage, "stats"), description=f"{manifest.stage} stats")
+        create_table_artifact(
+            rows,
+            key=artifact_key(run_name, manifest.stage, "stats"),
+            description=f"{manifest.stage} stats",
+        )
 
 
 def summary_row(store: ArtifactStore, manifest: Manifest) -> dict[str, object]:
-    return {"fingerprint": manifest.fingerprint, "records": manifest.records, "uri": store.uri(manifest.stage, manifest.fingerprint)}
+    return {
+        "fingerprint": manifest.fingerprint,
+        "records": manifest.records,
+        "uri": store.uri(manifest.stage, manifest.fingerprint),
+    }

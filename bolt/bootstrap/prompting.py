@@ -18,10 +18,14 @@ from bolt import longcot
 from bolt.prompts import LongCoTExample, render_template
 
 
-def choose_examples(query_id: str, examples: list[LongCoTExample], k: int, seed: int) -> list[LongCoTExample]:
+def choose_examples(
+    query_id: str, examples: list[LongCoTExample], k: int, seed: int
+) -> list[LongCoTExample]:
     """``k`` examples for this query, in a stable order; same id and seed, same choice."""
     if k > len(examples):
-        raise ValueError(f"bootstrap.examples_per_prompt = {k} but only {len(examples)} examples exist")
+        raise ValueError(
+            f"bootstrap.examples_per_prompt = {k} but only {len(examples)} examples exist"
+        )
     digest = hashlib.sha256(f"{seed}:{query_id}".encode()).digest()
     rng = random.Random(int.from_bytes(digest[:8], "big"))
     return sorted(rng.sample(examples, k), key=lambda e: e.id)
@@ -41,7 +45,9 @@ def system_text() -> str:
     )
 
 
-def build_messages(query: str, chosen: list[LongCoTExample], instruction: str) -> list[dict[str, str]]:
+def build_messages(
+    query: str, chosen: list[LongCoTExample], instruction: str
+) -> list[dict[str, str]]:
     messages = [{"role": "system", "content": instruction}]
     for example in chosen:
         messages.append({"role": "user", "content": example.query})

@@ -18,7 +18,13 @@ from pathlib import Path
 from typing import Any
 
 from bolt import longcot
-from bolt.bootstrap.prompting import build_messages, choose_examples, group_key, longcot_regex, system_text
+from bolt.bootstrap.prompting import (
+    build_messages,
+    choose_examples,
+    group_key,
+    longcot_regex,
+    system_text,
+)
 from bolt.config import PipelineConfig
 from bolt.engines.base import ChatRequest, Completion, Engine
 from bolt.fingerprint import fingerprint
@@ -58,11 +64,18 @@ def bootstrap_fingerprint(cfg: PipelineConfig, data_fp: str, examples: list[Long
 
 
 def plan_shards(queries: list[Query], shard_size: int) -> list[ShardPlan]:
-    return [ShardPlan(i, queries[s : s + shard_size]) for i, s in enumerate(range(0, len(queries), shard_size))]
+    return [
+        ShardPlan(i, queries[s : s + shard_size])
+        for i, s in enumerate(range(0, len(queries), shard_size))
+    ]
 
 
 def generate_shard(
-    plan: ShardPlan, cfg: PipelineConfig, examples: list[LongCoTExample], engine: Engine, context_length: int | None
+    plan: ShardPlan,
+    cfg: PipelineConfig,
+    examples: list[LongCoTExample],
+    engine: Engine,
+    context_length: int | None,
 ) -> tuple[list[Generation], list[Reject], dict[str, Any]]:
     """Generate n samples for every query of one shard; return records, rejects, figures."""
     boot = cfg.bootstrap
@@ -73,8 +86,15 @@ def generate_shard(
         messages = build_messages(query.text, chosen, instruction)
         prompt_tokens = engine.count_prompt_tokens(messages)
         if context_length and prompt_tokens + boot.sampling.max_new_tokens > context_length:
-            rejects.append(Reject(stage=STAGE, reason="too_long_for_context", source=query.id, raw=query.text[:2000],
-                                  detail=f"{prompt_tokens} prompt + {boot.sampling.max_new_tokens} new tokens > {context_length}"))
+            rejects.append(
+                Reject(
+                    stage=STAGE,
+                    reason="too_long_for_context",
+                    source=query.id,
+                    raw=query.text[:2000],
+                    detail=f"{prompt_tokens} prompt + {boot.sampling.max_new_tokens} new tokens > {context_length}",
+                )
+            )
             continue
         prepared.append((group_key(chosen), query, chosen, messages, prompt_tokens))
     # Queries sharing an example subset share their prefix: keep them adjacent.
@@ -104,10 +124,21 @@ def generate_shard(
     return sorted(records, key=lambda r: (r.query_id, r.sample_index)), rejects, meta
 
 
-def _to_generation(query: Query, example_ids: list[str], prompt_tokens: int, c: Completion, engine: Engine, cfg: PipelineConfig) -> Generation:
+def _to_generation(
+    query: Query,
+    example_ids: list[str],
+    prompt_tokens: int,
+    c: Completion,
+    engine: Engine,
+    cfg: PipelineConfig,
+) -> Generation:
     # A stop on </response> leaves it out of the text: a response cut there is complete.
     parsed = longcot.parse_longcot(c.text, allow_unclosed_response=c.finish_reason == "stop")
-    text = c.text + longcot.RESPONSE_CLOSE if parsed.ok and longcot.RESPONSE_CLOSE not in c.text else c.text
+    text = (
+        c.text + longcot.RESPONSE_CLOSE
+        if parsed.ok and longcot.RESPONSE_CLOSE not in c.text
+        else c.text
+    )
     return Generation(
         query_id=query.id,
         sample_index=c.index,
@@ -126,12 +157,21 @@ def _to_generation(query: Query, example_ids: list[str], prompt_tokens: int, c: 
     )
 
 
-def run_shard(store: ArtifactStore, fp: str, plan: ShardPlan, cfg: PipelineConfig, examples: list[LongCoTExample],
-              engine: Engine, context_length: int | None) -> ShardInfo:
+def run_shard(
+    store: ArtifactStore,
+    fp: str,
+    plan: ShardPlan,
+    cfg: PipelineConfig,
+    examples: list[LongCoTExample],
+    engine: Engine,
+    context_length: int | None,
+) -> ShardInfo:
     """Generate and store one shard: rejects first, then the shard and its receipt."""
     records, rejects, meta = generate_shard(plan, cfg, examples, engine, context_length)
     rejects_file = store.put_records(STAGE, fp, f"rejects/part-{plan.index:05d}.jsonl.gz", rejects)
-    return store.write_shard(STAGE, fp, plan.index, records, meta={**meta, "rejects_file": rejects_file.model_dump()})
+    return store.write_shard(
+        STAGE, fp, plan.index, records, meta={**meta, "rejects_file": rejects_file.model_dump()}
+    )
 
 
 def run_bootstrap(
@@ -152,47 +192,76 @@ def run_bootstrap(
     finished = store.finished_shards(STAGE, fp)
     for plan in plans:
         if plan.index not in finished:
-            finished[plan.index] = run_shard(store, fp, plan, cfg, examples, engine(), context_length)
+            finished[plan.index] = run_shard(
+                store, fp, plan, cfg, examples, engine(), context_length
+            )
         if on_shard:
-            on_shard(finished[plan.index], len([p for p in plans if p.index in finished]), len(plans))
+            on_shard(
+                finished[plan.index], len([p for p in plans if p.index in finished]), len(plans)
+            )
     return commit_bootstrap(store, fp, cfg, data, [finished[p.index] for p in plans], queries)
 
 
-def commit_bootstrap(store: ArtifactStore, fp: str, cfg: PipelineConfig, data: Manifest, shards: list[ShardInfo],
-                     queries: list[Query]) -> Manifest:
+def commit_bootstrap(
+    store: ArtifactStore,
+    fp: str,
+    cfg: PipelineConfig,
+    data: Manifest,
+    shards: list[ShardInfo],
+    queries: list[Query],
+) -> Manifest:
     """Stats over all shards (yield, finish reasons, lengths, topics), plots, manifest."""
     generations = list(_iter_shards(store, fp, shards))
     topic_of = {q.id: q.topic or "untagged" for q in queries}
     valid = [g for g in generations if g.parse_error is None]
-    token_sum = lambda key: sum(s.meta.get(key) or 0 for s in shards)  # noqa: E731
+    token_sum = lambda key: sum(s.meta.get(key) or 0 for s in shards)
     prompt_tokens, cached = token_sum("prompt_tokens"), token_sum("cached_prompt_tokens")
     stats = {
         "format_yield": round(len(valid) / len(generations), 4) if generations else 0.0,
         "finish_reasons": dict(Counter(g.finish_reason or "unknown" for g in generations)),
         "parse_errors": dict(Counter(g.parse_error for g in generations if g.parse_error)),
-        "per_topic_samples": dict(Counter(topic_of.get(g.query_id, "untagged") for g in generations)),
+        "per_topic_samples": dict(
+            Counter(topic_of.get(g.query_id, "untagged") for g in generations)
+        ),
         "per_topic_valid": dict(Counter(topic_of.get(g.query_id, "untagged") for g in valid)),
         "prefix_cache_hit_rate": round(cached / prompt_tokens, 4) if prompt_tokens else 0.0,
     }
     files = [FileInfo.model_validate(s.meta["rejects_file"]) for s in shards]
     with tempfile.TemporaryDirectory() as tmp:
-        plot = histogram(Path(tmp) / "lengths.png", "bootstrapped output length (tokens)",
-                         {"all samples": [g.output_tokens for g in generations], "format-valid": [g.output_tokens for g in valid]},
-                         xlabel="output tokens")
+        plot = histogram(
+            Path(tmp) / "lengths.png",
+            "bootstrapped output length (tokens)",
+            {
+                "all samples": [g.output_tokens for g in generations],
+                "format-valid": [g.output_tokens for g in valid],
+            },
+            xlabel="output tokens",
+        )
         files.append(store.put_file(STAGE, fp, "lengths.png", plot))
     return store.commit(
         Manifest(
             stage=STAGE,
             fingerprint=fp,
             code_version=CODE_VERSION,
-            config={"bootstrap": cfg.bootstrap.model_dump(mode="json"), "teacher": cfg.models.catalog[cfg.bootstrap.teacher_model].model_dump(mode="json")},
+            config={
+                "bootstrap": cfg.bootstrap.model_dump(mode="json"),
+                "teacher": cfg.models.catalog[cfg.bootstrap.teacher_model].model_dump(mode="json"),
+            },
             upstream={"data": data.fingerprint},
             shards=shards,
             files=files,
-            counts={"queries": len(queries), "samples": len(generations), "format_valid": len(valid),
-                    "rejected": sum(s.meta.get("rejected", 0) for s in shards)},
+            counts={
+                "queries": len(queries),
+                "samples": len(generations),
+                "format_valid": len(valid),
+                "rejected": sum(s.meta.get("rejected", 0) for s in shards),
+            },
             timings={"generate_seconds": round(sum(s.meta.get("seconds", 0) for s in shards), 3)},
-            tokens={"prompt": prompt_tokens, "cached_prompt": cached, "output": token_sum("output_tokens")},
+            tokens={
+                "prompt": prompt_tokens,
+                "cached_prompt": cached,
+                "output": token_sum("output_tokens"),
+            },
             stats=stats,
         )
     )

@@ -47,7 +47,7 @@ def deduplicate(queries: list[Query], threshold: float, num_perm: int = 128) -> 
             signature.update(shingle.encode("utf-8"))
         similar = lsh.query(signature)
         if similar:
-            result.near_duplicates.append((query, sorted(similar)[0]))
+            result.near_duplicates.append((query, min(similar)))
             continue
         lsh.insert(query.id, signature)
         result.kept.append(query)

@@ -25,7 +25,8 @@ CRITERIA = (
 
 _VALUE_WORDS = {"1": 1, "0": 0, "yes": 1, "no": 0, "true": 1, "false": 0}
 _LINE_RE = re.compile(
-    r"^[\s*\-#>`\d.)]*\**\s*([a-z][a-z _-]*?)\s*\**\s*[:=]\s*\**\s*(1|0|yes|no|true|false)\b", re.IGNORECASE
+    r"^[\s*\-#>`\d.)]*\**\s*([a-z][a-z _-]*?)\s*\**\s*[:=]\s*\**\s*(1|0|yes|no|true|false)\b",
+    re.IGNORECASE,
 )
 _TOPIC_RE = re.compile(r"topic\s*[:=]\s*\**\s*([^\n*]+)", re.IGNORECASE)
 

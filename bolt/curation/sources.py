@@ -56,8 +56,19 @@ def row_to_query(row: SourceRow, source: QuerySource) -> Query | Reject:
     """Map a raw row to a Query through the source's field mapping, or say why not."""
 
     def reject(reason: str, detail: str | None = None) -> Reject:
-        raw = row.raw if row.raw is not None else json.dumps(row.data, ensure_ascii=False, default=str)
-        return Reject(stage="data", reason=reason, source=row.where, line=row.line, raw=raw[:MAX_RAW_CHARS], detail=detail)
+        raw = (
+            row.raw
+            if row.raw is not None
+            else json.dumps(row.data, ensure_ascii=False, default=str)
+        )
+        return Reject(
+            stage="data",
+            reason=reason,
+            source=row.where,
+            line=row.line,
+            raw=raw[:MAX_RAW_CHARS],
+            detail=detail,
+        )
 
     if not isinstance(row.data, dict):
         return reject("not_an_object", f"expected a JSON object, got {type(row.data).__name__}")
@@ -66,14 +77,19 @@ def row_to_query(row: SourceRow, source: QuerySource) -> Query | Reject:
             return reject("missing_field", f"no field {source.conversation_field!r}")
         text = first_user_turn(row.data[source.conversation_field], source)
         if text is None:
-            return reject("no_user_turn", f"{source.conversation_field!r} has no turn with role in {source.user_roles}")
+            return reject(
+                "no_user_turn",
+                f"{source.conversation_field!r} has no turn with role in {source.user_roles}",
+            )
     else:
         field = source.text_field or "text"
         if field not in row.data:
             return reject("missing_field", f"no field {field!r}")
         text = row.data[field]
         if not isinstance(text, str):
-            return reject("wrong_type", f"field {field!r} is {type(text).__name__}, expected a string")
+            return reject(
+                "wrong_type", f"field {field!r} is {type(text).__name__}, expected a string"
+            )
     text = text.strip()
     if not text:
         return reject("empty_query")
@@ -120,16 +136,28 @@ def _jsonl_rows(path: Path, where: str) -> Iterator[SourceRow | Reject]:
             try:
                 line = raw_bytes.decode("utf-8")
             except UnicodeDecodeError as e:
-                yield Reject(stage="data", reason="bad_encoding", source=where, line=lineno,
-                             raw=raw_bytes[:MAX_RAW_CHARS].decode("utf-8", "replace"), detail=f"not UTF-8 at byte {e.start}")
+                yield Reject(
+                    stage="data",
+                    reason="bad_encoding",
+                    source=where,
+                    line=lineno,
+                    raw=raw_bytes[:MAX_RAW_CHARS].decode("utf-8", "replace"),
+                    detail=f"not UTF-8 at byte {e.start}",
+                )
                 continue
             if not line.strip():
                 continue
             try:
                 yield SourceRow(where, lineno, json.loads(line), raw=line.rstrip("\n"))
             except json.JSONDecodeError as e:
-                yield Reject(stage="data", reason="invalid_json", source=where, line=lineno,
-                             raw=line[:MAX_RAW_CHARS], detail=f"{e.msg} at column {e.colno}")
+                yield Reject(
+                    stage="data",
+                    reason="invalid_json",
+                    source=where,
+                    line=lineno,
+                    raw=line[:MAX_RAW_CHARS],
+                    detail=f"{e.msg} at column {e.colno}",
+                )
 
 
 def _parquet_rows(path: Path, where: str) -> Iterator[SourceRow]:

@@ -17,7 +17,13 @@ from pathlib import Path
 from bolt.config import PipelineConfig, QuerySource, SamplingConfig
 from bolt.curation.balance import balance, topic_counts
 from bolt.curation.dedup import deduplicate
-from bolt.curation.labels import CRITERIA, difficulty_prompt, parse_criteria, parse_topic, topic_prompt
+from bolt.curation.labels import (
+    CRITERIA,
+    difficulty_prompt,
+    parse_criteria,
+    parse_topic,
+    topic_prompt,
+)
 from bolt.curation.sources import SourceRow, read_source, row_to_query
 from bolt.engines.base import ChatRequest, Engine
 from bolt.fingerprint import fingerprint
@@ -49,7 +55,10 @@ def curation_fingerprint(cfg: PipelineConfig) -> str:
 
 
 def run_curation(
-    cfg: PipelineConfig, store: ArtifactStore, engine: Callable[[], Engine], context_length: int | None = None
+    cfg: PipelineConfig,
+    store: ArtifactStore,
+    engine: Callable[[], Engine],
+    context_length: int | None = None,
 ) -> Manifest:
     """Curate the configured sources; ``engine`` is called only if an LLM is needed.
 
@@ -66,7 +75,10 @@ def run_curation(
     queries = _read_all(data.sources, cfg, rejects)
     read_count = len(queries)
     deduped = deduplicate(queries, data.near_dup_threshold, data.minhash_perm)
-    for reason, pairs in (("exact_duplicate", deduped.exact_duplicates), ("near_duplicate", deduped.near_duplicates)):
+    for reason, pairs in (
+        ("exact_duplicate", deduped.exact_duplicates),
+        ("near_duplicate", deduped.near_duplicates),
+    ):
         rejects += [_reject(q, reason, f"duplicate of {kept}") for q, kept in pairs]
     queries = deduped.kept
     random.Random(cfg.seed).shuffle(queries)
@@ -78,7 +90,9 @@ def run_curation(
     if any(q.topic is None for q in queries):
         queries = _label_topics(queries, engine(), data.topics, rejects)
     before = topic_counts(queries)
-    balanced = balance(queries, data.balance, cap=data.topic_cap, shares=data.topic_shares, total=data.max_queries)
+    balanced = balance(
+        queries, data.balance, cap=data.topic_cap, shares=data.topic_shares, total=data.max_queries
+    )
     balanced = balanced[: data.max_queries] if data.max_queries else balanced
     kept_ids = {q.id for q in balanced}
     rejects += [_reject(q, "over_topic_balance") for q in queries if q.id not in kept_ids]
@@ -90,7 +104,9 @@ def run_curation(
     ]
     files = [store.put_records(STAGE, fp, "rejects.jsonl.gz", rejects)]
     with tempfile.TemporaryDirectory() as tmp:
-        plot = grouped_bars(Path(tmp) / "topics.png", "topic mix", {"before balancing": before, "after": after})
+        plot = grouped_bars(
+            Path(tmp) / "topics.png", "topic mix", {"before balancing": before, "after": after}
+        )
         files.append(store.put_file(STAGE, fp, "topics.png", plot))
     reasons = Counter(r.reason for r in rejects)
     return store.commit(
@@ -102,14 +118,21 @@ def run_curation(
             upstream={f"source:{s.name}": source_digest(s) for s in data.sources},
             shards=shards,
             files=files,
-            counts={"read": read_count, "kept": len(balanced), "rejected": len(rejects), **{f"rejected.{k}": v for k, v in reasons.items()}},
+            counts={
+                "read": read_count,
+                "kept": len(balanced),
+                "rejected": len(rejects),
+                **{f"rejected.{k}": v for k, v in reasons.items()},
+            },
             timings={"seconds": round(time.time() - started, 3)},
             stats={"topics_before": before, "topics_after": after},
         )
     )
 
 
-def _read_all(sources: list[QuerySource], cfg: PipelineConfig, rejects: list[Reject]) -> list[Query]:
+def _read_all(
+    sources: list[QuerySource], cfg: PipelineConfig, rejects: list[Reject]
+) -> list[Query]:
     queries = []
     for source in sources:
         for item in read_source(source, cfg.storage.s3):
@@ -122,47 +145,74 @@ def _reject(query: Query, reason: str, detail: str | None = None) -> Reject:
     return Reject(stage=STAGE, reason=reason, source=query.id, raw=query.text[:2000], detail=detail)
 
 
-def _fitting(queries: list[Query], engine: Engine, context_length: int | None, rejects: list[Reject]) -> list[Query]:
+def _fitting(
+    queries: list[Query], engine: Engine, context_length: int | None, rejects: list[Reject]
+) -> list[Query]:
     if not context_length:
         return queries
     kept = []
     for query in queries:
-        needed = engine.count_prompt_tokens(difficulty_prompt(query.text)) + LABEL_SAMPLING.max_new_tokens
+        needed = (
+            engine.count_prompt_tokens(difficulty_prompt(query.text))
+            + LABEL_SAMPLING.max_new_tokens
+        )
         if needed <= context_length:
             kept.append(query)
         else:
-            rejects.append(_reject(query, "too_long_for_context", f"labelling needs {needed} tokens > {context_length}"))
+            rejects.append(
+                _reject(
+                    query,
+                    "too_long_for_context",
+                    f"labelling needs {needed} tokens > {context_length}",
+                )
+            )
     return kept
 
 
-def _label_difficulty(queries: list[Query], engine: Engine, threshold: int, rejects: list[Reject]) -> list[Query]:
+def _label_difficulty(
+    queries: list[Query], engine: Engine, threshold: int, rejects: list[Reject]
+) -> list[Query]:
     """Paper §3.1: keep queries meeting >= threshold of the 7 criteria."""
-    answers = engine.generate([ChatRequest(q.id, difficulty_prompt(q.text)) for q in queries], LABEL_SAMPLING)
+    answers = engine.generate(
+        [ChatRequest(q.id, difficulty_prompt(q.text)) for q in queries], LABEL_SAMPLING
+    )
     kept = []
     for query, completions in zip(queries, answers, strict=True):
         text = completions[0].text
         criteria = parse_criteria(text)
         if criteria is None:
-            rejects.append(_reject(query, "unparsable_difficulty", f"labeller answered: {text[:500]}"))
+            rejects.append(
+                _reject(query, "unparsable_difficulty", f"labeller answered: {text[:500]}")
+            )
             continue
         score = sum(criteria[c] for c in CRITERIA)
         labelled = query.model_copy(update={"criteria": criteria, "difficulty": score})
         if score >= threshold:
             kept.append(labelled)
         else:
-            rejects.append(_reject(labelled, "below_difficulty_threshold", f"score {score} < {threshold}"))
+            rejects.append(
+                _reject(labelled, "below_difficulty_threshold", f"score {score} < {threshold}")
+            )
     return kept
 
 
-def _label_topics(queries: list[Query], engine: Engine, topics: list[str], rejects: list[Reject]) -> list[Query]:
+def _label_topics(
+    queries: list[Query], engine: Engine, topics: list[str], rejects: list[Reject]
+) -> list[Query]:
     """An LLM picks one topic from the list; an unusable answer is set aside, not guessed."""
     todo = [q for q in queries if q.topic is None]
-    answers = engine.generate([ChatRequest(q.id, topic_prompt(q.text, topics)) for q in todo], LABEL_SAMPLING)
+    answers = engine.generate(
+        [ChatRequest(q.id, topic_prompt(q.text, topics)) for q in todo], LABEL_SAMPLING
+    )
     topic_of = {}
     for query, completions in zip(todo, answers, strict=True):
         topic = parse_topic(completions[0].text, topics)
         if topic is None:
-            rejects.append(_reject(query, "unparsable_topic", f"labeller answered: {completions[0].text[:500]}"))
+            rejects.append(
+                _reject(
+                    query, "unparsable_topic", f"labeller answered: {completions[0].text[:500]}"
+                )
+            )
         topic_of[query.id] = topic
     return [
         q if q.topic is not None else q.model_copy(update={"topic": topic_of[q.id]})

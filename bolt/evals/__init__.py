@@ -8,17 +8,9 @@ paper reports. Generation and judge calls live elsewhere; nothing here touches a
 
 from __future__ import annotations
 
-from enum import StrEnum
+from bolt.config import BenchmarkName as Benchmark  # defined once, with the config
 
-
-class Benchmark(StrEnum):
-    """The benchmarks of the BOLT paper's evaluation."""
-
-    mt_bench = "mt_bench"
-    wildbench = "wildbench"
-    arena_hard = "arena_hard"
-    zebralogic = "zebralogic"
-    math500 = "math500"
+__all__ = ["Benchmark", "mean_or_none"]
 
 
 def mean_or_none(values: list[float]) -> float | None:

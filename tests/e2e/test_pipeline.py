@@ -15,14 +15,34 @@ from tests.conftest import REPO, TINY_CONFIG
 
 pytestmark = [pytest.mark.slow]
 
-OVERRIDES = ["data.max_queries=4", "data.topic_cap=2", "bootstrap.sampling.n=2", "bootstrap.sampling.max_new_tokens=32",
-             "bootstrap.shard_size=2"]
+OVERRIDES = [
+    "data.max_queries=4",
+    "data.topic_cap=2",
+    "bootstrap.sampling.n=2",
+    "bootstrap.sampling.max_new_tokens=32",
+    "bootstrap.shard_size=2",
+]
 
 
 def _bolt_run(root: str, api_url: str) -> subprocess.CompletedProcess:
     env = {**os.environ, "PREFECT_API_URL": api_url, "COLUMNS": "200"}
-    return subprocess.run([sys.executable, "-m", "bolt.cli", "run", str(TINY_CONFIG), f"storage.root={root}", *OVERRIDES],
-                          cwd=REPO, env=env, capture_output=True, text=True, timeout=1500)
+    return subprocess.run(
+        check=False,
+        args=[
+            sys.executable,
+            "-m",
+            "bolt.cli",
+            "run",
+            str(TINY_CONFIG),
+            f"storage.root={root}",
+            *OVERRIDES,
+        ],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=1500,
+    )
 
 
 def test_bolt_run_tiny_pipeline(tmp_path, prefect_api):
@@ -41,7 +61,9 @@ def test_bolt_run_tiny_pipeline(tmp_path, prefect_api):
 
     async def artifact_keys():
         async with get_client() as client:
-            found = await client.read_artifacts(artifact_filter=ArtifactFilter(key=ArtifactFilterKey(like_="tiny-cpu-")))
+            found = await client.read_artifacts(
+                artifact_filter=ArtifactFilter(key=ArtifactFilterKey(like_="tiny-cpu-"))
+            )
             return {a.key for a in found}
 
     import asyncio

@@ -10,11 +10,12 @@ import sys
 import textwrap
 import time
 from collections import Counter
+from pathlib import Path
 
 import pytest
 
 from bolt.bootstrap.stage import run_bootstrap
-from bolt.config import QuerySource, S3Options
+from bolt.config import QuerySource
 from bolt.config_loader import load_config
 from bolt.curation.stage import run_curation
 from bolt.records import Generation, Query, Reject
@@ -46,7 +47,10 @@ def _run_stage1(cfg, engine):
 @pytest.mark.parametrize("backend", ["file", "s3"])
 def test_stage1_on_vllm_cpu(backend, tmp_path, vllm_engine, request):
     if backend == "s3":
-        endpoint, bucket = request.getfixturevalue("s3_endpoint"), request.getfixturevalue("s3_bucket")
+        endpoint, bucket = (
+            request.getfixturevalue("s3_endpoint"),
+            request.getfixturevalue("s3_bucket"),
+        )
         cfg = _config(f"s3://{bucket}/run", f"storage.s3.endpoint_url={endpoint}")
     else:
         cfg = _config(f"file://{tmp_path}/artifacts")
@@ -55,14 +59,18 @@ def test_stage1_on_vllm_cpu(backend, tmp_path, vllm_engine, request):
 
     queries = list(store.read_records(data, Query))
     rejects = list(store.read_file_records(data, "rejects.jsonl.gz", Reject))
-    source_rows = sum(1 for line in open("data/queries/demo.jsonl") if line.strip())
+    source_rows = sum(
+        1 for line in Path("data/queries/demo.jsonl").read_text().splitlines() if line.strip()
+    )
     assert data.counts["read"] == source_rows
     assert len(queries) + len(rejects) == source_rows  # every row kept or set aside with a reason
     assert 0 < len(queries) <= 6 and max(Counter(q.topic for q in queries).values()) <= 2
 
     generations = list(store.read_records(boot, Generation))
     assert len(generations) == 2 * len(queries)
-    assert {(g.query_id, g.sample_index) for g in generations} == {(q.id, i) for q in queries for i in range(2)}
+    assert {(g.query_id, g.sample_index) for g in generations} == {
+        (q.id, i) for q in queries for i in range(2)
+    }
     for g in generations:
         assert len(g.example_ids) == 3 and g.prompt_tokens > 500 and g.output_tokens > 0
         assert g.engine == "vllm" and g.finish_reason in ("stop", "length")
@@ -74,22 +82,38 @@ def test_stage1_on_vllm_cpu(backend, tmp_path, vllm_engine, request):
 
     calls = engine.requests
     again = _run_stage1(cfg, engine)
-    assert engine.requests == calls and again[2] == boot  # a rerun of a finished stage costs nothing
+    assert (
+        engine.requests == calls and again[2] == boot
+    )  # a rerun of a finished stage costs nothing
 
 
 def test_bad_rows_are_set_aside_and_counted(tmp_path, vllm_engine):
     source = tmp_path / "bad.jsonl"
     rows = [
-        json.dumps({"id": "ok1", "text": "Prove that the sum of two odd integers is even, step by step.", "topic": "math"}),
+        json.dumps(
+            {
+                "id": "ok1",
+                "text": "Prove that the sum of two odd integers is even, step by step.",
+                "topic": "math",
+            }
+        ),
         "{this is not json",
         json.dumps({"id": "nofield", "topic": "math"}),
         json.dumps({"id": "empty", "text": "   ", "topic": "math"}),
         json.dumps({"id": "huge", "text": "word " * 5000, "topic": "writing"}),
-        json.dumps({"id": "ok2", "text": "Write a SQL query that finds duplicate emails in a users table.", "topic": "coding"}),
+        json.dumps(
+            {
+                "id": "ok2",
+                "text": "Write a SQL query that finds duplicate emails in a users table.",
+                "topic": "coding",
+            }
+        ),
     ]
     source.write_text("\n".join(rows) + "\n")
     cfg = _config(f"file://{tmp_path}/a", "data.difficulty_filter=false")
-    cfg.data.sources = [QuerySource(name="bad", uri=str(source), id_field="id", topic_field="topic")]
+    cfg.data.sources = [
+        QuerySource(name="bad", uri=str(source), id_field="id", topic_field="topic")
+    ]
     store, data, boot = _run_stage1(cfg, vllm_engine)
     rejects = {r.reason: r for r in store.read_file_records(data, "rejects.jsonl.gz", Reject)}
     assert rejects["invalid_json"].line == 2 and rejects["invalid_json"].source == str(source)
@@ -101,7 +125,13 @@ def test_bad_rows_are_set_aside_and_counted(tmp_path, vllm_engine):
 
 def test_sigkill_mid_bootstrap_then_rerun_resumes(tmp_path, vllm_engine):
     root = f"file://{tmp_path}/artifacts"
-    overrides = [f"storage.root={root}", *SMALL, "data.max_queries=8", "data.topic_cap=8", "bootstrap.sampling.max_new_tokens=32"]
+    overrides = [
+        f"storage.root={root}",
+        *SMALL,
+        "data.max_queries=8",
+        "data.topic_cap=8",
+        "bootstrap.sampling.max_new_tokens=32",
+    ]
     cfg = load_config(TINY_CONFIG, overrides)
     store = ArtifactStore.from_config(cfg.storage)
     data = run_curation(cfg, store, lambda: vllm_engine, context_length=2048)
@@ -121,7 +151,12 @@ def test_sigkill_mid_bootstrap_then_rerun_resumes(tmp_path, vllm_engine):
             run_bootstrap(cfg, store, store.require("data", {data.fingerprint!r}), lambda: engine, context_length=2048)
         """
     )
-    proc = subprocess.Popen([sys.executable, "-c", script], cwd=os.getcwd(), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    proc = subprocess.Popen(
+        [sys.executable, "-c", script],
+        cwd=os.getcwd(),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
     boot_dir = tmp_path / "artifacts" / "bootstrap"
     deadline = time.time() + 600
     while time.time() < deadline and proc.poll() is None:

@@ -11,7 +11,15 @@ import pytest
 
 from bolt.config import S3Options, StorageConfig
 from bolt.records import Query
-from bolt.store import ArtifactStore, IntegrityError, Manifest, NotCommitted, StoreError, UnsafeKey, sanitize_key
+from bolt.store import (
+    ArtifactStore,
+    IntegrityError,
+    Manifest,
+    NotCommitted,
+    StoreError,
+    UnsafeKey,
+    sanitize_key,
+)
 
 pytestmark = pytest.mark.integration
 
@@ -22,7 +30,10 @@ def storage(request, tmp_path) -> StorageConfig:
         return StorageConfig(root=f"file://{tmp_path}/artifacts")
     endpoint = request.getfixturevalue("s3_endpoint")
     bucket = request.getfixturevalue("s3_bucket")
-    return StorageConfig(root=f"s3://{bucket}/runs", s3=S3Options(endpoint_url=endpoint, multipart_threshold_mb=5, multipart_chunk_mb=5))
+    return StorageConfig(
+        root=f"s3://{bucket}/runs",
+        s3=S3Options(endpoint_url=endpoint, multipart_threshold_mb=5, multipart_chunk_mb=5),
+    )
 
 
 def _queries(n: int, start: int = 0) -> list[Query]:
@@ -31,7 +42,9 @@ def _queries(n: int, start: int = 0) -> list[Query]:
 
 def _commit_two_shards(store: ArtifactStore) -> Manifest:
     shards = [store.write_shard("data", "fp1", i, _queries(3, 3 * i)) for i in range(2)]
-    return store.commit(Manifest(stage="data", fingerprint="fp1", code_version="1", config={"k": 1}, shards=shards))
+    return store.commit(
+        Manifest(stage="data", fingerprint="fp1", code_version="1", config={"k": 1}, shards=shards)
+    )
 
 
 def test_round_trip(storage):
@@ -67,7 +80,13 @@ def test_writer_killed_before_manifest_leaves_nothing_committed(storage, tmp_pat
         os.kill(os.getpid(), signal.SIGKILL)
         """
     )
-    proc = subprocess.run([sys.executable, "-c", script], cwd=tmp_path, capture_output=True, text=True)
+    proc = subprocess.run(
+        check=False,
+        args=[sys.executable, "-c", script],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+    )
     assert proc.returncode == -9, proc.stderr
     store = ArtifactStore.from_config(storage)
     assert store.manifest("data", "fp3") is None and store.list_manifests() == []
@@ -79,7 +98,11 @@ def test_commit_refuses_a_shard_without_receipt(storage):
     info = store.write_shard("data", "fp4", 0, _queries(1))
     forged = info.model_copy(update={"index": 1, "name": store.shard_name(1)})
     with pytest.raises(StoreError, match="unfinished"):
-        store.commit(Manifest(stage="data", fingerprint="fp4", code_version="1", config={}, shards=[info, forged]))
+        store.commit(
+            Manifest(
+                stage="data", fingerprint="fp4", code_version="1", config={}, shards=[info, forged]
+            )
+        )
 
 
 def test_corrupted_shard_is_refused(storage):
@@ -102,7 +125,9 @@ def test_files_round_trip_and_are_verified(storage, tmp_path):
     (ckpt / "model.safetensors").write_bytes(b"\x01" * 1000)
     (ckpt / "sub" / "config.json").write_text("{}")
     files = store.put_dir("sft", "fp5", "final", ckpt)
-    manifest = store.commit(Manifest(stage="sft", fingerprint="fp5", code_version="1", config={}, files=files))
+    manifest = store.commit(
+        Manifest(stage="sft", fingerprint="fp5", code_version="1", config={}, files=files)
+    )
     out = store.get_dir(manifest, "final", tmp_path / "back")
     assert (out / "model.safetensors").read_bytes() == b"\x01" * 1000
     assert (out / "sub" / "config.json").read_text() == "{}"
@@ -114,13 +139,17 @@ def test_files_round_trip_and_are_verified(storage, tmp_path):
 def test_large_files_use_multipart_and_sse(s3_endpoint, s3_bucket, tmp_path):
     storage = StorageConfig(
         root=f"s3://{s3_bucket}/p",
-        s3=S3Options(endpoint_url=s3_endpoint, multipart_threshold_mb=5, multipart_chunk_mb=5, sse="AES256"),
+        s3=S3Options(
+            endpoint_url=s3_endpoint, multipart_threshold_mb=5, multipart_chunk_mb=5, sse="AES256"
+        ),
     )
     store = ArtifactStore.from_config(storage)
     big = tmp_path / "big.bin"
     big.write_bytes(b"\x07" * (12 * 1024 * 1024))
     store.put_file("sft", "fp6", "model.bin", big)
-    head = boto3.client("s3", endpoint_url=s3_endpoint).head_object(Bucket=s3_bucket, Key="p/sft/fp6/model.bin")
+    head = boto3.client("s3", endpoint_url=s3_endpoint).head_object(
+        Bucket=s3_bucket, Key="p/sft/fp6/model.bin"
+    )
     assert head["ETag"].strip('"').endswith("-3")  # three 5 MiB parts
     assert head["ServerSideEncryption"] == "AES256"
 

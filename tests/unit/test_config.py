@@ -29,7 +29,13 @@ def test_paper_8b_carries_the_published_hyperparameters():
     assert (sft.global_batch_size, sft.max_length) == (128, 16384)
     assert cfg.bootstrap.examples_per_prompt == 3 and cfg.bootstrap.sampling.n == 8
     assert cfg.filter.percentile == 30 and cfg.data.difficulty_threshold == 5
-    assert (online.iterations, online.prompts_per_iteration, online.beta, online.lr, online.epochs) == (3, 33000, 0.1, 5e-7, 2)
+    assert (
+        online.iterations,
+        online.prompts_per_iteration,
+        online.beta,
+        online.lr,
+        online.epochs,
+    ) == (3, 33000, 0.1, 5e-7, 2)
     assert (online.sampling.n, online.sampling.temperature, online.sampling.top_p) == (8, 1.0, 1.0)
 
 
@@ -61,7 +67,9 @@ def test_wrong_type_names_file_line_key_and_expectation(tmp_path):
     path = _write(tmp_path, "  lr: fast\n  global_batch_size: 8")
     with pytest.raises(ConfigError) as e:
         load_config(path)
-    line = next(i for i, l in enumerate(path.read_text().splitlines(), 1) if l.startswith("  lr: fast"))
+    line = next(
+        i for i, l in enumerate(path.read_text().splitlines(), 1) if l.startswith("  lr: fast")
+    )
     assert f"{path}:{line}: sft.lr: Input should be a valid number" in str(e.value)
     assert "'fast'" in str(e.value)
 
@@ -92,10 +100,17 @@ def test_remote_code_needs_allowlist():
 def test_overrides_apply_and_parse_as_yaml():
     cfg = load_config(
         REPO / "configs/tiny-cpu.yaml",
-        ["sft.lr=1e-5", "bootstrap.guided_decoding=true", "filter.rewards.0.weight=2", "eval.benchmarks=[math500]"],
+        [
+            "sft.lr=1e-5",
+            "bootstrap.guided_decoding=true",
+            "filter.rewards.0.weight=2",
+            "eval.benchmarks=[math500]",
+        ],
     )
     assert cfg.sft.lr == 1e-5 and cfg.bootstrap.guided_decoding is True
-    assert cfg.filter.rewards[0].weight == 2 and [b.value for b in cfg.eval.benchmarks] == ["math500"]
+    assert cfg.filter.rewards[0].weight == 2 and [b.value for b in cfg.eval.benchmarks] == [
+        "math500"
+    ]
 
 
 def test_bad_override_names_the_override():
@@ -109,16 +124,29 @@ def test_bad_override_names_the_override():
 
 def test_json_schema_documents_every_stage():
     schema = PipelineConfig.model_json_schema()
-    for section in ("data", "bootstrap", "filter", "sft", "online", "eval", "storage", "compute", "models"):
+    for section in (
+        "data",
+        "bootstrap",
+        "filter",
+        "sft",
+        "online",
+        "eval",
+        "storage",
+        "compute",
+        "models",
+    ):
         assert section in schema["properties"]
     assert schema["$defs"]["SftConfig"]["properties"]["lr"]["description"]
 
 
 def test_throughput_knobs_do_not_change_fingerprints():
     a = load_config(REPO / "configs/tiny-cpu.yaml")
-    b = load_config(REPO / "configs/tiny-cpu.yaml", ["bootstrap.engine.concurrency=64", "sft.gradient_checkpointing=false"])
+    b = load_config(
+        REPO / "configs/tiny-cpu.yaml",
+        ["bootstrap.engine.concurrency=64", "sft.gradient_checkpointing=false"],
+    )
     c = load_config(REPO / "configs/tiny-cpu.yaml", ["bootstrap.sampling.temperature=0.5"])
-    fp = lambda cfg: fingerprint("bootstrap", cfg.bootstrap)  # noqa: E731
+    fp = lambda cfg: fingerprint("bootstrap", cfg.bootstrap)
     assert fp(a) == fp(b) != fp(c)
     assert "gradient_checkpointing" not in output_fields(b.sft)
     assert fingerprint("x", a.sft, {"up": "1"}) != fingerprint("x", a.sft, {"up": "2"})

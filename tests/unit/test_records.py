@@ -6,8 +6,16 @@ from bolt.records import Generation, Query, RecordError, read_jsonl, write_jsonl
 
 
 def _gen(i: int) -> Generation:
-    return Generation(query_id=f"q{i}", sample_index=0, prompt_tokens=10, raw_text="x" * i,
-                      output_tokens=i, engine="vllm", model="m", seed=0)
+    return Generation(
+        query_id=f"q{i}",
+        sample_index=0,
+        prompt_tokens=10,
+        raw_text="x" * i,
+        output_tokens=i,
+        engine="vllm",
+        model="m",
+        seed=0,
+    )
 
 
 @pytest.mark.parametrize("name", ["rows.jsonl", "rows.jsonl.gz"])
@@ -37,5 +45,7 @@ def test_invalid_json_names_file_and_line(tmp_path):
 def test_missing_and_unknown_fields_are_named(tmp_path):
     path = tmp_path / "q.jsonl"
     path.write_text('{"id": "a", "source": "s", "colour": 1}\n')
-    with pytest.raises(RecordError, match=r"q\.jsonl:1: not a valid Query: text: Field required; colour: Extra"):
+    with pytest.raises(
+        RecordError, match=r"q\.jsonl:1: not a valid Query: text: Field required; colour: Extra"
+    ):
         list(read_jsonl(path, Query))
