@@ -127,11 +127,16 @@ def config_schema(
 
 
 @config_app.command("reference")
-def config_reference_cmd() -> None:
-    """Print the Markdown config reference (the README's reference section)."""
-    from bolt.config_doc import config_reference
+def config_reference_cmd(
+    readme: Annotated[Path | None, typer.Option(help="Rewrite this file's reference section in place.")] = None,
+) -> None:
+    """Print the Markdown config reference (or refresh the README's reference section)."""
+    from bolt.config_doc import config_reference, replace_reference
 
-    sys.stdout.write(config_reference())
+    if readme:
+        readme.write_text(replace_reference(readme.read_text()))
+    else:
+        sys.stdout.write(config_reference())
 
 
 # ---------------------------------------------------------------- artifacts

@@ -249,6 +249,11 @@ class EngineConfig(Strict):
         description="KV cache on CPU (VLLM_CPU_KVCACHE_SPACE).",
         json_schema_extra=AFFECTS_OUTPUT_NOT,
     )
+    dtype: str = Field(
+        "auto",
+        description="Weights/activations dtype for vLLM ('auto', 'float32', 'bfloat16', 'float16'); float32 on CPUs without bf16 support.",
+        pattern="^(auto|float32|bfloat16|float16)$",
+    )
     enforce_eager: bool = Field(
         False,
         description="Skip graph compilation (faster start, slower decode).",
@@ -344,6 +349,10 @@ class DataConfig(Strict):
     )
     labeler_model: str = Field(
         description="Catalog name of the model that labels difficulty and topic."
+    )
+    guided_labels: bool = Field(
+        True,
+        description="Constrain the labeller's answers to the expected format with structured outputs (vLLM).",
     )
     topics: list[str] = Field(
         default_factory=lambda: [

@@ -26,6 +26,13 @@ def config_reference() -> str:
     return "\n".join(lines).rstrip() + "\n"
 
 
+def replace_reference(document: str) -> str:
+    """``document`` with the text between the BEGIN and END markers regenerated."""
+    head, rest = document.split(BEGIN, 1)
+    _, tail = rest.split(END, 1)
+    return f"{head}{BEGIN}\n{config_reference()}{END}{tail}"
+
+
 def _section(model: type[BaseModel], prefix: str, lines: list[str]) -> None:
     nested: list[tuple[str, type[BaseModel]]] = []
     title = prefix.rstrip(".") or "(top level)"

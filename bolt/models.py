@@ -10,6 +10,7 @@ nothing that looks ready.
 
 from __future__ import annotations
 
+import copy
 import importlib.util
 import json
 import os
@@ -124,7 +125,12 @@ def _convert_package_gguf(entry: ModelEntry, dest: Path) -> dict[str, str]:
     loaded = AutoModelForCausalLM.from_pretrained(
         gguf.parent, gguf_file=gguf.name, dtype=torch.float32
     )
-    model = AutoModelForCausalLM.from_config(loaded.config, dtype=torch.float32)
+    config = copy.deepcopy(loaded.config)
+    # The GGUF's quantisation record would make vLLM and others expect GGUF weights;
+    # the saved weights are plain (dequantised) tensors.
+    if hasattr(config, "quantization_config"):
+        del config.quantization_config
+    model = AutoModelForCausalLM.from_config(config, dtype=torch.float32)
     missing, unexpected = model.load_state_dict(loaded.state_dict(), strict=False)
     tied = {"lm_head.weight"} if loaded.config.tie_word_embeddings else set()
     if set(missing) - tied or unexpected:

@@ -4,7 +4,6 @@ manifests from the store (from cache when they are already committed)."""
 from __future__ import annotations
 
 from prefect import flow, get_run_logger
-from prefect.artifacts import create_progress_artifact, update_progress_artifact
 from prefect.task_runners import ThreadPoolTaskRunner
 
 from bolt.bootstrap.stage import bootstrap_fingerprint, commit_bootstrap, examples_dir, plan_shards
@@ -14,7 +13,7 @@ from bolt.records import Query
 from bolt.store import ArtifactStore, Manifest
 from tasks.bootstrap import bootstrap_shard
 from tasks.curation import curate_queries
-from tasks.reporting import report_stage
+from tasks.reporting import ShardProgress, report_stage
 
 
 @flow(name="curation", flow_run_name="{cfg.name}-curation")
@@ -44,19 +43,17 @@ def bootstrap_flow(cfg: PipelineConfig, data: Manifest | None = None) -> Manifes
         return done
     queries = list(store.read_records(data, Query))
     plans = plan_shards(queries, cfg.bootstrap.shard_size)
-    progress = create_progress_artifact(0.0, description=f"bootstrap {fp}: shards finished")
+    progress = ShardProgress("bootstrap", fp, len(plans))
     futures = [bootstrap_shard.submit(cfg, fp, plan, examples) for plan in plans]
     shards, logger = [], get_run_logger()
-    for future in futures:
-        shard = future.result()
-        shards.append(shard)
-        update_progress_artifact(progress, 100.0 * len(shards) / len(plans))
-        logger.info(
-            "shard %s: %s samples, %s tok/s",
-            shard.index,
-            shard.records,
-            shard.meta.get("output_tokens_per_s"),
-        )
+    try:
+        for future in futures:
+            shard = future.result()
+            shards.append(shard)
+            progress.advance(shard)
+            logger.info("shard %s: %s samples, %s tok/s", shard.index, shard.records, shard.meta.get("output_tokens_per_s"))
+    finally:
+        progress.close()
     manifest = commit_bootstrap(store, fp, cfg, data, shards, queries)
     report_stage(store, manifest, cfg.name)
     return manifest

@@ -39,6 +39,15 @@ def topic_prompt(query: str, topics: list[str]) -> list[dict[str, str]]:
     return [{"role": "user", "content": render_template("topic.j2", query=query, topics=topics)}]
 
 
+def criteria_regex() -> str:
+    """The answer shape guided decoding forces: one ``name: 0|1`` line per criterion."""
+    return "\n".join(f"{c}: [01]" for c in CRITERIA)
+
+
+def topic_regex(topics: list[str]) -> str:
+    return "Topic: (" + "|".join(re.escape(t) for t in topics) + ")"
+
+
 def parse_criteria(text: str) -> dict[str, int] | None:
     """{criterion: 0|1} for all 7 criteria, or None when any is missing or contradictory."""
     found: dict[str, int] = {}

@@ -19,10 +19,12 @@ from bolt.curation.balance import balance, topic_counts
 from bolt.curation.dedup import deduplicate
 from bolt.curation.labels import (
     CRITERIA,
+    criteria_regex,
     difficulty_prompt,
     parse_criteria,
     parse_topic,
     topic_prompt,
+    topic_regex,
 )
 from bolt.curation.sources import SourceRow, read_source, row_to_query
 from bolt.engines.base import ChatRequest, Engine
@@ -86,9 +88,11 @@ def run_curation(
     if data.difficulty_filter or any(q.topic is None for q in queries):
         queries = _fitting(queries, engine(), context_length, rejects)
     if data.difficulty_filter:
-        queries = _label_difficulty(queries, engine(), data.difficulty_threshold, rejects)
+        queries = _label_difficulty(
+            queries, engine(), data.difficulty_threshold, data.guided_labels, rejects
+        )
     if any(q.topic is None for q in queries):
-        queries = _label_topics(queries, engine(), data.topics, rejects)
+        queries = _label_topics(queries, engine(), data.topics, data.guided_labels, rejects)
     before = topic_counts(queries)
     balanced = balance(
         queries, data.balance, cap=data.topic_cap, shares=data.topic_shares, total=data.max_queries
@@ -170,12 +174,12 @@ def _fitting(
 
 
 def _label_difficulty(
-    queries: list[Query], engine: Engine, threshold: int, rejects: list[Reject]
+    queries: list[Query], engine: Engine, threshold: int, guided: bool, rejects: list[Reject]
 ) -> list[Query]:
     """Paper §3.1: keep queries meeting >= threshold of the 7 criteria."""
-    answers = engine.generate(
-        [ChatRequest(q.id, difficulty_prompt(q.text)) for q in queries], LABEL_SAMPLING
-    )
+    requests = [ChatRequest(q.id, difficulty_prompt(q.text)) for q in queries]
+    regex = criteria_regex() if guided else None
+    answers = engine.generate(requests, LABEL_SAMPLING, guided_regex=regex)
     kept = []
     for query, completions in zip(queries, answers, strict=True):
         text = completions[0].text
@@ -197,13 +201,13 @@ def _label_difficulty(
 
 
 def _label_topics(
-    queries: list[Query], engine: Engine, topics: list[str], rejects: list[Reject]
+    queries: list[Query], engine: Engine, topics: list[str], guided: bool, rejects: list[Reject]
 ) -> list[Query]:
     """An LLM picks one topic from the list; an unusable answer is set aside, not guessed."""
     todo = [q for q in queries if q.topic is None]
-    answers = engine.generate(
-        [ChatRequest(q.id, topic_prompt(q.text, topics)) for q in todo], LABEL_SAMPLING
-    )
+    requests = [ChatRequest(q.id, topic_prompt(q.text, topics)) for q in todo]
+    regex = topic_regex(topics) if guided else None
+    answers = engine.generate(requests, LABEL_SAMPLING, guided_regex=regex)
     topic_of = {}
     for query, completions in zip(todo, answers, strict=True):
         topic = parse_topic(completions[0].text, topics)
