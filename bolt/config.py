@@ -429,6 +429,17 @@ class FilterConfig(Strict):
         0.3, gt=0, le=1, description="Degenerate-repetition threshold of the format filter."
     )
 
+    @model_validator(mode="after")
+    def _pass_rate_needs_checklist(self) -> FilterConfig:
+        if self.selection == SelectionMode.best_of_n_pass_rate and not any(
+            b.kind == RewardKind.lm_checklist for b in self.rewards
+        ):
+            raise ValueError("selection best_of_n_pass_rate needs an lm_checklist reward in rewards")
+        names = [b.name for b in self.rewards]
+        if len(names) != len(set(names)):
+            raise ValueError(f"reward names must be unique, got {names}")
+        return self
+
 
 class TrainCommon(Strict):
     lr: float = Field(gt=0, description="Peak learning rate.")

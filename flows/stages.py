@@ -13,6 +13,7 @@ from bolt.records import Query
 from bolt.store import ArtifactStore, Manifest
 from tasks.bootstrap import bootstrap_shard
 from tasks.curation import curate_queries
+from tasks.filtering import score_samples, select_sft_set
 from tasks.reporting import ShardProgress, report_stage
 
 
@@ -51,9 +52,31 @@ def bootstrap_flow(cfg: PipelineConfig, data: Manifest | None = None) -> Manifes
             shard = future.result()
             shards.append(shard)
             progress.advance(shard)
-            logger.info("shard %s: %s samples, %s tok/s", shard.index, shard.records, shard.meta.get("output_tokens_per_s"))
+            logger.info(
+                "shard %s: %s samples, %s tok/s",
+                shard.index,
+                shard.records,
+                shard.meta.get("output_tokens_per_s"),
+            )
     finally:
         progress.close()
     manifest = commit_bootstrap(store, fp, cfg, data, shards, queries)
     report_stage(store, manifest, cfg.name)
     return manifest
+
+
+@flow(name="filter", flow_run_name="{cfg.name}-filter")
+def filter_flow(
+    cfg: PipelineConfig, data: Manifest | None = None, bootstrap: Manifest | None = None
+) -> Manifest:
+    store = ArtifactStore.from_config(cfg.storage)
+    data = data or curation_flow(cfg)
+    bootstrap = bootstrap or bootstrap_flow(cfg, data)
+    scored = score_samples(cfg, bootstrap, data)
+    report_stage(store, scored, cfg.name)
+    selected = select_sft_set(cfg, scored, data)
+    get_run_logger().info(
+        "filter: %s SFT examples from %s samples", selected.records, scored.records
+    )
+    report_stage(store, selected, cfg.name)
+    return selected

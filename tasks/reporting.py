@@ -63,10 +63,16 @@ class ShardProgress:
 
     def __init__(self, stage: str, fingerprint: str, total: int):
         self.total, self.done, self.tokens, self.seconds = total, 0, 0, 0.0
-        self.artifact = create_progress_artifact(0.0, description=f"{stage} {fingerprint}: shards finished")
+        self.artifact = create_progress_artifact(
+            0.0, description=f"{stage} {fingerprint}: shards finished"
+        )
         self.bar = None
         if sys.stderr.isatty():
-            self.bar = Progress(*Progress.get_default_columns(), TextColumn("{task.fields[rate]}"), console=Console(stderr=True))
+            self.bar = Progress(
+                *Progress.get_default_columns(),
+                TextColumn("{task.fields[rate]}"),
+                console=Console(stderr=True),
+            )
             self.bar.start()
             self.task = self.bar.add_task(f"{stage} shards", total=total, rate="")
 

@@ -51,7 +51,9 @@ def test_bolt_run_tiny_pipeline(tmp_path, prefect_api):
     assert first.returncode == 0, first.stdout[-3000:] + first.stderr[-5000:]
     store = ArtifactStore.from_config(load_config(TINY_CONFIG, [f"storage.root={root}"]).storage)
     manifests = {m.stage: m for m in store.list_manifests()}
-    assert set(manifests) == {"data", "bootstrap"}
+    assert set(manifests) == {"data", "bootstrap", "score", "filter"}
+    assert manifests["score"].records == manifests["bootstrap"].records
+    assert manifests["filter"].upstream == {"score": manifests["score"].fingerprint, "data": manifests["data"].fingerprint}
     assert manifests["bootstrap"].upstream["data"] == manifests["data"].fingerprint
     assert manifests["bootstrap"].records == 2 * manifests["data"].records > 0
     assert manifests["bootstrap"].fingerprint in first.stdout
@@ -68,10 +70,11 @@ def test_bolt_run_tiny_pipeline(tmp_path, prefect_api):
 
     import asyncio
 
-    assert {"tiny-cpu-data-summary", "tiny-cpu-bootstrap-summary"} <= asyncio.run(artifact_keys())
+    keys = asyncio.run(artifact_keys())
+    assert {f"tiny-cpu-{stage}-summary" for stage in manifests} <= keys
 
     second = _bolt_run(root, prefect_api)  # everything is committed: nothing is regenerated
     assert second.returncode == 0, second.stderr[-3000:]
     assert "starting vllm engine" in first.stdout + first.stderr
     assert "starting vllm engine" not in second.stdout + second.stderr
-    assert len(store.list_manifests()) == 2
+    assert len(store.list_manifests()) == 4

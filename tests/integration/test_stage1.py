@@ -39,8 +39,8 @@ def _config(root: str, *extra: str):
 
 def _run_stage1(cfg, engine):
     store = ArtifactStore.from_config(cfg.storage)
-    data = run_curation(cfg, store, lambda: engine, context_length=2048)
-    boot = run_bootstrap(cfg, store, data, lambda: engine, context_length=2048)
+    data = run_curation(cfg, store, lambda: engine, context_length=8192)
+    boot = run_bootstrap(cfg, store, data, lambda: engine, context_length=8192)
     return store, data, boot
 
 
@@ -134,7 +134,7 @@ def test_sigkill_mid_bootstrap_then_rerun_resumes(tmp_path, vllm_engine):
     ]
     cfg = load_config(TINY_CONFIG, overrides)
     store = ArtifactStore.from_config(cfg.storage)
-    data = run_curation(cfg, store, lambda: vllm_engine, context_length=2048)
+    data = run_curation(cfg, store, lambda: vllm_engine, context_length=8192)
     n_queries = data.records
     assert n_queries >= 6, "need several shards to kill in the middle"
 
@@ -148,7 +148,7 @@ def test_sigkill_mid_bootstrap_then_rerun_resumes(tmp_path, vllm_engine):
             cfg = load_config({str(TINY_CONFIG)!r}, {overrides!r})
             store = ArtifactStore.from_config(cfg.storage)
             engine = make_engine(cfg.bootstrap.engine, {str(vllm_engine.model_path)!r}, seed=0, device="cpu")
-            run_bootstrap(cfg, store, store.require("data", {data.fingerprint!r}), lambda: engine, context_length=2048)
+            run_bootstrap(cfg, store, store.require("data", {data.fingerprint!r}), lambda: engine, context_length=8192)
         """
     )
     proc = subprocess.Popen(
@@ -172,7 +172,7 @@ def test_sigkill_mid_bootstrap_then_rerun_resumes(tmp_path, vllm_engine):
     assert not list(boot_dir.glob("*/manifest.json"))
 
     engine = CountingEngine(vllm_engine)
-    boot = run_bootstrap(cfg, store, data, lambda: engine, context_length=2048)
+    boot = run_bootstrap(cfg, store, data, lambda: engine, context_length=8192)
     assert engine.requests == n_queries - 2 * finished  # finished shards were not regenerated
     keys = [(g.query_id, g.sample_index) for g in store.read_records(boot, Generation)]
     queries = [q.id for q in store.read_records(data, Query)]

@@ -1,0 +1,106 @@
+"""What every generation engine speaks: chat requests in, n completions per request out.
+
+Stages see only this module; whether the tokens come from vLLM in-process, an
+OpenAI-compatible server or transformers' ``generate`` is decided once, in
+``bolt.engines.make_engine``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Protocol, runtime_checkable
+
+from bolt.config import SamplingConfig
+
+Messages = list[dict[str, str]]
+
+
+class EngineError(RuntimeError):
+    """A generation that could not be completed (after retries, where an engine retries)."""
+
+
+@dataclass(frozen=True)
+class ChatRequest:
+    id: str
+    messages: Messages
+
+
+@dataclass(frozen=True)
+class Completion:
+    """One sampled answer; ``index`` is its position among the request's n samples."""
+
+    request_id: str
+    index: int
+    text: str
+    finish_reason: str | None
+    prompt_tokens: int
+    output_tokens: int
+    # None where the engine cannot tell (transformers, servers without usage details).
+    cached_prompt_tokens: int | None
+
+
+@dataclass(frozen=True)
+class EngineStats:
+    """Running totals of one engine. Prompts count once per request, outputs once per sample."""
+
+    requests: int = 0
+    prompt_tokens: int = 0
+    output_tokens: int = 0
+    cached_prompt_tokens: int = 0
+    seconds: float = 0.0
+
+    @property
+    def prefix_cache_hit_rate(self) -> float:
+        return self.cached_prompt_tokens / self.prompt_tokens if self.prompt_tokens else 0.0
+
+    @property
+    def output_tokens_per_s(self) -> float:
+        return self.output_tokens / self.seconds if self.seconds else 0.0
+
+    def __add__(self, other: EngineStats) -> EngineStats:
+        return EngineStats(
+            requests=self.requests + other.requests,
+            prompt_tokens=self.prompt_tokens + other.prompt_tokens,
+            output_tokens=self.output_tokens + other.output_tokens,
+            cached_prompt_tokens=self.cached_prompt_tokens + other.cached_prompt_tokens,
+            seconds=self.seconds + other.seconds,
+        )
+
+
+def tally(outputs: list[list[Completion]], seconds: float) -> EngineStats:
+    """The stats of one ``generate`` call (every sample of a request shares its prompt)."""
+    firsts = [samples[0] for samples in outputs if samples]
+    return EngineStats(
+        requests=len(outputs),
+        prompt_tokens=sum(c.prompt_tokens for c in firsts),
+        output_tokens=sum(c.output_tokens for samples in outputs for c in samples),
+        cached_prompt_tokens=sum(c.cached_prompt_tokens or 0 for c in firsts),
+        seconds=seconds,
+    )
+
+
+@runtime_checkable
+class Engine(Protocol):
+    """A text generator. ``generate`` returns, for each request in order, its n completions."""
+
+    name: str
+    model: str
+    model_path: str
+
+    def generate(
+        self,
+        requests: list[ChatRequest],
+        sampling: SamplingConfig,
+        *,
+        stop: list[str] | None = None,
+        guided_regex: str | None = None,
+    ) -> list[list[Completion]]: ...
+
+    def count_prompt_tokens(self, messages: Messages) -> int:
+        """Tokens of ``messages`` rendered with the chat template and the assistant header."""
+        ...
+
+    @property
+    def stats(self) -> EngineStats: ...
+
+    def close(self) -> None: ...

