@@ -82,6 +82,8 @@ def timed_passes(rewards: dict, items, repeats: int) -> tuple[dict, dict]:
 def run(args: argparse.Namespace) -> dict:
     import torch
 
+    torch.set_num_threads(args.threads)
+
     from bolt.config import ModelEntry, ModelsConfig
     from bolt.config_loader import load_config
     from bolt.models import prepare_model
@@ -171,6 +173,13 @@ def main() -> None:
     parser.add_argument("--layers", type=int, default=2)
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument(
+        "--threads",
+        type=int,
+        default=1,
+        help="torch threads; 1 because on a shared machine more threads than free cores "
+        "make OpenMP spin and timings swing several-fold",
+    )
     result = run(parser.parse_args())
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
     RESULTS.write_text(json.dumps(result, indent=2) + "\n")
@@ -181,7 +190,7 @@ def main() -> None:
         f"{s['items']} answers, response tokens median {lengths['median']:.0f}, max "
         f"{lengths['max']}, {lengths['over_1500']} over 1500; "
         f"batch {s['batch_size']}, random Llama RM hidden {s['hidden_size']} x {s['layers']} "
-        f"layers, CPU fp32, {s['torch_threads']} threads) "
+        f"layers, CPU fp32, {s['torch_threads']} torch thread(s)) "
         "`.venv/bin/python bench/reward_batching.py`"
     )
 

@@ -23,7 +23,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Protocol, assert_never
 
 from bolt.config import ModelsConfig, RewardBackend, RewardKind, S3Options
-from bolt.longcot import strip_thoughts
+from bolt.longcot import RESPONSE_OPEN, THOUGHTS_CLOSE, THOUGHTS_OPEN, strip_thoughts
+from bolt.records import Generation, Query
 
 if TYPE_CHECKING:
     from bolt.engines.base import Engine
@@ -48,6 +49,18 @@ class RewardItem:
     key: str
 
 
+def reward_item(generation: Generation, query: Query) -> RewardItem:
+    """The item that scores ``generation``, an answer to ``query`` (ids must agree)."""
+    if generation.query_id != query.id:
+        raise ValueError(f"generation of {generation.query_id!r} paired with query {query.id!r}")
+    return RewardItem(
+        query=query.text,
+        response=generation.raw_text,
+        reference=query.reference_answer,
+        key=f"{generation.query_id}:{generation.sample_index}",
+    )
+
+
 class RewardModel(Protocol):
     """A reward backend: one score per item, in the items' order."""
 
@@ -57,10 +70,15 @@ class RewardModel(Protocol):
 def judged_response(item: RewardItem) -> str:
     """What an outcome reward sees: the external response, never the thoughts (BOLT §3.1).
 
-    A text without a response tag has no separable thoughts; it is judged whole, tags
-    removed (see :func:`bolt.longcot.strip_thoughts`).
+    A malformed answer is judged on what it shows outside its thoughts: the text after
+    ``<response>`` when that tag exists (:func:`bolt.longcot.strip_thoughts`), else the
+    text after ``</thoughts>``, and nothing when the thoughts never close (the model
+    gave no response). Text without any tag has no thoughts to hide; it is judged whole.
     """
-    return strip_thoughts(item.response)
+    text = item.response
+    if RESPONSE_OPEN not in text and THOUGHTS_OPEN in text:
+        text = text.rsplit(THOUGHTS_CLOSE, 1)[1] if THOUGHTS_CLOSE in text else ""
+    return strip_thoughts(text)
 
 
 def combine(

@@ -99,7 +99,9 @@ class LMChecklistReward:
         """Normalised p(Yes) of the next token after each prompt, in the prompts' order."""
         values = [0.0] * len(prompts)
         for batch in length_sorted_batches([len(p) for p in prompts], self.batch_size):
-            for index, value in zip(batch, self._batch_yes([prompts[i] for i in batch])):
+            for index, value in zip(
+                batch, self._batch_yes([prompts[i] for i in batch]), strict=True
+            ):
                 values[index] = value
         return values
 

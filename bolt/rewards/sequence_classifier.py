@@ -103,7 +103,9 @@ class SequenceClassifierReward:
             batches = input_order_batches(len(sequences), self.batch_size)
         scores = [0.0] * len(items)
         for batch in batches:
-            for index, value in zip(batch, self._score_batch([sequences[i] for i in batch])):
+            for index, value in zip(
+                batch, self._score_batch([sequences[i] for i in batch]), strict=True
+            ):
                 scores[index] = value
         return scores
 

@@ -14,9 +14,16 @@ MAX_TOKENS = 16
 
 @pytest.fixture(scope="module")
 def hf_engine(smollm2_path):
+    import torch
+
+    # One intra-op thread: on a machine whose two cores are shared, two OpenMP threads
+    # spin-wait on each other and generate ~20x slower (measured: 82 s against 4 s).
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
     engine = make_engine(EngineConfig(kind="transformers"), str(smollm2_path), seed=0, device="cpu")
     yield engine
     engine.close()
+    torch.set_num_threads(threads)
 
 
 def requests() -> list[ChatRequest]:

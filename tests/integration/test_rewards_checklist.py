@@ -1,5 +1,6 @@
 """The checklist reward for real on SmolLM2-135M-Instruct (CPU): its p(Yes) is the one the
-model's own full-vocabulary softmax gives, batched or not, and it scores end to end."""
+model's own full-vocabulary softmax gives, batched or not, and it scores end to end,
+checklists written by a real engine included."""
 
 from __future__ import annotations
 
@@ -14,9 +15,13 @@ from bolt.rewards.base import judged_response
 from bolt.rewards.checklist import ChecklistMaker
 from bolt.rewards.lm_checklist import LMChecklistReward
 
-pytestmark = pytest.mark.integration
+# SmolLM2 forward passes on a shared 2-core CPU: about a minute for the module.
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
-CHECKLIST = "1. Does the answer say that Paris is the capital of France?\n2. Is the answer one short sentence?"
+CHECKLIST = (
+    "1. Does the answer say that Paris is the capital of France?\n"
+    "2. Is the answer one short sentence?"
+)
 
 
 class ScriptedEngine:
@@ -96,7 +101,6 @@ def test_the_judge_prompt_ends_where_the_answer_begins(judge):
     assert "Q?" in text and "Is it A?" in text
 
 
-@pytest.mark.slow
 def test_a_real_engine_writes_the_checklist(judge, smollm2_path, tmp_path):
     engine = make_engine(EngineConfig(kind="transformers"), str(smollm2_path), seed=0)
     try:

@@ -12,8 +12,14 @@ import pytest
 from bolt.config import ModelEntry, ModelsConfig, RewardBackend, RewardKind
 from bolt.engines.base import ChatRequest, Completion
 from bolt.longcot import render_longcot
+from bolt.records import Generation, Query
 from bolt.rewards import RewardError, RewardItem, combine, make_reward
-from bolt.rewards.base import input_order_batches, judged_response, length_sorted_batches
+from bolt.rewards.base import (
+    input_order_batches,
+    judged_response,
+    length_sorted_batches,
+    reward_item,
+)
 from bolt.rewards.checklist import (
     FALLBACK_CHECKLIST,
     MAX_QUESTIONS,
@@ -70,9 +76,34 @@ def test_input_order_batches_keep_the_order():
     assert input_order_batches(0, 3) == []
 
 
-def test_judged_response_never_holds_the_thoughts():
-    assert judged_response(item(GOOD)) == "2 + 2 = 4."
-    assert judged_response(item("plain answer")) == "plain answer"
+def test_reward_item_from_records():
+    query = Query(id="q1", text="What is 2 + 2?", source="demo", reference_answer="4")
+    generation = Generation(
+        query_id="q1",
+        sample_index=3,
+        prompt_tokens=5,
+        raw_text=GOOD,
+        output_tokens=9,
+        engine="vllm",
+        model="m",
+    )
+    assert reward_item(generation, query) == RewardItem("What is 2 + 2?", GOOD, "4", "q1:3")
+    with pytest.raises(ValueError, match="paired with"):
+        reward_item(generation, query.model_copy(update={"id": "q2"}))
+
+
+@pytest.mark.parametrize(
+    ("response", "judged"),
+    [
+        (GOOD, "2 + 2 = 4."),
+        ("<thoughts>\nadd\n</thoughts>\n<response>\n4, cut at the lim", "4, cut at the lim"),
+        ("<thoughts>\nadd\n</thoughts>\nIt is 4.", "It is 4."),
+        ("<thoughts>\nadd them, then", ""),
+        ("plain answer", "plain answer"),
+    ],
+)
+def test_judged_response_never_holds_the_thoughts(response, judged):
+    assert judged_response(item(response)) == judged
 
 
 # ---------------------------------------------------------------- make_reward
