@@ -8,6 +8,7 @@ the file, line and key and exit with status 2.
 from __future__ import annotations
 
 import json
+import os
 import sys
 from pathlib import Path
 from typing import Annotated
@@ -54,6 +55,7 @@ def _load(path: Path, overrides: list[str] | None) -> PipelineConfig:
 def run(config: ConfigArg = DEFAULT_CONFIG, overrides: Overrides = None) -> None:
     """Run the whole pipeline as a Prefect flow (on Prefect's embedded server if none is set)."""
     cfg = _load(config, overrides)
+    _use_prefect()
     from flows.pipeline import pipeline
 
     summary = pipeline(cfg)
@@ -68,6 +70,7 @@ def stage(
 ) -> None:
     """Run one stage (and, from cache, the stages it needs)."""
     cfg = _load(config, overrides)
+    _use_prefect()
     from flows.pipeline import STAGE_FLOWS
 
     if name not in STAGE_FLOWS:
@@ -76,6 +79,13 @@ def stage(
         )
         raise typer.Exit(2)
     _print_summary(STAGE_FLOWS[name](cfg))
+
+
+def _use_prefect() -> None:
+    """Before Prefect is imported: its embedded server gets 20 s to start by default,
+    which a busy 2-core machine (vLLM loading beside it) can exceed. The user's own
+    setting wins."""
+    os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "180")
 
 
 def _print_summary(summary: dict[str, dict]) -> None:
@@ -128,7 +138,9 @@ def config_schema(
 
 @config_app.command("reference")
 def config_reference_cmd(
-    readme: Annotated[Path | None, typer.Option(help="Rewrite this file's reference section in place.")] = None,
+    readme: Annotated[
+        Path | None, typer.Option(help="Rewrite this file's reference section in place.")
+    ] = None,
 ) -> None:
     """Print the Markdown config reference (or refresh the README's reference section)."""
     from bolt.config_doc import config_reference, replace_reference

@@ -231,7 +231,9 @@ def _hf_dataset(store: ArtifactStore, fp: str, examples: list[SftExample], tmp: 
             "messages": [{"role": datasets.Value("string"), "content": datasets.Value("string")}],
         }
     )
-    datasets.Dataset.from_list(rows, features=features).save_to_disk(str(tmp / "hf_dataset"))
+    # Column-wise so an empty set still gets its schema (from_list infers it from row 0).
+    columns = {name: [row[name] for row in rows] for name in features}
+    datasets.Dataset.from_dict(columns, features=features).save_to_disk(str(tmp / "hf_dataset"))
     return store.put_dir(FILTER_STAGE, fp, "hf_dataset", tmp / "hf_dataset")
 
 

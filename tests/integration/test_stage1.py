@@ -25,6 +25,9 @@ pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 SMALL = [
     "data.sources.0.limit=20",  # labelling all 75 demo queries is the e2e test's job
+    # The labels are real but a 135M labeller's judgement varies with the CPU's float
+    # rounding; these tests are about the plumbing, so every labelled query passes.
+    "data.difficulty_threshold=0",
     "data.max_queries=6",
     "data.topic_cap=2",
     "bootstrap.sampling.n=2",
@@ -116,8 +119,11 @@ def test_bad_rows_are_set_aside_and_counted(tmp_path, vllm_engine):
     rejects = {r.reason: r for r in store.read_file_records(data, "rejects.jsonl.gz", Reject)}
     assert rejects["invalid_json"].line == 2 and rejects["invalid_json"].source == str(source)
     assert rejects["missing_field"].line == 3 and rejects["empty_query"].line == 4
-    assert "huge" in rejects["too_long_for_context"].source
-    assert data.counts["kept"] == 2 and data.counts["rejected"] == 4
+    assert data.counts["kept"] == 3 and data.counts["rejected"] == 3
+    # The context check that matters is on the few-shot prompt, at bootstrap.
+    boot_rejects = list(store.read_file_records(boot, "rejects/part-00000.jsonl.gz", Reject))
+    assert [(r.reason, r.source) for r in boot_rejects] == [("too_long_for_context", "huge")]
+    assert boot.counts["rejected"] == 1
     assert len(list(store.read_records(boot, Generation))) == 4
 
 
