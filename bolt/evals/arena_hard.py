@@ -29,7 +29,7 @@ from enum import StrEnum
 from typing import Any
 
 import numpy as np
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 from bolt.evals import Benchmark
 from bolt.longcot import strip_thoughts
@@ -112,6 +112,21 @@ class StyleFeatures:
 
 
 STYLE_FEATURE_NAMES = tuple(f.name for f in fields(StyleFeatures))
+
+
+class ArenaHardQuestion(BaseModel):
+    """One line of arena-hard-auto's ``data/arena-hard-v0.1/question.jsonl``."""
+
+    model_config = ConfigDict(extra="allow", frozen=True)
+
+    question_id: str
+    category: str = "arena-hard-v0.1"
+    cluster: str | None = None
+    turns: list[dict[str, str]] = Field(description="[{'content': prompt}]: one user turn.")
+
+    @property
+    def prompt(self) -> str:
+        return self.turns[0]["content"]
 
 
 class WinRate(BaseModel):
@@ -317,6 +332,7 @@ def game_result(
     judge_raw: str,
     model_style: StyleFeatures,
     baseline_style: StyleFeatures,
+    judged_text: str | None = None,
 ) -> EvalItemResult:
     """One judged game as a record; ``verdict`` is the label as the judge gave it (A/B
     as shown), ``meta['model_side']`` says where the model's answer was."""
@@ -326,7 +342,7 @@ def game_result(
         item_id=f"{question_id}-game{game}",
         model=model,
         answer=answer,
-        judged_text=strip_thoughts(answer),
+        judged_text=strip_thoughts(answer) if judged_text is None else judged_text,
         verdict=verdict.value if verdict is not None else None,
         parse_error=None if verdict is not None else UNPARSABLE_VERDICT,
         judge_raw=judge_raw,

@@ -100,11 +100,16 @@ def check_answers(pairs: Sequence[tuple[str, str]], max_workers: int = 2) -> lis
 
 
 def graded_results(
-    problems: Sequence[MathProblem], model: str, answers: Sequence[str], max_workers: int = 2
+    problems: Sequence[MathProblem],
+    model: str,
+    answers: Sequence[str],
+    max_workers: int = 2,
+    response_only: bool = True,
 ) -> list[EvalItemResult]:
     """Grade ``answers[i]`` against ``problems[i]``; the boxed answer is read from the
-    response (thoughts stripped), and a response without one is wrong and counted."""
-    responses = [strip_thoughts(a) for a in answers]
+    response (thoughts stripped, unless ``response_only`` is False), and a response
+    without one is wrong and counted."""
+    responses = [strip_thoughts(a) if response_only else a for a in answers]
     boxed = [last_boxed(r) for r in responses]
     to_check = [(p.answer, b) for p, b in zip(problems, boxed, strict=True) if b is not None]
     verdicts = iter(check_answers(to_check, max_workers))

@@ -164,16 +164,22 @@ def parse_rating(text: str) -> float | None:
 
 
 def judged_result(
-    question: MtBenchQuestion, turn: int, model: str, answer: str, judge_raw: str
+    question: MtBenchQuestion,
+    turn: int,
+    model: str,
+    answer: str,
+    judge_raw: str,
+    judged_text: str | None = None,
 ) -> EvalItemResult:
-    """One judged turn as a record; the rating, or ``parse_error`` when there is none."""
+    """One judged turn as a record; the rating, or ``parse_error`` when there is none.
+    ``judged_text`` is what the judge saw (default: the answer without its thoughts)."""
     rating = parse_rating(judge_raw)
     return EvalItemResult(
         benchmark=Benchmark.mt_bench,
         item_id=f"{question.question_id}-turn{turn}",
         model=model,
         answer=answer,
-        judged_text=strip_thoughts(answer),
+        judged_text=strip_thoughts(answer) if judged_text is None else judged_text,
         score=rating,
         parse_error=None if rating is not None else UNPARSABLE_RATING,
         judge_raw=judge_raw,

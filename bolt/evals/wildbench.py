@@ -325,15 +325,18 @@ def wb_reward(rows: Iterable[RewardRow], k: int) -> WBRewardReport:
 # ------------------------------------------------------------- our own judged records
 
 
-def score_result(item: WildBenchItem, model: str, answer: str, judge_raw: str) -> EvalItemResult:
-    """A WB-Score judgement as a record (``score`` is the judge's 1-10)."""
+def score_result(
+    item: WildBenchItem, model: str, answer: str, judge_raw: str, judged_text: str | None = None
+) -> EvalItemResult:
+    """A WB-Score judgement as a record (``score`` is the judge's 1-10); ``judged_text``
+    is what the judge saw (default: the answer without its thoughts)."""
     score = parse_score_judgement(judge_raw)
     return EvalItemResult(
         benchmark=Benchmark.wildbench,
         item_id=item.session_id,
         model=model,
         answer=answer,
-        judged_text=strip_thoughts(answer),
+        judged_text=strip_thoughts(answer) if judged_text is None else judged_text,
         score=score,
         parse_error=None if score is not None else UNPARSABLE_SCORE,
         judge_raw=judge_raw,
@@ -349,6 +352,7 @@ def pairwise_result(
     reference_text: str,
     tested_is_a: bool,
     judge_raw: str,
+    judged_text: str | None = None,
 ) -> EvalItemResult:
     """A WB-Reward judgement as a record. ``verdict`` keeps the judge's raw choice so that
     K can change at summary time without judging again (as the official tables do)."""
@@ -358,7 +362,7 @@ def pairwise_result(
         item_id=item.session_id,
         model=model,
         answer=answer,
-        judged_text=strip_thoughts(answer),
+        judged_text=strip_thoughts(answer) if judged_text is None else judged_text,
         verdict=choice.value if choice is not None else None,
         parse_error=None if choice is not None else UNPARSABLE_CHOICE,
         judge_raw=judge_raw,

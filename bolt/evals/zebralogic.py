@@ -116,10 +116,12 @@ def grade(puzzle: ZebraPuzzle, text: str) -> PuzzleGrade:
     return PuzzleGrade(correct_cells=correct, total_cells=total, answered=True)
 
 
-def graded_result(puzzle: ZebraPuzzle, model: str, answer: str) -> EvalItemResult:
+def graded_result(
+    puzzle: ZebraPuzzle, model: str, answer: str, response_only: bool = True
+) -> EvalItemResult:
     """One graded puzzle as a record; ``score`` is its share of right cells. The grid is
-    read from the response only: JSON drafts in the thoughts are not the answer."""
-    response = strip_thoughts(answer)
+    read from the response only by default: JSON drafts in the thoughts are not the answer."""
+    response = strip_thoughts(answer) if response_only else answer
     g = grade(puzzle, response)
     return EvalItemResult(
         benchmark=Benchmark.zebralogic,

