@@ -81,6 +81,68 @@ def stage(
     _print_summary(STAGE_FLOWS[name](cfg))
 
 
+@app.command()
+def plan(
+    config: ConfigArg = DEFAULT_CONFIG,
+    overrides: Overrides = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the figures as JSON.")] = False,
+) -> None:
+    """Per stage: tokens, FLOPs, device-hours, wall-clock, storage and cost of a full run."""
+    from bolt.bootstrap.stage import examples_dir
+    from bolt.plan import PlanError, as_rows, count_source_queries, few_shot_prompt_tokens
+    from bolt.plan import plan as make_plan
+    from bolt.prompts import load_examples
+
+    cfg = _load(config, overrides)
+    examples = load_examples(examples_dir(cfg))
+    chars = sum(len(e.query) + len(e.assistant_text()) for e in examples)
+    try:
+        stages = make_plan(
+            cfg,
+            count_source_queries(cfg, Path.cwd()),
+            few_shot_prompt_tokens(chars, len(examples), cfg.bootstrap.examples_per_prompt),
+        )
+    except PlanError as exc:
+        err.print(f"[bold red]error:[/] {config}: {exc}")
+        raise typer.Exit(2) from exc
+    rows = as_rows(stages)
+    if as_json:
+        console.print_json(json.dumps(rows))
+        return
+    devices = max(1, cfg.compute.nodes * cfg.compute.gpus_per_node)
+    table = Table(
+        title=f"{cfg.name}: {devices} x {cfg.compute.gpu_type or cfg.compute.device}, "
+        f"${cfg.compute.gpu_hour_usd}/device-hour"
+    )
+    for column in (
+        "stage",
+        "params (B)",
+        "tokens read",
+        "tokens generated",
+        "PFLOP",
+        "device-h",
+        "wall-h",
+        "storage GB",
+        "cost $",
+        "notes",
+    ):
+        table.add_column(column, justify="left" if column in ("stage", "notes") else "right")
+    for row in rows:
+        table.add_row(
+            row["stage"],
+            f"{row['model_params_b']:g}",
+            f"{row['tokens_read']:,}",
+            f"{row['tokens_generated']:,}",
+            f"{row['flops'] / 1e15:,.1f}",
+            f"{row['device_hours']:,.2f}",
+            f"{row['wall_hours']:,.2f}",
+            f"{row['storage_gb']:,.2f}",
+            f"{row['cost_usd']:,.2f}",
+            "; ".join(row["notes"]),
+        )
+    console.print(table)
+
+
 def _use_prefect() -> None:
     """Before Prefect is imported: its embedded server gets 20 s to start by default,
     which a busy 2-core machine (vLLM loading beside it) can exceed. The user's own

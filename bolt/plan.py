@@ -1,0 +1,278 @@
+"""`bolt plan`: what a config will cost before it runs.
+
+Per stage: tokens to read and to generate, FLOPs, device-hours, wall-clock hours on the
+configured cluster, storage and cost. Model FLOPs follow the usual transformer
+estimates (Kaplan et al., 2020): a forward pass costs 2 x params per token, a training
+step 6 x params per token. Device time = FLOPs / (peak x MFU), or, for generation, the
+measured tokens/s when the config declares one (`plan.generation_tokens_per_device_s`).
+Every assumption lives in `PlanConfig`, so the figures are reproducible from the file.
+"""
+
+from __future__ import annotations
+
+import gzip
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+from bolt.config import JudgeKind, PipelineConfig, RewardBackend, RewardKind, TrainCommon
+
+# Dense bf16 tensor TFLOPS per device, from the vendors' datasheets (no sparsity).
+PEAK_TFLOPS = {
+    "H200": 989.0,
+    "H100": 989.0,
+    "A100": 312.0,
+    "L40S": 362.0,
+    "A10G": 125.0,
+}
+# Items per benchmark as published (MT-Bench has two turns per question).
+BENCHMARK_ITEMS = {
+    "mt_bench": 160,
+    "arena_hard": 500,
+    "wildbench": 1024,
+    "zebralogic": 1000,
+    "math500": 500,
+}
+LABEL_OUTPUT_TOKENS = 24  # guided difficulty / topic answers are a few tokens
+LABEL_PROMPT_TOKENS = 450  # the difficulty rubric around a query
+CHECKLIST_QUESTIONS = 5  # LM-judge checklist reward: one forward per question
+CHARS_PER_TOKEN = 4.0
+TRAINING_BYTES_PER_PARAM = 14  # resumable checkpoint: bf16 weights + fp32 master + Adam m, v
+WEIGHT_BYTES_PER_PARAM = 2  # a bf16 model
+
+
+class PlanError(ValueError):
+    """A figure the plan needs is missing from the config."""
+
+
+@dataclass
+class StagePlan:
+    stage: str
+    model_params_b: float
+    tokens_read: int = 0  # prefill / forward-only / trained tokens
+    tokens_generated: int = 0
+    flops: float = 0.0
+    device_hours: float = 0.0
+    wall_hours: float = 0.0
+    storage_gb: float = 0.0
+    cost_usd: float = 0.0
+    notes: list[str] = field(default_factory=list)
+
+
+def peak_tflops(cfg: PipelineConfig) -> float:
+    if cfg.plan.peak_tflops:
+        return cfg.plan.peak_tflops
+    gpu = (cfg.compute.gpu_type or "").upper()
+    for name, tflops in PEAK_TFLOPS.items():
+        if gpu.startswith(name):
+            return tflops
+    raise PlanError(
+        f"plan.peak_tflops is unset and compute.gpu_type={cfg.compute.gpu_type!r} is not one "
+        f"of {', '.join(PEAK_TFLOPS)}: declare the device's TFLOPS"
+    )
+
+
+def params_b(cfg: PipelineConfig, model: str, key: str) -> float:
+    entry = cfg.models.catalog[model]
+    if entry.params_b is None:
+        raise PlanError(f"models.catalog.{model}.params_b is unset (needed for {key})")
+    return entry.params_b
+
+
+def devices(cfg: PipelineConfig) -> int:
+    return max(1, cfg.compute.nodes * cfg.compute.gpus_per_node)
+
+
+def count_source_queries(cfg: PipelineConfig, repo: Path) -> int:
+    """Lines of the local JSONL sources (within each source's limit); others must be declared."""
+    if cfg.plan.source_queries:
+        return cfg.plan.source_queries
+    total = 0
+    for i, source in enumerate(cfg.data.sources):
+        path = repo / source.uri if not Path(source.uri).is_absolute() else Path(source.uri)
+        if source.format != "jsonl" or "://" in source.uri or not path.exists():
+            raise PlanError(
+                f"data.sources[{i}] ({source.uri}) cannot be counted offline: set plan.source_queries"
+            )
+        opener = gzip.open if path.suffix == ".gz" else open
+        with opener(path, "rt", encoding="utf-8") as handle:
+            rows = sum(1 for line in handle if line.strip())
+        total += min(rows, source.limit) if source.limit else rows
+    return total
+
+
+def mean_output(cfg: PipelineConfig, max_new_tokens: int) -> int:
+    return cfg.plan.mean_output_tokens or max(1, max_new_tokens // 2)
+
+
+def few_shot_prompt_tokens(examples_chars: int, examples_total: int, per_prompt: int) -> int:
+    """Tokens of the in-context examples one prompt carries (chars / 4 per token)."""
+    if not examples_total:
+        return 0
+    return round(examples_chars / examples_total * per_prompt / CHARS_PER_TOKEN)
+
+
+def _forward_hours(cfg: PipelineConfig, flops: float, mfu: float) -> float:
+    return flops / (peak_tflops(cfg) * 1e12 * mfu) / 3600
+
+
+def _generation(
+    cfg: PipelineConfig, stage: str, params: float, prefill: int, decode: int
+) -> StagePlan:
+    """Generation: prefill and decode are forward passes; measured tokens/s wins if declared."""
+    flops = 2 * params * 1e9 * (prefill + decode)
+    rate = cfg.plan.generation_tokens_per_device_s
+    if rate:
+        hours = _forward_hours(cfg, 2 * params * 1e9 * prefill, cfg.plan.inference_mfu)
+        hours += decode / rate / 3600
+    else:
+        hours = _forward_hours(cfg, flops, cfg.plan.inference_mfu)
+    stored = (prefill + decode) * cfg.plan.stored_bytes_per_token / 1e9
+    return StagePlan(stage, params, prefill, decode, flops, hours, storage_gb=stored)
+
+
+def _scoring(
+    cfg: PipelineConfig, stage: str, backends: list[RewardBackend], tokens: int, section: str
+) -> StagePlan:
+    flops = 0.0
+    largest = 0.0
+    for i, backend in enumerate(backends):
+        if backend.kind in (RewardKind.format, RewardKind.math_verify) or not backend.model:
+            continue
+        params = params_b(cfg, backend.model, f"{section}.rewards[{i}]")
+        passes = CHECKLIST_QUESTIONS if backend.kind == RewardKind.lm_checklist else 1
+        flops += 2 * params * 1e9 * tokens * passes
+        largest = max(largest, params)
+    hours = _forward_hours(cfg, flops, cfg.plan.inference_mfu)
+    return StagePlan(stage, largest, tokens, 0, flops, hours)
+
+
+def trained_tokens(train: TrainCommon, tokens: int, sequences: int) -> float:
+    """Tokens seen over all epochs, cut at max_steps x global batch sequences when set."""
+    seen = tokens * train.epochs
+    if train.max_steps and sequences:
+        seen = min(seen, train.max_steps * train.global_batch_size * tokens / sequences)
+    return seen
+
+
+def _training(
+    cfg: PipelineConfig, stage: str, params: float, seen_tokens: float, extra_forward: int
+) -> StagePlan:
+    """6 x params per trained token, plus forward-only passes (DPO's cached reference)."""
+    flops = 6 * params * 1e9 * seen_tokens + 2 * params * 1e9 * extra_forward
+    hours = _forward_hours(cfg, flops, cfg.plan.training_mfu)
+    bytes_per_param = WEIGHT_BYTES_PER_PARAM + cfg.plan.checkpoints_kept * TRAINING_BYTES_PER_PARAM
+    storage = params * bytes_per_param  # billions of params x bytes = GB
+    return StagePlan(stage, params, round(seen_tokens), 0, flops, hours, storage_gb=storage)
+
+
+def plan(cfg: PipelineConfig, source_queries: int, few_shot_tokens: int) -> list[StagePlan]:
+    """Per-stage figures of one full run of ``cfg`` (see the module docstring)."""
+    p, d = cfg.plan, cfg.data
+    query_tokens = p.mean_query_tokens
+    kept = round(source_queries * (p.difficulty_pass_rate if d.difficulty_filter else 1.0))
+    queries = min(kept, d.max_queries) if d.max_queries else kept
+    boot = cfg.bootstrap.sampling
+    boot_out = mean_output(cfg, boot.max_new_tokens)
+    stages = [
+        _generation(
+            cfg,
+            "data",
+            params_b(cfg, d.labeler_model, "data.labeler_model"),
+            2 * source_queries * (LABEL_PROMPT_TOKENS + query_tokens),
+            2 * source_queries * LABEL_OUTPUT_TOKENS,
+        ),
+        _generation(
+            cfg,
+            "bootstrap",
+            params_b(cfg, cfg.bootstrap.teacher_model, "bootstrap.teacher_model"),
+            queries * (few_shot_tokens + query_tokens),
+            queries * boot.n * boot_out,
+        ),
+        _scoring(
+            cfg,
+            "filter",
+            cfg.filter.rewards,
+            queries * boot.n * (query_tokens + boot_out),
+            "filter",
+        ),
+    ]
+    policy = params_b(cfg, cfg.sft.base_model, "sft.base_model")
+    sft_tokens = queries * (query_tokens + boot_out)  # one best sample per query
+    seen = trained_tokens(cfg.sft, sft_tokens, queries)
+    stages.append(_training(cfg, "sft", policy, seen, 0))
+    stages += _online(cfg, policy)
+    stages.append(_evaluation(cfg, policy))
+    for stage in stages:
+        stage.wall_hours = stage.device_hours / devices(cfg)
+        stage.cost_usd += stage.device_hours * cfg.compute.gpu_hour_usd
+    return stages
+
+
+def _online(cfg: PipelineConfig, policy: float) -> list[StagePlan]:
+    o = cfg.online
+    out = mean_output(cfg, o.sampling.max_new_tokens)
+    prompts = o.prompts_per_iteration
+    pairs = round(prompts * (1 - cfg.plan.pair_skip_rate))
+    pair_tokens = pairs * 2 * (cfg.plan.mean_query_tokens + out)  # chosen + rejected
+    stages = []
+    for iteration in range(1, o.iterations + 1):
+        sample = _generation(
+            cfg,
+            f"online.{iteration}.sample",
+            policy,
+            prompts * cfg.plan.mean_query_tokens,
+            prompts * o.sampling.n * out,
+        )
+        score = _scoring(
+            cfg,
+            f"online.{iteration}.score",
+            o.rewards,
+            prompts * o.sampling.n * (cfg.plan.mean_query_tokens + out),
+            "online",
+        )
+        # The reference log-probs are computed once per iteration and cached.
+        seen = trained_tokens(o, pair_tokens, pairs)
+        train = _training(cfg, f"online.{iteration}.dpo", policy, seen, pair_tokens)
+        stages += [sample, score, train]
+    return stages
+
+
+def _evaluation(cfg: PipelineConfig, policy: float) -> StagePlan:
+    """SFT model, each DPO iterate and the baseline, on every configured benchmark."""
+    e = cfg.eval
+    models = 2 + cfg.online.iterations
+    items = sum(
+        min(BENCHMARK_ITEMS[b.value], e.max_items) if e.max_items else BENCHMARK_ITEMS[b.value]
+        for b in e.benchmarks
+    )
+    out = mean_output(cfg, e.sampling.max_new_tokens)
+    stage = _generation(
+        cfg, "eval", policy, models * items * cfg.plan.mean_query_tokens, models * items * out
+    )
+    judge_tokens = models * items * cfg.plan.judge_tokens_per_item
+    if e.judge.kind == JudgeKind.api:
+        stage.cost_usd += judge_tokens / 1000 * e.judge.usd_per_1k_input
+        stage.notes.append(f"{judge_tokens:,} API judge tokens")
+    else:
+        judge_params = params_b(cfg, e.judge.model, "eval.judge.model")
+        judge_flops = 2 * judge_params * 1e9 * judge_tokens
+        stage.flops += judge_flops
+        stage.device_hours += _forward_hours(cfg, judge_flops, cfg.plan.inference_mfu)
+    return stage
+
+
+def totals(stages: list[StagePlan]) -> StagePlan:
+    total = StagePlan("total", max((s.model_params_b for s in stages), default=0.0))
+    for s in stages:
+        total.tokens_read += s.tokens_read
+        total.tokens_generated += s.tokens_generated
+        total.flops += s.flops
+        total.device_hours += s.device_hours
+        total.wall_hours += s.wall_hours
+        total.storage_gb += s.storage_gb
+        total.cost_usd += s.cost_usd
+    return total
+
+
+def as_rows(stages: list[StagePlan]) -> list[dict]:
+    return [asdict(s) for s in [*stages, totals(stages)]]
