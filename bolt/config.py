@@ -405,6 +405,11 @@ class BootstrapConfig(Strict):
     guided_decoding: bool = Field(
         False, description="Force the thoughts/response shape with structured outputs."
     )
+    guided_max_chars: tuple[int, int] | None = Field(
+        None,
+        description="With guided_decoding: at most this many characters of thoughts and of "
+        "response, so the shape closes within max_new_tokens (tiny runs); unbounded when unset.",
+    )
     shard_size: int = Field(
         64, ge=1, description="Queries per shard (the unit of retry and resume)."
     )

@@ -28,7 +28,8 @@ def choose_examples(
         )
     digest = hashlib.sha256(f"{seed}:{query_id}".encode()).digest()
     rng = random.Random(int.from_bytes(digest[:8], "big"))
-    return sorted(rng.sample(examples, k), key=lambda e: e.id)
+    # Sample from a canonical order: the choice must not depend on how files were listed.
+    return sorted(rng.sample(sorted(examples, key=lambda e: e.id), k), key=lambda e: e.id)
 
 
 def group_key(chosen: list[LongCoTExample]) -> str:
@@ -56,15 +57,22 @@ def build_messages(
     return messages
 
 
-def longcot_regex() -> str:
+def longcot_regex(max_chars: tuple[int, int] | None = None) -> str:
     """The shape guided decoding forces: thoughts, then a response, nothing after.
 
     Structured-output backends (xgrammar, outlines) take no look-arounds, so a part's
     body may hold "<" only before a space, "=" or a digit (comparisons survive; HTML
     tags inside answers do not: leave guided decoding off for markup-heavy queries).
+    ``max_chars`` bounds (thoughts, response) so a small token budget still closes
+    both parts instead of truncating every sample.
     """
-    body = r"([^<]|<[ =0-9])+"
+    char, first = r"([^<]|<[ =0-9])", r"[^<\s]"  # a part starts with a visible character
+
+    def body(limit: int | None) -> str:
+        return f"{first}{char}{{0,{limit - 1}}}" if limit else f"{first}{char}*"
+
+    thoughts, response = (body(limit) for limit in (max_chars or (None, None)))
     return (
-        f"{re.escape(longcot.THOUGHTS_OPEN)}\\n{body}{re.escape(longcot.THOUGHTS_CLOSE)}\\n\\n"
-        f"{re.escape(longcot.RESPONSE_OPEN)}\\n{body}{re.escape(longcot.RESPONSE_CLOSE)}"
+        f"{re.escape(longcot.THOUGHTS_OPEN)}\\n{thoughts}{re.escape(longcot.THOUGHTS_CLOSE)}\\n\\n"
+        f"{re.escape(longcot.RESPONSE_OPEN)}\\n{response}{re.escape(longcot.RESPONSE_CLOSE)}"
     )

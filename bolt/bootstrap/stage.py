@@ -104,7 +104,7 @@ def generate_shard(
         [ChatRequest(q.id, messages) for _, q, _, messages, _ in prepared],
         boot.sampling,
         stop=[longcot.RESPONSE_CLOSE],
-        guided_regex=longcot_regex() if boot.guided_decoding else None,
+        guided_regex=longcot_regex(boot.guided_max_chars) if boot.guided_decoding else None,
     )
     seconds = time.perf_counter() - started
     records = [
