@@ -51,3 +51,21 @@ def histogram(
     fig.savefig(path, dpi=100)
     plt.close(fig)
     return path
+
+
+def curves(
+    path: Path, title: str, series: dict[str, list[tuple[float, float]]], xlabel: str, ylabel: str
+) -> Path:
+    """Line plots of (x, y) points, one line per series (e.g. a training loss curve)."""
+    fig, ax = plt.subplots(figsize=(7, 4))
+    for name, points in series.items():
+        if points:
+            ax.plot([x for x, _ in points], [y for _, y in points], marker=".", label=name)
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    ax.set_title(title)
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return path

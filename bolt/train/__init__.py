@@ -1,0 +1,1 @@
+"""Training stages: LongCoT SFT (sft), their launchers, DeepSpeed configs and plans."""

@@ -1,0 +1,82 @@
+"""The one line a training job prints per logged step, and the callback that prints it.
+
+Whoever launched the job (a local subprocess, a Kubernetes pod's log stream, a Slurm
+output file) follows progress by reading these lines; nothing else of the training log
+is an interface. One line: ``BOLT_PROGRESS {"step": 3, "max_steps": 8, ...}``.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+PREFIX = "BOLT_PROGRESS "
+
+
+def format_progress(record: dict[str, Any]) -> str:
+    return PREFIX + json.dumps(record, sort_keys=True)
+
+
+def parse_progress(line: str) -> dict[str, Any] | None:
+    """The record of a progress line, or None for any other log line."""
+    _, marker, payload = line.partition(PREFIX)
+    if not marker:
+        return None
+    try:
+        record = json.loads(payload)
+    except json.JSONDecodeError:
+        return None
+    return record if isinstance(record, dict) and "step" in record else None
+
+
+@dataclass
+class TokenMeter:
+    """Counts the tokens the data collator hands to this rank (non-pad input tokens and
+    tokens that carry loss), so throughput is measured on what was really trained."""
+
+    input_tokens: int = 0
+    trained_tokens: int = 0
+    started: float = field(default_factory=time.perf_counter)
+
+    def restart(self) -> None:
+        self.input_tokens = self.trained_tokens = 0
+        self.started = time.perf_counter()
+
+    def rate(self, world_size: int) -> float:
+        """Input tokens/s over all ranks (every rank sees the same share of a global batch)."""
+        elapsed = time.perf_counter() - self.started
+        return self.input_tokens * world_size / elapsed if elapsed > 0 else 0.0
+
+
+def progress_callback(meter: TokenMeter, world_size: int):
+    """A transformers TrainerCallback recording the loss curve and printing progress lines
+    (world rank 0 only); built lazily so importing this module needs no transformers."""
+    from transformers import TrainerCallback
+
+    class ProgressCallback(TrainerCallback):
+        def __init__(self) -> None:
+            self.history: list[dict[str, float]] = []
+            self.resumed_from_step = 0
+
+        def on_train_begin(self, args, state, control, **kwargs):
+            self.resumed_from_step = state.global_step
+            meter.restart()
+
+        def on_log(self, args, state, control, logs=None, **kwargs):
+            if not state.is_world_process_zero or not logs or "loss" not in logs:
+                return
+            record = {
+                "step": state.global_step,
+                "max_steps": state.max_steps,
+                "epoch": round(state.epoch or 0.0, 4),
+                "loss": logs["loss"],
+                "learning_rate": logs.get("learning_rate"),
+                "tokens_per_s": round(meter.rate(world_size), 1),
+            }
+            self.history.append(record)
+            print(format_progress(record), file=sys.stdout, flush=True)
+
+    return ProgressCallback()
