@@ -148,6 +148,8 @@ def _use_prefect() -> None:
     which a busy 2-core machine (vLLM loading beside it) can exceed. The user's own
     setting wins."""
     os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "180")
+    # Batch jobs on machines that often have no route out: no telemetry from that server.
+    os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
 
 
 def _print_summary(summary: dict[str, dict]) -> None:

@@ -731,17 +731,18 @@ def output_fields(model: BaseModel) -> dict[str, Any]:
         extra = field.json_schema_extra if isinstance(field.json_schema_extra, dict) else {}
         if extra.get("affects_output") is False:
             continue
-        out[name] = _output_value(getattr(model, name))
+        out[name] = output_value(getattr(model, name))
     return out
 
 
-def _output_value(value: Any) -> Any:
+def output_value(value: Any) -> Any:
+    """``value`` with every pydantic model in it reduced to its output fields."""
     if isinstance(value, BaseModel):
         return output_fields(value)
     if isinstance(value, list):
-        return [_output_value(v) for v in value]
+        return [output_value(v) for v in value]
     if isinstance(value, dict):
-        return {k: _output_value(v) for k, v in value.items()}
+        return {k: output_value(v) for k, v in value.items()}
     if isinstance(value, StrEnum):
         return value.value
     return value

@@ -13,7 +13,7 @@ from typing import Any
 
 from pydantic import BaseModel
 
-from bolt.config import output_fields
+from bolt.config import output_value
 
 FINGERPRINT_CHARS = 16
 
@@ -31,7 +31,9 @@ def fingerprint(
     """Hex digest (16 chars) of the stage, its output-relevant config and its inputs."""
     payload = {
         "stage": stage,
-        "config": output_fields(config) if isinstance(config, BaseModel) else config,
+        # Models nested anywhere (a stage section, a catalog entry) count only by the
+        # fields that change outputs: concurrency or a cost figure never forks a stage.
+        "config": output_value(config),
         "upstream": dict(sorted((upstream or {}).items())),
         "code_version": code_version,
     }

@@ -54,7 +54,7 @@ def examples_digest(examples: list[LongCoTExample]) -> str:
 
 
 def bootstrap_fingerprint(cfg: PipelineConfig, data_fp: str, examples: list[LongCoTExample]) -> str:
-    teacher = cfg.models.catalog[cfg.bootstrap.teacher_model].model_dump(mode="json")
+    teacher = cfg.models.catalog[cfg.bootstrap.teacher_model]
     return fingerprint(
         STAGE,
         {"bootstrap": cfg.bootstrap, "teacher": teacher},

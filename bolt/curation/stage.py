@@ -47,7 +47,7 @@ def source_digest(source: QuerySource) -> str:
 
 
 def curation_fingerprint(cfg: PipelineConfig) -> str:
-    labeler = cfg.models.catalog[cfg.data.labeler_model].model_dump(mode="json")
+    labeler = cfg.models.catalog[cfg.data.labeler_model]
     return fingerprint(
         STAGE,
         {"data": cfg.data, "labeler": labeler, "seed": cfg.seed},

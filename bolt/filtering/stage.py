@@ -31,11 +31,7 @@ SFT_EXAMPLES_PER_SHARD = 4096
 
 
 def score_fingerprint(cfg: PipelineConfig, bootstrap_fp: str) -> str:
-    reward_models = {
-        b.model: cfg.models.catalog[b.model].model_dump(mode="json")
-        for b in cfg.filter.rewards
-        if b.model
-    }
+    reward_models = {b.model: cfg.models.catalog[b.model] for b in cfg.filter.rewards if b.model}
     return fingerprint(
         SCORE_STAGE,
         {

@@ -152,6 +152,22 @@ def test_throughput_knobs_do_not_change_fingerprints():
     assert fingerprint("x", a.sft, {"up": "1"}) != fingerprint("x", a.sft, {"up": "2"})
 
 
+def test_models_nested_in_a_dict_count_only_by_output_fields():
+    a = load_config(REPO / "configs/tiny-cpu.yaml")
+    b = load_config(
+        REPO / "configs/tiny-cpu.yaml",
+        ["models.catalog.smollm2-135m-instruct.params_b=0.2", "bootstrap.engine.concurrency=8"],
+    )
+    c = load_config(
+        REPO / "configs/tiny-cpu.yaml", ["models.catalog.smollm2-135m-instruct.context_length=4096"]
+    )
+    fp = lambda cfg: fingerprint(
+        "bootstrap",
+        {"bootstrap": cfg.bootstrap, "teacher": cfg.models.catalog["smollm2-135m-instruct"]},
+    )
+    assert fp(a) == fp(b) != fp(c)
+
+
 def test_stage_config_alone_rejects_unknown_keys():
     with pytest.raises(Exception, match="extra"):
         SftConfig(base_model="m", lr=1e-5, epochs=1, bogus=1)
