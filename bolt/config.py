@@ -235,6 +235,46 @@ class ComputeConfig(Strict):
         description="Price of one GPU-hour, for `bolt plan`.",
         json_schema_extra=AFFECTS_OUTPUT_NOT,
     )
+    image: str = Field(
+        "ghcr.io/bolt-pipeline/bolt:latest",
+        description="Container image of training jobs (launcher kubernetes); holds this repository at workdir.",
+        json_schema_extra=AFFECTS_OUTPUT_NOT,
+    )
+    workdir: str = Field(
+        "/app",
+        description="This repository's checkout on the training nodes: in the image (kubernetes) or on the cluster's shared filesystem (slurm).",
+        json_schema_extra=AFFECTS_OUTPUT_NOT,
+    )
+    namespace: str = Field(
+        "default",
+        description="Kubernetes namespace of training jobs.",
+        json_schema_extra=AFFECTS_OUTPUT_NOT,
+    )
+    service_account: str | None = Field(
+        None,
+        description="Kubernetes service account of training pods; its cloud role grants S3 access (no credentials in config).",
+        json_schema_extra=AFFECTS_OUTPUT_NOT,
+    )
+    slurm_partition: str | None = Field(
+        None, description="Slurm partition of training jobs.", json_schema_extra=AFFECTS_OUTPUT_NOT
+    )
+    slurm_account: str | None = Field(
+        None,
+        description="Slurm account charged for training jobs.",
+        json_schema_extra=AFFECTS_OUTPUT_NOT,
+    )
+    time_limit_hours: float = Field(
+        24,
+        gt=0,
+        description="Wall-clock limit of one training job (Kubernetes activeDeadlineSeconds, Slurm --time).",
+        json_schema_extra=AFFECTS_OUTPUT_NOT,
+    )
+    poll_seconds: float = Field(
+        30,
+        gt=0,
+        description="How often a cluster job's status is polled.",
+        json_schema_extra=AFFECTS_OUTPUT_NOT,
+    )
 
 
 class EngineConfig(Strict):
@@ -549,6 +589,11 @@ class JudgeConfig(Strict):
         ge=1,
         description="Checklist questions per forward pass (kind=local_checklist).",
         json_schema_extra=AFFECTS_OUTPUT_NOT,
+    )
+    checklist_max_new_tokens: int = Field(
+        384,
+        ge=16,
+        description="kind=local_checklist: output limit of the model that writes checklists for items without one.",
     )
     tie_margin: float = Field(
         0.5,

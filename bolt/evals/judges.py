@@ -414,7 +414,11 @@ def make_judge(
             from bolt.rewards.lm_checklist import LMChecklistReward
 
             maker = (
-                ChecklistMaker(checklist_engine, cache_base / "checklists")
+                ChecklistMaker(
+                    checklist_engine,
+                    cache_base / "checklists",
+                    max_new_tokens=judge.checklist_max_new_tokens,
+                )
                 if checklist_engine is not None
                 else None
             )

@@ -113,7 +113,7 @@ def _wildbench_fields(item: wildbench.WildBenchItem) -> dict[str, str]:
     }
 
 
-def tested_is_a(session_id: str, seed: int) -> bool:
+def shows_tested_as_a(session_id: str, seed: int) -> bool:
     """The side of the tested model, drawn per item (WildBench draws it at random) and
     seeded, so a rerun asks the judge exactly the same question."""
     return hashlib.sha256(f"{seed}:{session_id}".encode()).digest()[0] % 2 == 0
@@ -152,7 +152,7 @@ def _wildbench(
         if ctx.baseline is None or ctx.baseline_model is None:
             continue
         reference = ctx.shown(ctx.baseline[item.session_id].turns[0])
-        a_is_tested = tested_is_a(item.session_id, ctx.seed)
+        a_is_tested = shows_tested_as_a(item.session_id, ctx.seed)
         a, b = (shown, reference) if a_is_tested else (reference, shown)
         requests.append(
             JudgeRequest(
