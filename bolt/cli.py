@@ -56,9 +56,9 @@ def run(config: ConfigArg = DEFAULT_CONFIG, overrides: Overrides = None) -> None
     """Run the whole pipeline as a Prefect flow (on Prefect's embedded server if none is set)."""
     cfg = _load(config, overrides)
     _use_prefect()
-    from flows.pipeline import pipeline
+    from flows.pipeline import run_pipeline
 
-    summary = pipeline(cfg)
+    summary = run_pipeline(cfg)
     _print_summary(summary)
 
 

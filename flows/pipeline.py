@@ -8,8 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from prefect import Flow, flow
-from prefect.task_runners import ThreadPoolTaskRunner
+from prefect import Flow, flow, tags
 
 from bolt.config import PipelineConfig
 from bolt.config_loader import load_config
@@ -18,12 +17,9 @@ from flows.stages import bootstrap_flow, curation_flow, filter_flow
 from tasks.engine_pool import close_all
 from tasks.reporting import summary_row
 from tasks.reward_pool import release_all
+from tasks.runtime import result_storage, task_runner
 
 Summary = dict[str, dict[str, object]]
-
-
-def _runner(cfg: PipelineConfig) -> ThreadPoolTaskRunner:
-    return ThreadPoolTaskRunner(max_workers=cfg.compute.max_workers)
 
 
 def _release() -> None:
@@ -36,12 +32,21 @@ def _release() -> None:
 def pipeline(cfg: PipelineConfig) -> Summary:
     store = ArtifactStore.from_config(cfg.storage)
     try:
-        data = curation_flow(cfg)
-        boot = bootstrap_flow.with_options(task_runner=_runner(cfg))(cfg, data)
-        sft_set = filter_flow(cfg, data, boot)
+        with tags("stage:data"):
+            data = curation_flow(cfg)
+        with tags("stage:bootstrap"):
+            boot = bootstrap_flow.with_options(task_runner=task_runner(cfg))(cfg, data)
+        with tags("stage:filter"):
+            sft_set = filter_flow(cfg, data, boot)
     finally:
         _release()
     return {m.stage: summary_row(store, m) for m in (data, boot, sft_set)}
+
+
+def run_pipeline(cfg: PipelineConfig) -> Summary:
+    """The pipeline with this config's result storage (beside the artifacts) and tags."""
+    with tags("bolt", f"config:{cfg.name}"):
+        return pipeline.with_options(result_storage=result_storage(cfg))(cfg)
 
 
 @flow(name="bolt-pipeline-from-config", flow_run_name="{config}")
@@ -49,13 +54,16 @@ def pipeline_from_config(
     config: str = "configs/tiny-cpu.yaml", overrides: list[str] | None = None
 ) -> Summary:
     """The pipeline for deployments and UI runs: a config file path plus dotted overrides."""
-    return pipeline(load_config(config, overrides or []))
+    return run_pipeline(load_config(config, overrides or []))
 
 
 def _one_stage(stage_flow: Flow[..., Manifest]) -> Callable[[PipelineConfig], Summary]:
     def run(cfg: PipelineConfig) -> Summary:
         try:
-            manifest = stage_flow.with_options(task_runner=_runner(cfg))(cfg)
+            with tags("bolt", f"config:{cfg.name}"):
+                manifest = stage_flow.with_options(
+                    task_runner=task_runner(cfg), result_storage=result_storage(cfg)
+                )(cfg)
         finally:
             _release()
         return {manifest.stage: summary_row(ArtifactStore.from_config(cfg.storage), manifest)}
@@ -69,3 +77,13 @@ STAGE_FLOWS = {
     "bootstrap": _one_stage(bootstrap_flow),
     "filter": _one_stage(filter_flow),
 }
+
+
+@flow(name="bolt-stage-from-config", flow_run_name="{stage}-{config}")
+def stage_from_config(
+    stage: str = "data", config: str = "configs/tiny-cpu.yaml", overrides: list[str] | None = None
+) -> Summary:
+    """One stage for deployments and UI runs; the stages it needs come from the store."""
+    if stage not in STAGE_FLOWS:
+        raise ValueError(f"stage {stage!r} is not one of {', '.join(STAGE_FLOWS)}")
+    return STAGE_FLOWS[stage](load_config(config, overrides or []))

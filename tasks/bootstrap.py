@@ -7,14 +7,21 @@ only the shards that did not finish.
 
 from __future__ import annotations
 
-from prefect import task
-from prefect.cache_policies import NO_CACHE
+from typing import Any
 
-from bolt.bootstrap.stage import ShardPlan, run_shard
+from prefect import task
+from prefect.context import TaskRunContext
+
+from bolt.bootstrap.stage import STAGE, ShardPlan, run_shard
 from bolt.config import PipelineConfig
 from bolt.prompts import LongCoTExample
 from bolt.store import ArtifactStore, ShardInfo
 from tasks.engine_pool import context_length, engine_for
+from tasks.runtime import CACHED_RESULT, stage_key
+
+
+def _key(_: TaskRunContext, params: dict[str, Any]) -> str:
+    return stage_key(STAGE, params["fp"], params["plan"].index)
 
 
 @task(
@@ -22,7 +29,8 @@ from tasks.engine_pool import context_length, engine_for
     task_run_name="bootstrap-shard-{plan.index:05d}",
     retries=2,
     retry_delay_seconds=[10, 60],
-    cache_policy=NO_CACHE,
+    cache_key_fn=_key,
+    **CACHED_RESULT,
 )
 def bootstrap_shard(
     cfg: PipelineConfig, fp: str, plan: ShardPlan, examples: list[LongCoTExample]

@@ -2,16 +2,23 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from prefect import task
-from prefect.cache_policies import NO_CACHE
+from prefect.context import TaskRunContext
 
 from bolt.config import PipelineConfig
-from bolt.curation.stage import run_curation
+from bolt.curation.stage import STAGE, curation_fingerprint, run_curation
 from bolt.store import ArtifactStore, Manifest
 from tasks.engine_pool import context_length, engine_for
+from tasks.runtime import CACHED_RESULT, stage_key
 
 
-@task(name="curate-queries", retries=1, retry_delay_seconds=10, cache_policy=NO_CACHE)
+def _key(_: TaskRunContext, params: dict[str, Any]) -> str:
+    return stage_key(STAGE, curation_fingerprint(params["cfg"]))
+
+
+@task(name="curate-queries", retries=1, retry_delay_seconds=10, cache_key_fn=_key, **CACHED_RESULT)
 def curate_queries(cfg: PipelineConfig) -> Manifest:
     store = ArtifactStore.from_config(cfg.storage)
     # The labeller runs with the bootstrap engine's settings (same hardware, same kind).

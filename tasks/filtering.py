@@ -2,22 +2,49 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from prefect import task
-from prefect.cache_policies import NO_CACHE
+from prefect.context import TaskRunContext
 
 from bolt.config import PipelineConfig
-from bolt.filtering.stage import run_filter, run_score
+from bolt.filtering.stage import (
+    FILTER_STAGE,
+    SCORE_STAGE,
+    filter_fingerprint,
+    run_filter,
+    run_score,
+    score_fingerprint,
+)
 from bolt.store import ArtifactStore, Manifest
 from tasks.reward_pool import rewards_for
+from tasks.runtime import CACHED_RESULT, stage_key
 
 
-@task(name="score-samples", retries=1, retry_delay_seconds=30, cache_policy=NO_CACHE)
+def _score_key(_: TaskRunContext, params: dict[str, Any]) -> str:
+    return stage_key(SCORE_STAGE, score_fingerprint(params["cfg"], params["bootstrap"].fingerprint))
+
+
+def _filter_key(_: TaskRunContext, params: dict[str, Any]) -> str:
+    scored, data = params["scored"], params["data"]
+    return stage_key(
+        FILTER_STAGE, filter_fingerprint(params["cfg"], scored.fingerprint, data.fingerprint)
+    )
+
+
+@task(
+    name="score-samples",
+    retries=1,
+    retry_delay_seconds=30,
+    cache_key_fn=_score_key,
+    **CACHED_RESULT,
+)
 def score_samples(cfg: PipelineConfig, bootstrap: Manifest, data: Manifest) -> Manifest:
     """Resumes shard by shard: a retry or rerun scores only the shards not yet stored."""
     store = ArtifactStore.from_config(cfg.storage)
     return run_score(cfg, store, bootstrap, data, lambda: rewards_for(cfg, cfg.filter.rewards))
 
 
-@task(name="select-sft-set", retries=1, cache_policy=NO_CACHE)
+@task(name="select-sft-set", retries=1, cache_key_fn=_filter_key, **CACHED_RESULT)
 def select_sft_set(cfg: PipelineConfig, scored: Manifest, data: Manifest) -> Manifest:
     return run_filter(cfg, ArtifactStore.from_config(cfg.storage), scored, data)

@@ -1,0 +1,149 @@
+"""Prefect orchestration for real: a Prefect API server (SQLite), moto S3, local Ray.
+
+The runs here use the transformers engine or no engine at all (curation with the
+difficulty filter off and topics given by the source), so they test the orchestration,
+not generation; the vLLM path is the e2e test's.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import subprocess
+import sys
+
+import boto3
+import pytest
+import yaml
+
+from bolt.config_loader import load_config
+from bolt.records import Generation
+from bolt.store import ArtifactStore
+from tests.conftest import REPO, TINY_CONFIG
+
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
+
+POOL_TYPES = {"bolt-process": "process", "bolt-k8s-gpu": "kubernetes", "bolt-docker": "docker"}
+NO_ENGINE = ["data.difficulty_filter=false", "data.max_queries=6", "data.topic_cap=2"]
+
+
+def _task_states(name_like: str) -> list[str]:
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import TaskRunFilter, TaskRunFilterName
+
+    async def read():
+        async with get_client() as client:
+            runs = await client.read_task_runs(
+                task_run_filter=TaskRunFilter(name=TaskRunFilterName(like_=name_like))
+            )
+            return [r.state.name for r in runs]
+
+    return asyncio.run(read())
+
+
+def test_stage_results_live_in_s3_and_are_cached_by_fingerprint(
+    prefect_api, s3_endpoint, s3_bucket
+):
+    from flows.pipeline import STAGE_FLOWS
+
+    cfg = load_config(
+        TINY_CONFIG,
+        [
+            f"storage.root=s3://{s3_bucket}/run",
+            f"storage.s3.endpoint_url={s3_endpoint}",
+            *NO_ENGINE,
+        ],
+    )
+    first = STAGE_FLOWS["data"](cfg)["data"]
+    keys = {
+        o["Key"]
+        for o in boto3.client("s3", endpoint_url=s3_endpoint)
+        .list_objects_v2(Bucket=s3_bucket)
+        .get("Contents", [])
+    }
+    assert f"run/data/{first['fingerprint']}/manifest.json" in keys
+    result_key = f"run/prefect-results/data-{first['fingerprint']}"
+    assert result_key in keys  # Prefect's result, beside the artifacts, keyed by fingerprint
+    body = boto3.client("s3", endpoint_url=s3_endpoint).get_object(Bucket=s3_bucket, Key=result_key)
+    record = json.loads(body["Body"].read())  # JSON, never a pickle
+    assert first["fingerprint"] in json.dumps(record)
+
+    second = STAGE_FLOWS["data"](cfg)["data"]
+    assert second == first
+    assert sorted(_task_states("curate-queries%")) == ["Cached", "Completed"]
+
+
+def test_bootstrap_shards_on_local_ray_match_the_thread_runner(tmp_path, prefect_api, smollm2_path):
+    """Greedy decoding with the transformers engine: the output depends only on the
+    shard's requests, so where the shard ran must not change a byte."""
+    from flows.pipeline import STAGE_FLOWS
+
+    common = [
+        *NO_ENGINE,
+        "data.max_queries=4",
+        "bootstrap.engine.kind=hf",
+        "bootstrap.guided_decoding=false",  # structured outputs are a vLLM feature
+        "bootstrap.sampling.n=1",
+        "bootstrap.sampling.temperature=0",
+        "bootstrap.sampling.max_new_tokens=8",
+        "bootstrap.shard_size=1",
+        "compute.max_workers=2",
+    ]
+    outputs = {}
+    for runner in ("threads", "ray"):
+        root = tmp_path / runner
+        cfg = load_config(
+            TINY_CONFIG, [f"storage.root=file://{root}", f"compute.task_runner={runner}", *common]
+        )
+        boot = STAGE_FLOWS["bootstrap"](cfg)["bootstrap"]
+        store = ArtifactStore.from_config(cfg.storage)
+        manifest = store.require("bootstrap", boot["fingerprint"])
+        assert len(manifest.shards) == 4
+        outputs[runner] = (
+            boot["fingerprint"],
+            [g.model_dump() for g in store.read_records(manifest, Generation)],
+        )
+    assert outputs["ray"] == outputs["threads"]
+
+
+def test_prefect_deploy_all_creates_every_deployment_with_its_schedule(prefect_api):
+    declared = yaml.safe_load((REPO / "prefect.yaml").read_text())["deployments"]
+    env = {**os.environ, "PREFECT_API_URL": prefect_api, "BOLT_REPO_DIR": str(REPO)}
+    prefect = [sys.executable, "-m", "prefect"]
+    for pool, kind in POOL_TYPES.items():
+        subprocess.run(
+            [*prefect, "work-pool", "create", pool, "--type", kind, "--overwrite"],
+            env=env,
+            cwd=REPO,
+            check=True,
+            capture_output=True,
+        )
+    done = subprocess.run(
+        [*prefect, "--no-prompt", "deploy", "--all"],
+        env=env,
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+
+    from prefect.client.orchestration import get_client
+
+    async def read():
+        async with get_client() as client:
+            return await client.read_deployments()
+
+    deployments = {d.name: d for d in asyncio.run(read())}
+    assert set(deployments) >= {d["name"] for d in declared}
+    for spec in declared:
+        created = deployments[spec["name"]]
+        schedules = spec.get("schedules", [])
+        assert [s.schedule.cron for s in created.schedules] == [s["cron"] for s in schedules]
+        assert [s.active for s in created.schedules] == [s["active"] for s in schedules]
+        assert created.work_pool_name == spec["work_pool"]["name"]
+        assert created.parameters["config"].startswith("configs/")
+    assert deployments["nightly-eval"].parameters["stage"] == "eval"
+    image = deployments["paper-8b"].job_variables["image"]
+    assert image.startswith("ghcr.io/bolt-pipeline/bolt-gpu:")  # the build step's output
