@@ -236,12 +236,12 @@ class ComputeConfig(Strict):
         json_schema_extra=AFFECTS_OUTPUT_NOT,
     )
     image: str = Field(
-        "ghcr.io/bolt-pipeline/bolt:latest",
+        "ghcr.io/bolt-pipeline/bolt-gpu:latest",
         description="Container image of training jobs (launcher kubernetes); holds this repository at workdir.",
         json_schema_extra=AFFECTS_OUTPUT_NOT,
     )
     workdir: str = Field(
-        "/app",
+        "/opt/bolt",
         description="This repository's checkout on the training nodes: in the image (kubernetes) or on the cluster's shared filesystem (slurm).",
         json_schema_extra=AFFECTS_OUTPUT_NOT,
     )

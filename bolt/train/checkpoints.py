@@ -59,6 +59,11 @@ def mark_complete(
     store.put_json(stage, fingerprint, f"{PREFIX}/{checkpoint_name(step)}{MARKER_SUFFIX}", meta)
 
 
+def mark_local(output_dir: Path, step: int) -> None:
+    """Record that ``output_dir`` holds checkpoint ``step`` complete (see fetch_checkpoint)."""
+    (output_dir / f"{checkpoint_name(step)}{MARKER_SUFFIX}").write_text("{}\n")
+
+
 def completed_steps(store: ArtifactStore, stage: str, fingerprint: str) -> list[int]:
     """Steps of the checkpoints every rank finished uploading, ascending."""
     steps = []
@@ -88,5 +93,5 @@ def fetch_checkpoint(
         store.fetch_file(stage, fingerprint, rel, staging / rel.removeprefix(prefix))
     shutil.rmtree(local, ignore_errors=True)
     staging.rename(local)
-    marker.write_text("{}\n")
+    mark_local(output_dir, step)
     return local

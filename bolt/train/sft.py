@@ -177,6 +177,12 @@ def store_callback(store: ArtifactStore, fp: str, dist: Dist):
     from transformers import TrainerCallback
 
     class StoreCheckpoints(TrainerCallback):
+        def on_step_end(self, args, state, control, **kwargs):
+            # The final model is stored anyway; a last checkpoint (optimizer states,
+            # ~16 bytes per parameter) would be uploaded for nothing.
+            if state.global_step >= state.max_steps:
+                control.should_save = False
+
         def on_save(self, args, state, control, **kwargs):
             folder = Path(args.output_dir) / checkpoints.checkpoint_name(state.global_step)
             barrier()  # every rank's shard is on disk
@@ -185,6 +191,8 @@ def store_callback(store: ArtifactStore, fp: str, dist: Dist):
             if dist.rank == 0:
                 meta = {"step": state.global_step, "world_size": dist.world_size}
                 checkpoints.mark_complete(store, STAGE, fp, state.global_step, meta)
+            if dist.local_rank == 0:  # a relaunch on this node need not fetch it back
+                checkpoints.mark_local(Path(args.output_dir), state.global_step)
 
     return StoreCheckpoints()
 
