@@ -51,6 +51,13 @@ def eval_flow(cfg: PipelineConfig, model: str | Path, label: str | None = None) 
     return manifest
 
 
+@flow(name="eval-stage", flow_run_name="{cfg.name}-eval-stage")
+def eval_stage_flow(cfg: PipelineConfig) -> Manifest:
+    """``bolt stage eval``: the config's base model (``sft.base_model``) until a trained
+    checkpoint is passed to :func:`eval_flow` by the pipeline."""
+    return eval_flow(cfg, cfg.sft.base_model)
+
+
 @flow(name="eval-trajectory", flow_run_name="{cfg.name}-eval-trajectory")
 def eval_trajectory_flow(cfg: PipelineConfig, checkpoints: list[tuple[str, str]]) -> Manifest:
     """Evaluate ``(label, model)`` checkpoints in training order (SFT, DPO iter 1, ...),
