@@ -102,9 +102,22 @@ def make_collator(packing: bool, pad_token_id: int, meter: TokenMeter):
     return collate
 
 
+def configure_cpu_processes() -> None:
+    """DeepSpeed on CPU-only hosts (DESIGN.md §5): accelerate finds no device backend and
+    would run each process as a world of one (every rank training alone). Naming gloo
+    makes DeepSpeed start a real process group; the trainer then reuses this state."""
+    from accelerate import PartialState
+
+    os.environ["ACCELERATE_USE_DEEPSPEED"] = "true"
+    PartialState(backend="gloo")
+
+
 def training_arguments(cfg: PipelineConfig, output_dir: Path, dist: Dist):
     from transformers import TrainingArguments
 
+    on_cpu = cfg.compute.device == "cpu"
+    if on_cpu:
+        configure_cpu_processes()
     sft = cfg.sft
     accumulation = gradient_accumulation(
         sft.global_batch_size, sft.micro_batch_size, dist.world_size
@@ -138,6 +151,7 @@ def training_arguments(cfg: PipelineConfig, output_dir: Path, dist: Dist):
         remove_unused_columns=False,
         dataloader_num_workers=0,
         disable_tqdm=True,
+        accelerator_config={"use_configured_state": on_cpu},
     )
 
 
