@@ -48,10 +48,7 @@ def sft_fingerprint(cfg: PipelineConfig, sft_set_fp: str) -> str:
     """What changes the trained model: the SFT config, the base model and the data."""
     return fingerprint(
         STAGE,
-        {
-            "sft": cfg.sft.model_dump(mode="json", exclude={"gradient_checkpointing"}),
-            "base_model": cfg.models.catalog[cfg.sft.base_model].model_dump(mode="json"),
-        },
+        {"sft": cfg.sft, "base_model": cfg.models.catalog[cfg.sft.base_model]},
         upstream={"filter": sft_set_fp},
         code_version=CODE_VERSION,
     )
