@@ -13,7 +13,7 @@ The model is SmolLM2-135M-Instruct's architecture cut to ``--layers`` layers wit
 weights (the ratio of the two modes is what is measured; a full model on a 2-core CPU
 would take an hour for the same figure); ``--layers 30`` is the real depth.
 
-    .venv/bin/python bench/sft_packing.py [--examples 64] [--max-length 1024] [--layers 4]
+    .venv/bin/python bench/sft_packing.py [--examples 32] [--max-length 1024] [--layers 4]
 """
 
 from __future__ import annotations
@@ -22,7 +22,9 @@ import argparse
 import os
 import platform
 import random
+import shlex
 import statistics
+import sys
 import threading
 import time
 from datetime import UTC, datetime
@@ -108,11 +110,11 @@ def run_mode(model, batches: list[dict]) -> dict:
     optimizer = torch.optim.AdamW(model.parameters(), lr=1e-5)
     tokens, started = 0, time.perf_counter()
     with PeakRss() as memory:
-        for batch in batches:
+        for rows, batch in batches:
             model(**batch).loss.backward()
             optimizer.step()
             optimizer.zero_grad(set_to_none=True)
-            tokens += input_tokens(batch)
+            tokens += input_tokens(rows)
     seconds = time.perf_counter() - started
     return {
         "tokens": tokens,
@@ -125,7 +127,7 @@ def run_mode(model, batches: list[dict]) -> dict:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--examples", type=int, default=64)
+    parser.add_argument("--examples", type=int, default=32)
     parser.add_argument("--max-length", type=int, default=1024)
     parser.add_argument("--micro-batch", type=int, default=4)
     parser.add_argument("--layers", type=int, default=4)
@@ -155,18 +157,22 @@ def main() -> None:
     shuffled = random.Random(args.seed).sample(range(len(examples)), len(examples))
     rows = [{"input_ids": examples[i].input_ids, "labels": examples[i].labels} for i in shuffled]
     mb = args.micro_batch
+    pad = tokenizer.pad_token_id
     padded = [
-        collate_padded(rows[i : i + mb], tokenizer.pad_token_id) for i in range(0, len(rows), mb)
+        (rows[i : i + mb], collate_padded(rows[i : i + mb], pad)) for i in range(0, len(rows), mb)
     ]
     # The same micro-batch size in sequences of max_length: rows of packed examples.
     packed_rows = pack_examples(examples, args.max_length)
-    packed = [collate_packed(packed_rows[i : i + mb]) for i in range(0, len(packed_rows), mb)]
+    packed = [
+        (packed_rows[i : i + mb], collate_packed(packed_rows[i : i + mb], pad))
+        for i in range(0, len(packed_rows), mb)
+    ]
 
     run_mode(model, padded[:1])  # warm-up (allocator, optimizer states), not measured
     packing = run_mode(model, packed)
     padding = run_mode(model, padded)
     speedup = round(packing["tokens_per_s"] / padding["tokens_per_s"], 2)
-    padded_positions = sum(int(b["input_ids"].numel()) for b in padded)
+    padded_positions = sum(int(b["input_ids"].numel()) for _, b in padded)
     result = {
         "date": datetime.now(UTC).isoformat(timespec="seconds"),
         "speedup": speedup,
@@ -187,7 +193,7 @@ def main() -> None:
         f"tok/s: **{speedup}x** (peak RSS {packing['peak_rss_gib']} / "
         f"{padding['peak_rss_gib']} GiB)"
     )
-    command = "python bench/sft_packing.py"
+    command = shlex.join(["python", "bench/sft_packing.py", *sys.argv[1:]])
     write_result("sft_packing", result, summary, command)
     print(summary)
 

@@ -125,16 +125,22 @@ def pack_examples(examples: Sequence[TokenizedExample], max_length: int) -> list
     return [packed_row([examples[i] for i in indices]) for indices in bins]
 
 
-def collate_packed(rows: Sequence[dict[str, list[int]]]) -> dict[str, Any]:
-    """A micro-batch of packed rows flattened into one padding-free row [1, total].
+def collate_packed(rows: Sequence[dict[str, list[int]]], pad_token_id: int) -> dict[str, Any]:
+    """A micro-batch of packed rows, [rows, longest]: each row keeps its own attention
+    blocks (rows are not flattened into one: on sdpa the mask is dense, so one long row
+    would cost (rows x length)^2 attention instead of rows x length^2).
 
-    No attention mask on purpose: the position ids carry the example boundaries.
+    No attention mask on purpose: the position ids carry the example boundaries. The
+    few pad tokens that even out the rows form a block of their own with no loss.
     """
     import torch
 
+    longest = max(len(row["input_ids"]) for row in rows)
+    pad = lambda row: longest - len(row["input_ids"])
     return {
-        key: torch.tensor([[v for row in rows for v in row[key]]], dtype=torch.long)
-        for key in ("input_ids", "labels", "position_ids")
+        "input_ids": torch.tensor([r["input_ids"] + [pad_token_id] * pad(r) for r in rows]),
+        "labels": torch.tensor([r["labels"] + [IGNORE_INDEX] * pad(r) for r in rows]),
+        "position_ids": torch.tensor([r["position_ids"] + list(range(pad(r))) for r in rows]),
     }
 
 
@@ -152,12 +158,10 @@ def collate_padded(rows: Sequence[dict[str, list[int]]], pad_token_id: int) -> d
 
 
 def trained_tokens(batch: dict[str, Any]) -> int:
-    """Tokens that carry loss in a collated batch (what tokens/s counts)."""
+    """Tokens that carry loss in a collated batch."""
     return int((batch["labels"] != IGNORE_INDEX).sum())
 
 
-def input_tokens(batch: dict[str, Any]) -> int:
-    """Non-pad tokens the model reads in a collated batch."""
-    if "attention_mask" in batch:
-        return int(batch["attention_mask"].sum())
-    return int(batch["input_ids"].numel())
+def input_tokens(rows: Sequence[dict[str, list[int]]]) -> int:
+    """Non-pad tokens of a micro-batch (what tokens/s counts), from its rows."""
+    return sum(len(row["input_ids"]) for row in rows)

@@ -91,8 +91,9 @@ def build_dataset(examples: list[TokenizedExample], packing: bool, max_length: i
 
 def make_collator(packing: bool, pad_token_id: int, meter: TokenMeter):
     def collate(rows: list[dict[str, Any]]) -> dict[str, Any]:
-        batch = collate_packed(rows) if packing else collate_padded(rows, pad_token_id)
-        meter.input_tokens += input_tokens(batch)
+        collate = collate_packed if packing else collate_padded
+        batch = collate(rows, pad_token_id)
+        meter.input_tokens += input_tokens(rows)
         meter.trained_tokens += trained_tokens(batch)
         return batch
 

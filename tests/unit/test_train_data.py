@@ -113,20 +113,20 @@ def test_packed_row_restarts_positions_and_ignores_each_first_label():
 
 def test_collators():
     rows = [
-        packed_row([TokenizedExample([1, 2], [1, 2])]),
+        packed_row([TokenizedExample([1, 2], [1, 2]), TokenizedExample([5], [5])]),
         packed_row([TokenizedExample([3], [3])]),
     ]
-    flat = collate_packed(rows)
-    assert flat["input_ids"].tolist() == [[1, 2, 3]] and flat["position_ids"].tolist() == [
-        [0, 1, 0]
-    ]
-    assert "attention_mask" not in flat
-    padded = collate_padded(
-        [{"input_ids": [1, 2], "labels": [1, 2]}, {"input_ids": [3], "labels": [3]}], 0
-    )
+    packed = collate_packed(rows, pad_token_id=0)
+    assert packed["input_ids"].tolist() == [[1, 2, 5], [3, 0, 0]]
+    assert packed["position_ids"].tolist() == [[0, 1, 0], [0, 0, 1]]  # pads: a block of their own
+    assert packed["labels"].tolist() == [[IGNORE_INDEX, 2, IGNORE_INDEX], [IGNORE_INDEX] * 3]
+    assert "attention_mask" not in packed and input_tokens(rows) == 4
+    plain = [{"input_ids": [1, 2], "labels": [1, 2]}, {"input_ids": [3], "labels": [3]}]
+    padded = collate_padded(plain, 0)
     assert padded["input_ids"].tolist() == [[1, 2], [3, 0]]
     assert padded["labels"].tolist() == [[1, 2], [3, IGNORE_INDEX]]
-    assert input_tokens(padded) == 3 and trained_tokens(padded) == 3
+    assert padded["attention_mask"].tolist() == [[1, 1], [1, 0]]
+    assert input_tokens(plain) == 3 and trained_tokens(padded) == 3
 
 
 def _summed_loss(model, batch) -> tuple[float, int]:
@@ -155,15 +155,17 @@ def test_packed_loss_equals_separate_losses(tokenizer, model):
         )
         for e in examples
     ]
-    packed = pack_examples(examples, max_length=sum(len(e) for e in examples))
-    assert len(packed) == 1
-    packed_sum, packed_count = _summed_loss(model, collate_packed(packed))
+    # Two packed rows of different lengths: the shorter one is evened out with pads.
+    packed = pack_examples(examples, max_length=len(examples[0]) + len(examples[1]))
+    assert len(packed) == 2
+    batch = collate_packed(packed, pad_token_id=tokenizer.pad_token_id)
+    packed_sum, packed_count = _summed_loss(model, batch)
     assert packed_count == sum(c for _, c in separate)
     assert packed_sum / packed_count == pytest.approx(
         sum(s for s, _ in separate) / packed_count, rel=1e-4
     )
-    # Control: the same row without restarted positions attends across examples.
-    leaky = collate_packed(packed)
-    leaky["position_ids"] = torch.arange(leaky["input_ids"].shape[1])[None]
+    # Control: the same rows without restarted positions attend across examples.
+    leaky = dict(batch)
+    leaky["position_ids"] = torch.arange(batch["input_ids"].shape[1]).expand_as(batch["input_ids"])
     leaky_sum, _ = _summed_loss(model, leaky)
     assert abs(leaky_sum - packed_sum) / packed_sum > 1e-3
