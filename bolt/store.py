@@ -412,6 +412,17 @@ class ArtifactStore:
         self.backend.put_bytes(self._key(stage, fingerprint, relpath), data)
         return FileInfo(path=relpath, sha256=sha256_bytes(data), bytes=len(data))
 
+    def list_files(self, stage: str, fingerprint: str, prefix: str) -> list[str]:
+        """Paths (relative to the stage folder) under ``prefix``, committed or not: how a
+        relaunched training job finds the checkpoints its killed predecessor uploaded."""
+        base = self.stage_dir(stage, fingerprint)
+        return [k[len(base) + 1 :] for k in self.backend.list(f"{base}/{sanitize_key(prefix)}")]
+
+    def fetch_file(self, stage: str, fingerprint: str, relpath: str, dest: Path) -> Path:
+        """A file of a stage that is not committed yet (no manifest sha256 to check)."""
+        self.backend.get_file(self._key(stage, fingerprint, relpath), dest)
+        return dest
+
     def put_records(
         self, stage: str, fingerprint: str, relpath: str, records: Iterable[BaseModel]
     ) -> FileInfo:
