@@ -1,7 +1,8 @@
 """The whole BOLT recipe as one Prefect flow: stages in order, each resumable.
 
-Implemented so far: query curation, LongCoT bootstrapping, scoring and filtering into
-the SFT set. SFT, online DPO and evaluation join here as their stages land.
+The pipeline flow runs query curation, LongCoT bootstrapping, scoring and filtering
+into the SFT set. SFT and evaluation run as stages (`bolt stage sft|eval`, the stage
+deployment); they join the pipeline flow, with online DPO, next.
 """
 
 from __future__ import annotations
@@ -13,8 +14,11 @@ from prefect import Flow, flow, tags
 from bolt.config import PipelineConfig
 from bolt.config_loader import load_config
 from bolt.store import ArtifactStore, Manifest
+from flows.evaluation import eval_stage_flow
+from flows.sft import sft_flow
 from flows.stages import bootstrap_flow, curation_flow, filter_flow
 from tasks.engine_pool import close_all
+from tasks.evaluation import release_judges
 from tasks.reporting import summary_row
 from tasks.reward_pool import release_all
 from tasks.runtime import result_storage, task_runner
@@ -25,6 +29,7 @@ Summary = dict[str, dict[str, object]]
 def _release() -> None:
     """Engines and reward models hold memory (GPU memory in production): free them."""
     release_all()
+    release_judges()
     close_all()
 
 
@@ -76,6 +81,8 @@ STAGE_FLOWS = {
     "data": _one_stage(curation_flow),
     "bootstrap": _one_stage(bootstrap_flow),
     "filter": _one_stage(filter_flow),
+    "sft": _one_stage(sft_flow),
+    "eval": _one_stage(eval_stage_flow),
 }
 
 

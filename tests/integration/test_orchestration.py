@@ -1,6 +1,6 @@
-"""Prefect orchestration for real: a Prefect API server (SQLite), moto S3, local Ray.
+"""Prefect orchestration for real: a Prefect API server (SQLite) and moto S3.
 
-The runs here use the transformers engine or no engine at all (curation with the
+The runs here use no engine at all (curation with the
 difficulty filter off and topics given by the source), so they test the orchestration,
 not generation; the vLLM path is the e2e test's.
 """
@@ -18,8 +18,6 @@ import pytest
 import yaml
 
 from bolt.config_loader import load_config
-from bolt.records import Generation
-from bolt.store import ArtifactStore
 from tests.conftest import REPO, TINY_CONFIG
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
@@ -72,39 +70,6 @@ def test_stage_results_live_in_s3_and_are_cached_by_fingerprint(
     second = STAGE_FLOWS["data"](cfg)["data"]
     assert second == first
     assert sorted(_task_states("curate-queries%")) == ["Cached", "Completed"]
-
-
-def test_bootstrap_shards_on_local_ray_match_the_thread_runner(tmp_path, prefect_api, smollm2_path):
-    """Greedy decoding with the transformers engine: the output depends only on the
-    shard's requests, so where the shard ran must not change a byte."""
-    from flows.pipeline import STAGE_FLOWS
-
-    common = [
-        *NO_ENGINE,
-        "data.max_queries=4",
-        "bootstrap.engine.kind=hf",
-        "bootstrap.guided_decoding=false",  # structured outputs are a vLLM feature
-        "bootstrap.sampling.n=1",
-        "bootstrap.sampling.temperature=0",
-        "bootstrap.sampling.max_new_tokens=8",
-        "bootstrap.shard_size=1",
-        "compute.max_workers=2",
-    ]
-    outputs = {}
-    for runner in ("threads", "ray"):
-        root = tmp_path / runner
-        cfg = load_config(
-            TINY_CONFIG, [f"storage.root=file://{root}", f"compute.task_runner={runner}", *common]
-        )
-        boot = STAGE_FLOWS["bootstrap"](cfg)["bootstrap"]
-        store = ArtifactStore.from_config(cfg.storage)
-        manifest = store.require("bootstrap", boot["fingerprint"])
-        assert len(manifest.shards) == 4
-        outputs[runner] = (
-            boot["fingerprint"],
-            [g.model_dump() for g in store.read_records(manifest, Generation)],
-        )
-    assert outputs["ray"] == outputs["threads"]
 
 
 def test_prefect_deploy_all_creates_every_deployment_with_its_schedule(prefect_api):
