@@ -53,7 +53,10 @@ def test_bolt_run_tiny_pipeline(tmp_path, prefect_api):
     manifests = {m.stage: m for m in store.list_manifests()}
     assert set(manifests) == {"data", "bootstrap", "score", "filter"}
     assert manifests["score"].records == manifests["bootstrap"].records
-    assert manifests["filter"].upstream == {"score": manifests["score"].fingerprint, "data": manifests["data"].fingerprint}
+    assert manifests["filter"].upstream == {
+        "score": manifests["score"].fingerprint,
+        "data": manifests["data"].fingerprint,
+    }
     assert manifests["bootstrap"].upstream["data"] == manifests["data"].fingerprint
     assert manifests["bootstrap"].records == 2 * manifests["data"].records > 0
     assert manifests["bootstrap"].fingerprint in first.stdout

@@ -34,7 +34,9 @@ def test_compose_stack_has_server_store_and_worker_without_baked_secrets():
     assert worker["environment"]["PREFECT_API_URL"].startswith("http://prefect-server:4200")
     text = (INFRA / "compose/docker-compose.yaml").read_text()
     # Every credential is an environment variable with a local-only fallback.
-    for value in re.findall(r"^\s*\w*(?:PASSWORD|SECRET_ACCESS_KEY|ROOT_USER):\s*(\S+)", text, re.M):
+    for value in re.findall(
+        r"^\s*\w*(?:PASSWORD|SECRET_ACCESS_KEY|ROOT_USER):\s*(\S+)", text, re.MULTILINE
+    ):
         assert value.startswith("${"), value
 
 
