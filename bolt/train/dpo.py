@@ -1,0 +1,338 @@
+"""Stage 3, online DPO (BOLT §3.3): the training job's entrypoint for one iteration.
+
+Runs inside the job like ``bolt.train.sft`` (same launchers, same DeepSpeed plumbing)::
+
+    RANK=0 WORLD_SIZE=1 LOCAL_RANK=0 MASTER_ADDR=127.0.0.1 MASTER_PORT=29500 \\
+        python -m bolt.train.dpo --config run.yaml --iteration 1 \\
+        --policy-dir <init model> --pairs <fp> --reference <fp> --fingerprint <fp>
+
+It reads the iteration's pairs and the reference log-probs cached for them, so only the
+policy is in memory; it trains with the loss of ``bolt.online.dpo_loss``, uploads every
+checkpoint to the store, resumes from the store's last complete checkpoint, and on rank
+0 stores the policy, the loss and reward-margin curves and commits the manifest.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from bolt.config import PipelineConfig, Precision
+from bolt.config_loader import load_config
+from bolt.online.preference_data import (
+    ReferenceLogps,
+    TokenizedPair,
+    collate_pairs,
+    tokenize_pair,
+)
+from bolt.records import PreferencePair
+from bolt.store import ArtifactStore, Manifest
+from bolt.train import checkpoints
+from bolt.train.deepspeed import GRADIENT_CLIPPING, deepspeed_config
+from bolt.train.plan import gradient_accumulation
+from bolt.train.progress import format_progress
+from bolt.train.sft import Dist, barrier, configure_cpu_processes, load_model
+
+STAGE, CODE_VERSION = "online-policy", "1"
+MODEL_DIR = "model"
+
+
+def dataset_rows(pairs: list[TokenizedPair], refs: list[ReferenceLogps]) -> list[dict[str, Any]]:
+    if len(pairs) != len(refs):
+        raise ValueError(f"{len(pairs)} pairs but {len(refs)} reference log-probs")
+    return [
+        {
+            "chosen_ids": p.chosen_ids,
+            "chosen_labels": p.chosen_labels,
+            "rejected_ids": p.rejected_ids,
+            "rejected_labels": p.rejected_labels,
+            "ref_chosen_logp": r.chosen_logp,
+            "ref_rejected_logp": r.rejected_logp,
+        }
+        for p, r in zip(pairs, refs, strict=True)
+    ]
+
+
+def make_collator(pad_token_id: int):
+    import torch
+
+    def collate(rows: list[dict[str, Any]]) -> dict[str, Any]:
+        pairs = [
+            TokenizedPair(
+                r["chosen_ids"], r["chosen_labels"], r["rejected_ids"], r["rejected_labels"], False
+            )
+            for r in rows
+        ]
+        batch = collate_pairs(pairs, pad_token_id)
+        batch["ref_chosen_logps"] = torch.tensor([r["ref_chosen_logp"] for r in rows])
+        batch["ref_rejected_logps"] = torch.tensor([r["ref_rejected_logp"] for r in rows])
+        return batch
+
+    return collate
+
+
+def dpo_trainer_class():
+    """A Trainer whose loss is DPO on cached reference log-probs (built lazily: importing
+    this module needs no transformers)."""
+    from transformers import Trainer
+
+    from bolt.online.dpo_loss import dpo_loss, sequence_logps
+
+    class CachedReferenceDpoTrainer(Trainer):
+        def __init__(self, *args, beta: float, loss_type, **kwargs):
+            super().__init__(*args, **kwargs)
+            self.beta, self.loss_type = beta, loss_type
+            self._margins: list[float] = []
+            self._accuracies: list[float] = []
+
+        def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
+            logits = model(
+                input_ids=inputs["input_ids"], attention_mask=inputs["attention_mask"]
+            ).logits
+            logps = sequence_logps(logits, inputs["labels"], inputs["loss_mask"])
+            half = logps.shape[0] // 2
+            out = dpo_loss(
+                logps[:half],
+                logps[half:],
+                inputs["ref_chosen_logps"].to(logps),
+                inputs["ref_rejected_logps"].to(logps),
+                beta=self.beta,
+                loss_type=self.loss_type,
+            )
+            self._margins += out.reward_margins.tolist()
+            self._accuracies += (out.reward_margins > 0).float().tolist()
+            loss = out.losses.mean()
+            return (loss, {"logits": logits}) if return_outputs else loss
+
+        def log(self, logs: dict[str, float], *args, **kwargs) -> None:
+            # The implicit-reward margin of the pairs seen since the last log line.
+            if self._margins:
+                logs["reward_margin"] = sum(self._margins) / len(self._margins)
+                logs["reward_accuracy"] = sum(self._accuracies) / len(self._accuracies)
+                self._margins, self._accuracies = [], []
+            super().log(logs, *args, **kwargs)
+
+    return CachedReferenceDpoTrainer
+
+
+def progress_callback():
+    """Records the loss and margin curves and prints BOLT_PROGRESS lines (rank 0)."""
+    from transformers import TrainerCallback
+
+    class DpoProgress(TrainerCallback):
+        def __init__(self) -> None:
+            self.history: list[dict[str, float]] = []
+            self.resumed_from_step = 0
+
+        def on_train_begin(self, args, state, control, **kwargs):
+            self.resumed_from_step = state.global_step
+
+        def on_log(self, args, state, control, logs=None, **kwargs):
+            if not state.is_world_process_zero or not logs or "loss" not in logs:
+                return
+            record = {
+                "step": state.global_step,
+                "max_steps": state.max_steps,
+                "loss": logs["loss"],
+                "reward_margin": logs.get("reward_margin"),
+                "reward_accuracy": logs.get("reward_accuracy"),
+                "learning_rate": logs.get("learning_rate"),
+            }
+            self.history.append(record)
+            print(format_progress(record), file=sys.stdout, flush=True)
+
+    return DpoProgress()
+
+
+def store_callback(store: ArtifactStore, fp: str, dist: Dist):
+    """Uploads each checkpoint as it is written; rank 0 marks it complete."""
+    from transformers import TrainerCallback
+
+    class StoreCheckpoints(TrainerCallback):
+        def on_step_end(self, args, state, control, **kwargs):
+            if state.global_step >= state.max_steps:  # the final policy is stored anyway
+                control.should_save = False
+
+        def on_save(self, args, state, control, **kwargs):
+            folder = Path(args.output_dir) / checkpoints.checkpoint_name(state.global_step)
+            barrier()
+            checkpoints.upload_rank_files(store, STAGE, fp, folder, dist.rank)
+            barrier()
+            if dist.rank == 0:
+                meta = {"step": state.global_step, "world_size": dist.world_size}
+                checkpoints.mark_complete(store, STAGE, fp, state.global_step, meta)
+            if dist.local_rank == 0:
+                checkpoints.mark_local(Path(args.output_dir), state.global_step)
+
+    return StoreCheckpoints()
+
+
+def resume_point(store: ArtifactStore, fp: str, output_dir: Path, dist: Dist) -> str | None:
+    steps = checkpoints.completed_steps(store, STAGE, fp)
+    if not steps:
+        return None
+    if dist.local_rank == 0:
+        checkpoints.fetch_checkpoint(store, STAGE, fp, steps[-1], output_dir)
+    barrier()
+    return str(output_dir / checkpoints.checkpoint_name(steps[-1]))
+
+
+def training_arguments(cfg: PipelineConfig, output_dir: Path, dist: Dist):
+    from transformers import TrainingArguments
+
+    on_cpu = cfg.compute.device == "cpu"
+    if on_cpu:
+        configure_cpu_processes()
+    online = cfg.online
+    accumulation = gradient_accumulation(
+        online.global_batch_size, online.micro_batch_size, dist.world_size
+    )
+    return TrainingArguments(
+        output_dir=str(output_dir),
+        deepspeed=deepspeed_config(online, dist.world_size, accumulation),
+        per_device_train_batch_size=online.micro_batch_size,
+        gradient_accumulation_steps=accumulation,
+        learning_rate=online.lr,
+        num_train_epochs=online.epochs,
+        max_steps=online.max_steps or -1,
+        lr_scheduler_type=online.scheduler,
+        warmup_steps=online.warmup_ratio,  # a float in [0, 1) is a ratio of the total steps
+        optim=online.optimizer,
+        weight_decay=online.weight_decay,
+        max_grad_norm=GRADIENT_CLIPPING,
+        bf16=online.precision == Precision.bf16,
+        fp16=online.precision == Precision.fp16,
+        gradient_checkpointing=online.gradient_checkpointing,
+        gradient_checkpointing_kwargs={"use_reentrant": False},
+        seed=online.seed,
+        data_seed=online.seed,
+        save_strategy="steps",
+        save_steps=online.save_steps,
+        save_total_limit=2,
+        logging_steps=1,
+        report_to=[],
+        remove_unused_columns=False,
+        dataloader_num_workers=0,
+        disable_tqdm=True,
+        accelerator_config={"use_configured_state": on_cpu},
+    )
+
+
+def train(
+    cfg: PipelineConfig,
+    fp: str,
+    iteration: int,
+    policy_dir: str,
+    pairs: Manifest,
+    reference: Manifest,
+    work_dir: Path,
+) -> Manifest | None:
+    """Train one iteration's policy on every rank; world rank 0 commits the manifest."""
+    from transformers import AutoTokenizer
+
+    store, dist = ArtifactStore.from_config(cfg.storage), Dist.from_env()
+    if (done := store.manifest(STAGE, fp)) is not None:
+        return done
+    started = time.perf_counter()
+    tokenizer = AutoTokenizer.from_pretrained(policy_dir)
+    records = list(store.read_records(pairs, PreferencePair))
+    if not records:
+        raise ValueError(f"iteration {iteration}: the pair set {pairs.fingerprint} is empty")
+    tokenized = [tokenize_pair(tokenizer, r, cfg.online.max_length) for r in records]
+    refs = list(store.read_records(reference, ReferenceLogps))
+    output_dir = work_dir / fp
+    args = training_arguments(cfg, output_dir, dist)  # before the model: ZeRO-3 init needs it
+    model = load_model(policy_dir, cfg.online.precision, cfg.compute.device)
+    progress = progress_callback()
+    import datasets
+
+    trainer = dpo_trainer_class()(
+        model=model,
+        args=args,
+        train_dataset=datasets.Dataset.from_list(dataset_rows(tokenized, refs)),
+        data_collator=make_collator(tokenizer.pad_token_id),
+        processing_class=tokenizer,
+        callbacks=[progress, store_callback(store, fp, dist)],
+        beta=cfg.online.beta,
+        loss_type=cfg.online.loss_type,
+    )
+    result = trainer.train(resume_from_checkpoint=resume_point(store, fp, output_dir, dist))
+    final_dir = work_dir / f"{fp}-final"
+    trainer.save_model(str(final_dir))  # every rank: ZeRO-3 gathers the weights
+    if dist.rank != 0:
+        return None
+    tokenizer.save_pretrained(str(final_dir))
+    history = progress.history
+    files = store.put_dir(STAGE, fp, MODEL_DIR, final_dir)
+    summary = {
+        "iteration": iteration,
+        "global_step": result.global_step,
+        "resumed_from_step": progress.resumed_from_step,
+        "pairs": len(records),
+        "truncated_pairs": sum(p.truncated for p in tokenized),
+        "train_seconds": round(result.metrics.get("train_runtime", 0.0), 2),
+        "wall_seconds": round(time.perf_counter() - started, 2),
+    }
+    files.append(store.put_json(STAGE, fp, "metrics.json", {"summary": summary, "log": history}))
+    return store.commit(
+        Manifest(
+            stage=STAGE,
+            fingerprint=fp,
+            code_version=CODE_VERSION,
+            config={"online": cfg.online.model_dump(mode="json"), "iteration": iteration},
+            upstream={"pairs": pairs.fingerprint, "reference": reference.fingerprint},
+            files=files,
+            counts={"pairs": len(records), "steps": result.global_step},
+            timings={k: summary[k] for k in ("train_seconds", "wall_seconds")},
+            stats={
+                "first_loss": history[0]["loss"] if history else None,
+                "final_loss": history[-1]["loss"] if history else None,
+                "final_reward_margin": history[-1]["reward_margin"] if history else None,
+                "resumed_from_step": progress.resumed_from_step,
+                "loss_curve": [[r["step"], r["loss"]] for r in history],
+                "margin_curve": [[r["step"], r["reward_margin"]] for r in history],
+            },
+        )
+    )
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="python -m bolt.train.dpo", description=__doc__)
+    parser.add_argument("--config", required=True, help="Pipeline config (YAML).")
+    parser.add_argument("--set", action="append", default=[], help="Dotted override.")
+    parser.add_argument("--iteration", type=int, required=True, help="Online iteration (1-based).")
+    parser.add_argument("--policy-dir", required=True, help="Local folder of the initial policy.")
+    parser.add_argument("--pairs", required=True, help="Fingerprint of the iteration's pairs.")
+    parser.add_argument("--reference", required=True, help="Fingerprint of its reference logps.")
+    parser.add_argument("--fingerprint", required=True, help="Fingerprint of the policy stage.")
+    parser.add_argument(
+        "--work-dir",
+        default=os.environ.get("BOLT_TRAIN_DIR", "./train-work"),
+        help="Local scratch for checkpoints and the final model (env BOLT_TRAIN_DIR).",
+    )
+    return parser.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = parse_args(argv)
+    cfg = load_config(args.config, args.set)
+    store = ArtifactStore.from_config(cfg.storage)
+    manifest = train(
+        cfg,
+        args.fingerprint,
+        args.iteration,
+        args.policy_dir,
+        store.require("online-pairs", args.pairs),
+        store.require("online-reference", args.reference),
+        Path(args.work_dir),
+    )
+    if manifest is not None:
+        print(f"dpo: committed {store.uri(STAGE, manifest.fingerprint)}", flush=True)
+
+
+if __name__ == "__main__":
+    main()
