@@ -555,6 +555,17 @@ class OnlineConfig(TrainCommon):
     reference: ReferencePolicy = Field(
         ReferencePolicy.sft, description="Reference policy: the SFT model or the previous iterate."
     )
+    eval_after_iteration: bool = Field(
+        True,
+        description="Evaluate each iteration's policy (the trajectory of paper Fig. 6).",
+        json_schema_extra=AFFECTS_OUTPUT_NOT,
+    )
+    eval_items_per_iteration: int | None = Field(
+        None,
+        ge=1,
+        description="Items per benchmark of that quick evaluation (default: eval.max_items).",
+        json_schema_extra=AFFECTS_OUTPUT_NOT,
+    )
 
 
 class JudgeKind(StrEnum):

@@ -15,6 +15,7 @@ from bolt.config import PipelineConfig
 from bolt.config_loader import load_config
 from bolt.store import ArtifactStore, Manifest
 from flows.evaluation import eval_stage_flow
+from flows.online import online_flow
 from flows.sft import sft_flow
 from flows.stages import bootstrap_flow, curation_flow, filter_flow
 from tasks.engine_pool import close_all
@@ -82,6 +83,7 @@ STAGE_FLOWS = {
     "bootstrap": _one_stage(bootstrap_flow),
     "filter": _one_stage(filter_flow),
     "sft": _one_stage(sft_flow),
+    "online": _one_stage(online_flow),
     "eval": _one_stage(eval_stage_flow),
 }
 
