@@ -85,6 +85,9 @@ def dpo_trainer_class():
     class CachedReferenceDpoTrainer(Trainer):
         def __init__(self, *args, beta: float, loss_type, **kwargs):
             super().__init__(*args, **kwargs)
+            # The loss is a mean over pairs, not a sum over tokens for the trainer to
+            # normalise: this makes the trainer divide it by the accumulation steps.
+            self.model_accepts_loss_kwargs = False
             self.beta, self.loss_type = beta, loss_type
             self._margins: list[float] = []
             self._accuracies: list[float] = []
