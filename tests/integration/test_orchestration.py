@@ -12,6 +12,7 @@ import json
 import os
 import subprocess
 import sys
+import uuid
 
 import boto3
 import pytest
@@ -26,14 +27,17 @@ POOL_TYPES = {"bolt-process": "process", "bolt-k8s-gpu": "kubernetes", "bolt-doc
 NO_ENGINE = ["data.difficulty_filter=false", "data.max_queries=6", "data.topic_cap=2"]
 
 
-def _task_states(name_like: str) -> list[str]:
+def _task_states(name_like: str, tag: str) -> list[str]:
+    """States of this test's task runs (the Prefect server is shared by the session)."""
     from prefect.client.orchestration import get_client
-    from prefect.client.schemas.filters import TaskRunFilter, TaskRunFilterName
+    from prefect.client.schemas.filters import TaskRunFilter, TaskRunFilterName, TaskRunFilterTags
 
     async def read():
         async with get_client() as client:
             runs = await client.read_task_runs(
-                task_run_filter=TaskRunFilter(name=TaskRunFilterName(like_=name_like))
+                task_run_filter=TaskRunFilter(
+                    name=TaskRunFilterName(like_=name_like), tags=TaskRunFilterTags(all_=[tag])
+                )
             )
             return [r.state.name for r in runs]
 
@@ -53,7 +57,11 @@ def test_stage_results_live_in_s3_and_are_cached_by_fingerprint(
             *NO_ENGINE,
         ],
     )
-    first = STAGE_FLOWS["data"](cfg)["data"]
+    from prefect import tags
+
+    run_tag = f"test-{uuid.uuid4().hex[:8]}"
+    with tags(run_tag):
+        first = STAGE_FLOWS["data"](cfg)["data"]
     keys = {
         o["Key"]
         for o in boto3.client("s3", endpoint_url=s3_endpoint)
@@ -67,9 +75,10 @@ def test_stage_results_live_in_s3_and_are_cached_by_fingerprint(
     record = json.loads(body["Body"].read())  # JSON, never a pickle
     assert first["fingerprint"] in json.dumps(record)
 
-    second = STAGE_FLOWS["data"](cfg)["data"]
+    with tags(run_tag):
+        second = STAGE_FLOWS["data"](cfg)["data"]
     assert second == first
-    assert sorted(_task_states("curate-queries%")) == ["Cached", "Completed"]
+    assert sorted(_task_states("curate-queries%", run_tag)) == ["Cached", "Completed"]
 
 
 def test_prefect_deploy_all_creates_every_deployment_with_its_schedule(prefect_api):

@@ -121,7 +121,12 @@ def test_bad_rows_are_set_aside_and_counted(tmp_path, vllm_engine):
     assert rejects["missing_field"].line == 3 and rejects["empty_query"].line == 4
     assert data.counts["kept"] == 3 and data.counts["rejected"] == 3
     # The context check that matters is on the few-shot prompt, at bootstrap.
-    boot_rejects = list(store.read_file_records(boot, "rejects/part-00000.jsonl.gz", Reject))
+    boot_rejects = [
+        r
+        for f in boot.files
+        if f.path.startswith("rejects/")
+        for r in store.read_file_records(boot, f.path, Reject)
+    ]
     assert [(r.reason, r.source) for r in boot_rejects] == [("too_long_for_context", "huge")]
     assert boot.counts["rejected"] == 1
     assert len(list(store.read_records(boot, Generation))) == 4
