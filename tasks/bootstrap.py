@@ -21,7 +21,7 @@ from tasks.runtime import CACHED_RESULT, stage_key
 
 
 def _key(_: TaskRunContext, params: dict[str, Any]) -> str:
-    return stage_key(STAGE, params["fp"], params["plan"].index)
+    return stage_key(params["cfg"], STAGE, params["fp"], params["plan"].index)
 
 
 @task(

@@ -15,7 +15,7 @@ from tasks.runtime import CACHED_RESULT, stage_key
 
 
 def _key(_: TaskRunContext, params: dict[str, Any]) -> str:
-    return stage_key(STAGE, curation_fingerprint(params["cfg"]))
+    return stage_key(params["cfg"], STAGE, curation_fingerprint(params["cfg"]))
 
 
 @task(name="curate-queries", retries=1, retry_delay_seconds=10, cache_key_fn=_key, **CACHED_RESULT)

@@ -22,13 +22,19 @@ from tasks.runtime import CACHED_RESULT, stage_key
 
 
 def _score_key(_: TaskRunContext, params: dict[str, Any]) -> str:
-    return stage_key(SCORE_STAGE, score_fingerprint(params["cfg"], params["bootstrap"].fingerprint))
+    return stage_key(
+        params["cfg"],
+        SCORE_STAGE,
+        score_fingerprint(params["cfg"], params["bootstrap"].fingerprint),
+    )
 
 
 def _filter_key(_: TaskRunContext, params: dict[str, Any]) -> str:
     scored, data = params["scored"], params["data"]
     return stage_key(
-        FILTER_STAGE, filter_fingerprint(params["cfg"], scored.fingerprint, data.fingerprint)
+        params["cfg"],
+        FILTER_STAGE,
+        filter_fingerprint(params["cfg"], scored.fingerprint, data.fingerprint),
     )
 
 

@@ -47,26 +47,28 @@ def release_policy_engine() -> None:
 
 
 def _prompts_key(_: TaskRunContext, p: dict[str, Any]) -> str:
-    return stage_key(stage.PROMPTS, stage.prompts_fingerprint(p["cfg"], p["iteration"]))
+    return stage_key(p["cfg"], stage.PROMPTS, stage.prompts_fingerprint(p["cfg"], p["iteration"]))
 
 
 def _samples_key(_: TaskRunContext, p: dict[str, Any]) -> str:
     fp = stage.samples_fingerprint(p["cfg"], p["prompts"].fingerprint, p["policy_id"])
-    return stage_key(stage.SAMPLES, fp)
+    return stage_key(p["cfg"], stage.SAMPLES, fp)
 
 
 def _scores_key(_: TaskRunContext, p: dict[str, Any]) -> str:
-    return stage_key(stage.SCORES, stage.scores_fingerprint(p["cfg"], p["samples"].fingerprint))
+    return stage_key(
+        p["cfg"], stage.SCORES, stage.scores_fingerprint(p["cfg"], p["samples"].fingerprint)
+    )
 
 
 def _pairs_key(_: TaskRunContext, p: dict[str, Any]) -> str:
     fp = stage.pairs_fingerprint(p["cfg"], p["scores"].fingerprint, p["iteration"])
-    return stage_key(stage.PAIRS, fp)
+    return stage_key(p["cfg"], stage.PAIRS, fp)
 
 
 def _reference_key(_: TaskRunContext, p: dict[str, Any]) -> str:
     fp = stage.reference_fingerprint(p["cfg"], p["pairs"].fingerprint, p["reference_id"])
-    return stage_key(stage.REFERENCE, fp)
+    return stage_key(p["cfg"], stage.REFERENCE, fp)
 
 
 def _policy_key(_: TaskRunContext, p: dict[str, Any]) -> str:
@@ -77,7 +79,7 @@ def _policy_key(_: TaskRunContext, p: dict[str, Any]) -> str:
         p["policy_id"],
         p["iteration"],
     )
-    return stage_key(POLICY_STAGE, fp)
+    return stage_key(p["cfg"], POLICY_STAGE, fp)
 
 
 @task(name="online-prompts", retries=1, cache_key_fn=_prompts_key, **CACHED_RESULT)

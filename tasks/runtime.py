@@ -2,7 +2,7 @@
 
 Stage outputs are idempotent by construction (the store skips committed stages and
 finished shards), and Prefect's cache rides on the same identity: a stage task's cache
-key IS its fingerprint, and its result (the small JSON manifest, never a pickle) lives
+key IS its fingerprint (scoped to the storage root), and its result (the small JSON manifest, never a pickle) lives
 next to the artifacts, under ``<storage.root>/prefect-results``. A UI rerun of a failed
 run therefore shows the finished stages as Cached and resumes the one that failed.
 """
@@ -42,8 +42,7 @@ def result_storage(cfg: PipelineConfig) -> WritableFileSystem:
     It holds no secret: credentials stay with the AWS default chain.
     """
     block = _storage_block(cfg)
-    digest = hashlib.sha256(cfg.storage.root.encode()).hexdigest()[:12]
-    block.save(f"bolt-results-{digest}", overwrite=True)
+    block.save(f"bolt-results-{_root_digest(cfg)}", overwrite=True)
     return block
 
 
@@ -67,8 +66,16 @@ def _storage_block(cfg: PipelineConfig) -> WritableFileSystem:
     return LocalFileSystem(basepath=str(base / RESULTS_DIR))
 
 
-def stage_key(stage: str, fingerprint: str, part: int | None = None) -> str:
-    return f"{stage}-{fingerprint}" + (f"-{part:05d}" if part is not None else "")
+def _root_digest(cfg: PipelineConfig) -> str:
+    return hashlib.sha256(cfg.storage.root.encode()).hexdigest()[:12]
+
+
+def stage_key(cfg: PipelineConfig, stage: str, fingerprint: str, part: int | None = None) -> str:
+    """A stage's fingerprint, scoped to the store that holds its artifacts: a cached
+    manifest is only of use where its files are (fingerprints leave the root out)."""
+    return f"{stage}-{fingerprint}-{_root_digest(cfg)}" + (
+        f"-{part:05d}" if part is not None else ""
+    )
 
 
 # Options every stage task shares: the result is the manifest (or shard receipt) as JSON.

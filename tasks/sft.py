@@ -55,7 +55,9 @@ class TrainingProgress:
 
 
 def _sft_key(_: TaskRunContext, params: dict[str, Any]) -> str:
-    return stage_key(STAGE, sft_fingerprint(params["cfg"], params["sft_set"].fingerprint))
+    return stage_key(
+        params["cfg"], STAGE, sft_fingerprint(params["cfg"], params["sft_set"].fingerprint)
+    )
 
 
 @task(name="train-sft", retries=2, retry_delay_seconds=60, cache_key_fn=_sft_key, **CACHED_RESULT)

@@ -156,7 +156,10 @@ def test_sigkill_mid_bootstrap_then_rerun_resumes(tmp_path, vllm_engine):
         if __name__ == "__main__":
             cfg = load_config({str(TINY_CONFIG)!r}, {overrides!r})
             store = ArtifactStore.from_config(cfg.storage)
-            engine = make_engine(cfg.bootstrap.engine, {str(vllm_engine.model_path)!r}, seed=0, device="cpu")
+            # transformers in the child: the session holds the one vLLM engine, and a
+            # second would cost minutes to start just to be killed.
+            engine_cfg = cfg.bootstrap.engine.model_copy(update={{"kind": "transformers"}})
+            engine = make_engine(engine_cfg, {str(vllm_engine.model_path)!r}, seed=0, device="cpu")
             run_bootstrap(cfg, store, store.require("data", {data.fingerprint!r}), lambda: engine, context_length=8192)
         """
     )
