@@ -52,13 +52,25 @@ def _load(path: Path, overrides: list[str] | None) -> PipelineConfig:
 
 
 @app.command()
-def run(config: ConfigArg = DEFAULT_CONFIG, overrides: Overrides = None) -> None:
+def run(
+    config: ConfigArg = DEFAULT_CONFIG,
+    overrides: Overrides = None,
+    until: Annotated[
+        str | None,
+        typer.Option(help=f"Stop after this stage, one of: {', '.join(STAGE_SECTIONS)}."),
+    ] = None,
+) -> None:
     """Run the whole pipeline as a Prefect flow (on Prefect's embedded server if none is set)."""
+    if until is not None and until not in STAGE_SECTIONS:
+        err.print(
+            f"[bold red]error:[/] --until {until!r}: expected one of {', '.join(STAGE_SECTIONS)}"
+        )
+        raise typer.Exit(2)
     cfg = _load(config, overrides)
     _use_prefect()
     from flows.pipeline import run_pipeline
 
-    summary = run_pipeline(cfg)
+    summary = run_pipeline(cfg, until)
     _print_summary(summary)
 
 

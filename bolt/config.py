@@ -773,6 +773,7 @@ class PipelineConfig(Strict):
         return refs
 
 
+# The config sections of the stages, in pipeline order (`bolt run --until` names one).
 STAGE_SECTIONS = ("data", "bootstrap", "filter", "sft", "online", "eval")
 
 

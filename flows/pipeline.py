@@ -1,8 +1,8 @@
 """The whole BOLT recipe as one Prefect flow: stages in order, each resumable.
 
-The pipeline flow runs query curation, LongCoT bootstrapping, scoring and filtering
-into the SFT set. SFT and evaluation run as stages (`bolt stage sft|eval`, the stage
-deployment); they join the pipeline flow, with online DPO, next.
+curation -> bootstrap -> filter (the SFT set) -> SFT -> online DPO -> eval of the SFT
+model and the last policy (the Fig. 6 trajectory). ``until`` stops after a stage, for a
+run that only makes data; each stage also runs alone (`bolt stage NAME`).
 """
 
 from __future__ import annotations
@@ -11,11 +11,14 @@ from collections.abc import Callable
 
 from prefect import Flow, flow, tags
 
-from bolt.config import PipelineConfig
+from bolt.config import STAGE_SECTIONS, PipelineConfig
 from bolt.config_loader import load_config
+from bolt.online.stage import local_model_dir
 from bolt.store import ArtifactStore, Manifest
-from flows.evaluation import eval_stage_flow
-from flows.online import online_flow
+from bolt.train.dpo import MODEL_DIR as POLICY_MODEL_DIR
+from bolt.train.outputs import MODEL_DIR as SFT_MODEL_DIR
+from flows.evaluation import eval_stage_flow, eval_trajectory_flow
+from flows.online import MODEL_CACHE, online_flow
 from flows.sft import sft_flow
 from flows.stages import bootstrap_flow, curation_flow, filter_flow
 from tasks.engine_pool import close_all
@@ -34,33 +37,76 @@ def _release() -> None:
     close_all()
 
 
+def _check_until(until: str | None) -> None:
+    if until is not None and until not in STAGE_SECTIONS:
+        raise ValueError(f"until={until!r} is not one of {', '.join(STAGE_SECTIONS)}")
+
+
 @flow(name="bolt-pipeline", flow_run_name="{cfg.name}")
-def pipeline(cfg: PipelineConfig) -> Summary:
+def pipeline(cfg: PipelineConfig, until: str | None = None) -> Summary:
+    """Every stage in order, or those up to and including ``until``."""
+    _check_until(until)
     store = ArtifactStore.from_config(cfg.storage)
+    wanted = STAGE_SECTIONS[: STAGE_SECTIONS.index(until) + 1] if until else STAGE_SECTIONS
+    done: list[Manifest] = []
     try:
         with tags("stage:data"):
             data = curation_flow(cfg)
-        with tags("stage:bootstrap"):
-            boot = bootstrap_flow.with_options(task_runner=task_runner(cfg))(cfg, data)
-        with tags("stage:filter"):
-            sft_set = filter_flow(cfg, data, boot)
+        done.append(data)
+        if "bootstrap" in wanted:
+            with tags("stage:bootstrap"):
+                boot = bootstrap_flow.with_options(task_runner=task_runner(cfg))(cfg, data)
+            done.append(boot)
+        if "filter" in wanted:
+            with tags("stage:filter"):
+                sft_set = filter_flow(cfg, data, boot)
+            done.append(sft_set)
+        # Training needs the memory the generation engines and reward models hold.
+        _release()
+        if "sft" in wanted:
+            with tags("stage:sft"):
+                sft = sft_flow(cfg, sft_set)
+            done.append(sft)
+        if "online" in wanted:
+            with tags("stage:online"):
+                policy = online_flow(cfg, sft)
+            done.append(policy)
+        if "eval" in wanted:
+            with tags("stage:eval"):
+                done.append(eval_trajectory_flow(cfg, _checkpoints(cfg, store, sft, policy)))
     finally:
         _release()
-    return {m.stage: summary_row(store, m) for m in (data, boot, sft_set)}
+    return {m.stage: summary_row(store, m) for m in done}
 
 
-def run_pipeline(cfg: PipelineConfig) -> Summary:
+def _checkpoints(
+    cfg: PipelineConfig, store: ArtifactStore, sft: Manifest, policy: Manifest
+) -> list[tuple[str, str]]:
+    """The models the final evaluation compares: the SFT model, then the last policy."""
+    return [
+        ("SFT", local_model_dir(store, sft, SFT_MODEL_DIR, MODEL_CACHE)),
+        (
+            f"DPO-{cfg.online.iterations}",
+            local_model_dir(store, policy, POLICY_MODEL_DIR, MODEL_CACHE),
+        ),
+    ]
+
+
+def run_pipeline(cfg: PipelineConfig, until: str | None = None) -> Summary:
     """The pipeline with this config's result storage (beside the artifacts) and tags."""
     with tags("bolt", f"config:{cfg.name}"):
-        return pipeline.with_options(result_storage=result_storage(cfg))(cfg)
+        return pipeline.with_options(result_storage=result_storage(cfg))(cfg, until)
 
 
 @flow(name="bolt-pipeline-from-config", flow_run_name="{config}")
 def pipeline_from_config(
-    config: str = "configs/tiny-cpu.yaml", overrides: list[str] | None = None
+    config: str = "configs/tiny-cpu.yaml",
+    overrides: list[str] | None = None,
+    until: str | None = None,
 ) -> Summary:
-    """The pipeline for deployments and UI runs: a config file path plus dotted overrides."""
-    return run_pipeline(load_config(config, overrides or []))
+    """The pipeline for deployments and UI runs: a config file path plus dotted overrides,
+    optionally stopping after the stage ``until`` names."""
+    return run_pipeline(load_config(config, overrides or []), until)
 
 
 def _one_stage(stage_flow: Flow[..., Manifest]) -> Callable[[PipelineConfig], Summary]:

@@ -1,5 +1,7 @@
-"""The README's main job, shrunk: `bolt run` on the tiny CPU config, recorded on a real
-Prefect API server, then a rerun that finds everything finished."""
+"""The README's main job, shrunk: `bolt run` on the tiny CPU config up to the SFT set,
+recorded on a real Prefect API server, then a rerun that finds everything finished.
+(SFT, online DPO and eval each start engines and trainers of their own; their flows are
+tested in tests/integration, the deployment path in test_deployments.)"""
 
 from __future__ import annotations
 
@@ -16,6 +18,7 @@ from tests.conftest import REPO, TINY_CONFIG
 pytestmark = [pytest.mark.slow]
 
 OVERRIDES = [
+    "data.sources.0.limit=24",  # labelling all 75 demo queries adds minutes, not coverage
     "data.max_queries=4",
     "data.topic_cap=2",
     "bootstrap.sampling.n=2",
@@ -34,6 +37,8 @@ def _bolt_run(root: str, api_url: str) -> subprocess.CompletedProcess:
             "bolt.cli",
             "run",
             str(TINY_CONFIG),
+            "--until",
+            "filter",
             f"storage.root={root}",
             *OVERRIDES,
         ],

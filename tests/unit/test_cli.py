@@ -90,3 +90,9 @@ def test_unknown_model_is_a_clear_error():
         app, ["models", "prepare", "gpt-17", "--config", str(REPO / "configs/tiny-cpu.yaml")]
     )
     assert result.exit_code == 2 and "not in models.catalog" in result.output
+
+
+def test_run_until_an_unknown_stage_is_refused_before_any_work():
+    result = runner.invoke(app, ["run", str(REPO / "configs/tiny-cpu.yaml"), "--until", "sfft"])
+    assert result.exit_code == 2
+    assert "--until 'sfft'" in result.output and "data, bootstrap, filter" in result.output
