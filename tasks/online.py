@@ -167,7 +167,7 @@ def train_policy(
         "--reference", reference.fingerprint,
         "--fingerprint", fp,
     )  # fmt: skip
-    job = TrainJob(POLICY_STAGE, fp, DPO_MODULE, args, cfg.name)
+    job = TrainJob(POLICY_STAGE, fp, DPO_MODULE, args, cfg.name, section="online")
     job_dir = Path(tempfile.gettempdir()) / "bolt-jobs" / job.name
     run_job(cfg, job, job_dir, DpoProgress(iteration))
     return store.require(POLICY_STAGE, fp)

@@ -21,7 +21,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from bolt.config import PipelineConfig, Precision
+from bolt.config import PipelineConfig
 from bolt.config_loader import load_config
 from bolt.online.preference_data import (
     ReferenceLogps,
@@ -31,11 +31,14 @@ from bolt.online.preference_data import (
 )
 from bolt.records import PreferencePair
 from bolt.store import ArtifactStore, Manifest
-from bolt.train import checkpoints
-from bolt.train.deepspeed import GRADIENT_CLIPPING, deepspeed_config
-from bolt.train.plan import gradient_accumulation
 from bolt.train.progress import format_progress
-from bolt.train.sft import Dist, barrier, configure_cpu_processes, load_model
+from bolt.train.sft import (
+    Dist,
+    load_model,
+    resume_point,
+    store_callback,
+    trainer_arguments,
+)
 
 STAGE, CODE_VERSION = "online-policy", "1"
 MODEL_DIR = "model"
@@ -151,80 +154,6 @@ def progress_callback():
     return DpoProgress()
 
 
-def store_callback(store: ArtifactStore, fp: str, dist: Dist):
-    """Uploads each checkpoint as it is written; rank 0 marks it complete."""
-    from transformers import TrainerCallback
-
-    class StoreCheckpoints(TrainerCallback):
-        def on_step_end(self, args, state, control, **kwargs):
-            if state.global_step >= state.max_steps:  # the final policy is stored anyway
-                control.should_save = False
-
-        def on_save(self, args, state, control, **kwargs):
-            folder = Path(args.output_dir) / checkpoints.checkpoint_name(state.global_step)
-            barrier()
-            checkpoints.upload_rank_files(store, STAGE, fp, folder, dist.rank)
-            barrier()
-            if dist.rank == 0:
-                meta = {"step": state.global_step, "world_size": dist.world_size}
-                checkpoints.mark_complete(store, STAGE, fp, state.global_step, meta)
-            if dist.local_rank == 0:
-                checkpoints.mark_local(Path(args.output_dir), state.global_step)
-
-    return StoreCheckpoints()
-
-
-def resume_point(store: ArtifactStore, fp: str, output_dir: Path, dist: Dist) -> str | None:
-    steps = checkpoints.completed_steps(store, STAGE, fp)
-    if not steps:
-        return None
-    if dist.local_rank == 0:
-        checkpoints.fetch_checkpoint(store, STAGE, fp, steps[-1], output_dir)
-    barrier()
-    return str(output_dir / checkpoints.checkpoint_name(steps[-1]))
-
-
-def training_arguments(cfg: PipelineConfig, output_dir: Path, dist: Dist):
-    from transformers import TrainingArguments
-
-    on_cpu = cfg.compute.device == "cpu"
-    if on_cpu:
-        configure_cpu_processes()
-    online = cfg.online
-    accumulation = gradient_accumulation(
-        online.global_batch_size, online.micro_batch_size, dist.world_size
-    )
-    return TrainingArguments(
-        output_dir=str(output_dir),
-        deepspeed=deepspeed_config(online, dist.world_size, accumulation),
-        per_device_train_batch_size=online.micro_batch_size,
-        gradient_accumulation_steps=accumulation,
-        learning_rate=online.lr,
-        num_train_epochs=online.epochs,
-        max_steps=online.max_steps or -1,
-        lr_scheduler_type=online.scheduler,
-        warmup_steps=online.warmup_ratio,  # a float in [0, 1) is a ratio of the total steps
-        optim=online.optimizer,
-        weight_decay=online.weight_decay,
-        max_grad_norm=GRADIENT_CLIPPING,
-        bf16=online.precision == Precision.bf16,
-        fp16=online.precision == Precision.fp16,
-        gradient_checkpointing=online.gradient_checkpointing,
-        gradient_checkpointing_kwargs={"use_reentrant": False},
-        seed=online.seed,
-        data_seed=online.seed,
-        save_strategy="steps",
-        save_steps=online.save_steps,
-        save_total_limit=2,
-        logging_steps=1,
-        report_to=[],
-        remove_unused_columns=False,
-        dataloader_num_workers=0,
-        disable_tqdm=True,
-        accelerator_config={"use_configured_state": on_cpu},
-    )
-
-
 def train(
     cfg: PipelineConfig,
     fp: str,
@@ -248,7 +177,8 @@ def train(
     tokenized = [tokenize_pair(tokenizer, r, cfg.online.max_length) for r in records]
     refs = list(store.read_records(reference, ReferenceLogps))
     output_dir = work_dir / fp
-    args = training_arguments(cfg, output_dir, dist)  # before the model: ZeRO-3 init needs it
+    # Before the model: ZeRO-3 init needs it.
+    args = trainer_arguments(cfg.online, cfg.compute.device, output_dir, dist)
     model = load_model(policy_dir, cfg.online.precision, cfg.compute.device)
     progress = progress_callback()
     import datasets
@@ -259,11 +189,11 @@ def train(
         train_dataset=datasets.Dataset.from_list(dataset_rows(tokenized, refs)),
         data_collator=make_collator(tokenizer.pad_token_id),
         processing_class=tokenizer,
-        callbacks=[progress, store_callback(store, fp, dist)],
+        callbacks=[progress, store_callback(store, STAGE, fp, dist)],
         beta=cfg.online.beta,
         loss_type=cfg.online.loss_type,
     )
-    result = trainer.train(resume_from_checkpoint=resume_point(store, fp, output_dir, dist))
+    result = trainer.train(resume_from_checkpoint=resume_point(store, STAGE, fp, output_dir, dist))
     final_dir = work_dir / f"{fp}-final"
     trainer.save_model(str(final_dir))  # every rank: ZeRO-3 gathers the weights
     if dist.rank != 0:

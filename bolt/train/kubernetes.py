@@ -64,7 +64,7 @@ def render_kubernetes(cfg: PipelineConfig, job: TrainJob) -> str:
             "bolt/run": job.run_name,
         },
         config_yaml=config_yaml(cfg),
-        deepspeed_json=json.dumps(deepspeed_json(cfg), indent=2),
+        deepspeed_json=json.dumps(deepspeed_json(cfg, job), indent=2),
         nodes=c.nodes,
         gpus_per_node=c.gpus_per_node,
         image=c.image,

@@ -18,10 +18,11 @@ from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Literal
 
 import yaml
 
-from bolt.config import Launcher, PipelineConfig
+from bolt.config import Launcher, PipelineConfig, TrainCommon
 from bolt.train.deepspeed import deepspeed_config
 from bolt.train.plan import (
     PUBLISHED_SHAPES,
@@ -49,6 +50,11 @@ class TrainJob:
     module: str
     args: tuple[str, ...]
     run_name: str
+    # The config section with the job's training settings (batch, ZeRO stage, precision).
+    section: Literal["sft", "online"] = "sft"
+
+    def training(self, cfg: PipelineConfig) -> TrainCommon:
+        return cfg.sft if self.section == "sft" else cfg.online
 
     @property
     def name(self) -> str:
@@ -67,38 +73,40 @@ def config_yaml(cfg: PipelineConfig) -> str:
     return yaml.safe_dump(cfg.model_dump(mode="json"), sort_keys=False)
 
 
-def deepspeed_json(cfg: PipelineConfig) -> dict:
-    sft, world = cfg.sft, world_size(cfg)
-    accumulation = gradient_accumulation(sft.global_batch_size, sft.micro_batch_size, world)
-    return deepspeed_config(sft, world, accumulation)
+def deepspeed_json(cfg: PipelineConfig, job: TrainJob) -> dict:
+    train, world = job.training(cfg), world_size(cfg)
+    accumulation = gradient_accumulation(train.global_batch_size, train.micro_batch_size, world)
+    return deepspeed_config(train, world, accumulation)
 
 
 def model_shape(cfg: PipelineConfig) -> ModelShape | None:
-    """The base model's shape from a local config.json or the published table."""
+    """The base model's shape (the DPO policy's too) from a local config.json or the
+    published table."""
     entry = cfg.models.catalog[cfg.sft.base_model]
     if entry.path and (Path(entry.path).expanduser() / "config.json").is_file():
         return ModelShape.from_model_dir(Path(entry.path).expanduser())
     return PUBLISHED_SHAPES.get(entry.hf_id or "")
 
 
-def check_plan(cfg: PipelineConfig, shape: ModelShape | None = None) -> None:
+def check_plan(cfg: PipelineConfig, job: TrainJob, shape: ModelShape | None = None) -> None:
     """Refuse (PlanError) a GPU plan whose per-GPU share cannot fit; accumulation must divide."""
-    deepspeed_json(cfg)  # raises PlanError when the batch does not divide the world size
+    deepspeed_json(cfg, job)  # raises PlanError when the batch does not divide the world size
     shape = shape or model_shape(cfg)
     if cfg.compute.device != "cuda" or shape is None:
         return
-    c, sft = cfg.compute, cfg.sft
+    c, train = cfg.compute, job.training(cfg)
     estimate = estimate_memory(
         shape,
-        zero=sft.zero,
-        precision=sft.precision,
+        zero=train.zero,
+        precision=train.precision,
         world_size=world_size(cfg),
         gpus_per_node=c.gpus_per_node,
-        micro_batch=sft.micro_batch_size,
-        max_length=sft.max_length,
+        micro_batch=train.micro_batch_size,
+        max_length=train.max_length,
     )
     where = (
-        f"{sft.base_model} on {c.nodes} node(s) x {c.gpus_per_node} {c.gpu_type} with {sft.zero}"
+        f"{job.section} of {cfg.sft.base_model} on {c.nodes} node(s) x {c.gpus_per_node} "
+        f"{c.gpu_type} with {train.zero}"
     )
     check_fits(estimate, c.gpu_type, where)
 
@@ -153,7 +161,7 @@ def run_local(cfg: PipelineConfig, job: TrainJob, job_dir: Path, on_line: LogSin
     config_path = job_dir / "config.yaml"
     config_path.write_text(config_yaml(cfg))
     ds_path = job_dir / "deepspeed.json"
-    ds_path.write_text(yaml.safe_dump(deepspeed_json(cfg)))
+    ds_path.write_text(yaml.safe_dump(deepspeed_json(cfg, job)))
     command = node_command(cfg, job, str(config_path), str(ds_path), "0", "127.0.0.1")
     env = {
         **os.environ,
@@ -182,7 +190,7 @@ def run_local(cfg: PipelineConfig, job: TrainJob, job_dir: Path, on_line: LogSin
 
 def render_spec(cfg: PipelineConfig, job: TrainJob) -> str:
     """The job spec the configured launcher submits (a shell command line for local)."""
-    check_plan(cfg)
+    check_plan(cfg, job)
     match cfg.compute.launcher:
         case Launcher.local:
             return shlex.join(
@@ -200,7 +208,7 @@ def render_spec(cfg: PipelineConfig, job: TrainJob) -> str:
 
 def run_job(cfg: PipelineConfig, job: TrainJob, job_dir: Path, on_line: LogSink) -> None:
     """Launch, stream the log to ``on_line``, wait; raise LaunchError when the job fails."""
-    check_plan(cfg)
+    check_plan(cfg, job)
     match cfg.compute.launcher:
         case Launcher.local:
             run_local(cfg, job, job_dir, on_line)

@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from bolt.config import PipelineConfig, Precision
+from bolt.config import PipelineConfig, Precision, TrainCommon
 from bolt.config_loader import load_config
 from bolt.fingerprint import fingerprint
 from bolt.records import SftExample
@@ -110,39 +110,39 @@ def configure_cpu_processes() -> None:
     PartialState(backend="gloo")
 
 
-def training_arguments(cfg: PipelineConfig, output_dir: Path, dist: Dist):
+def trainer_arguments(train: TrainCommon, device: str, output_dir: Path, dist: Dist, **extra: Any):
+    """The HF ``TrainingArguments`` every BOLT trainer shares (SFT and DPO): DeepSpeed
+    filled from ``train``, accumulation from the world size, checkpoints every
+    ``save_steps``; ``extra`` adds what one trainer alone needs."""
     from transformers import TrainingArguments
 
-    on_cpu = cfg.compute.device == "cpu"
+    on_cpu = device == "cpu"
     if on_cpu:
         configure_cpu_processes()
-    sft = cfg.sft
     accumulation = gradient_accumulation(
-        sft.global_batch_size, sft.micro_batch_size, dist.world_size
+        train.global_batch_size, train.micro_batch_size, dist.world_size
     )
     return TrainingArguments(
         output_dir=str(output_dir),
-        deepspeed=deepspeed_config(sft, dist.world_size, accumulation),
-        per_device_train_batch_size=sft.micro_batch_size,
+        deepspeed=deepspeed_config(train, dist.world_size, accumulation),
+        per_device_train_batch_size=train.micro_batch_size,
         gradient_accumulation_steps=accumulation,
-        learning_rate=sft.lr,
-        num_train_epochs=sft.epochs,
-        max_steps=sft.max_steps or -1,
-        lr_scheduler_type=sft.scheduler,
-        warmup_steps=sft.warmup_ratio,  # a float in [0, 1) is a ratio of the total steps
-        optim=sft.optimizer,
-        weight_decay=sft.weight_decay,
+        learning_rate=train.lr,
+        num_train_epochs=train.epochs,
+        max_steps=train.max_steps or -1,
+        lr_scheduler_type=train.scheduler,
+        warmup_steps=train.warmup_ratio,  # a float in [0, 1) is a ratio of the total steps
+        optim=train.optimizer,
+        weight_decay=train.weight_decay,
         max_grad_norm=GRADIENT_CLIPPING,
-        bf16=sft.precision == Precision.bf16,
-        fp16=sft.precision == Precision.fp16,
-        gradient_checkpointing=sft.gradient_checkpointing,
+        bf16=train.precision == Precision.bf16,
+        fp16=train.precision == Precision.fp16,
+        gradient_checkpointing=train.gradient_checkpointing,
         gradient_checkpointing_kwargs={"use_reentrant": False},
-        train_sampling_strategy="random" if sft.packing else "group_by_length",
-        length_column_name="length",
-        seed=sft.seed,
-        data_seed=sft.seed,
+        seed=train.seed,
+        data_seed=train.seed,
         save_strategy="steps",
-        save_steps=sft.save_steps,
+        save_steps=train.save_steps,
         save_total_limit=2,
         logging_steps=1,
         report_to=[],
@@ -150,6 +150,7 @@ def training_arguments(cfg: PipelineConfig, output_dir: Path, dist: Dist):
         dataloader_num_workers=0,
         disable_tqdm=True,
         accelerator_config={"use_configured_state": on_cpu},
+        **extra,
     )
 
 
@@ -173,18 +174,20 @@ def load_model(model_dir: str, precision: Precision, device: str):
     return model
 
 
-def resume_point(store: ArtifactStore, fp: str, output_dir: Path, dist: Dist) -> str | None:
+def resume_point(
+    store: ArtifactStore, stage: str, fp: str, output_dir: Path, dist: Dist
+) -> str | None:
     """The local copy of the store's last complete checkpoint, fetched by each node."""
-    steps = checkpoints.completed_steps(store, STAGE, fp)
+    steps = checkpoints.completed_steps(store, stage, fp)
     if not steps:
         return None
     if dist.local_rank == 0:
-        checkpoints.fetch_checkpoint(store, STAGE, fp, steps[-1], output_dir)
+        checkpoints.fetch_checkpoint(store, stage, fp, steps[-1], output_dir)
     barrier()
     return str(output_dir / checkpoints.checkpoint_name(steps[-1]))
 
 
-def store_callback(store: ArtifactStore, fp: str, dist: Dist):
+def store_callback(store: ArtifactStore, stage: str, fp: str, dist: Dist):
     """Uploads each checkpoint as soon as it is written; rank 0 marks it complete."""
     from transformers import TrainerCallback
 
@@ -198,11 +201,11 @@ def store_callback(store: ArtifactStore, fp: str, dist: Dist):
         def on_save(self, args, state, control, **kwargs):
             folder = Path(args.output_dir) / checkpoints.checkpoint_name(state.global_step)
             barrier()  # every rank's shard is on disk
-            checkpoints.upload_rank_files(store, STAGE, fp, folder, dist.rank)
+            checkpoints.upload_rank_files(store, stage, fp, folder, dist.rank)
             barrier()  # every rank's shard is in the store
             if dist.rank == 0:
                 meta = {"step": state.global_step, "world_size": dist.world_size}
-                checkpoints.mark_complete(store, STAGE, fp, state.global_step, meta)
+                checkpoints.mark_complete(store, stage, fp, state.global_step, meta)
             if dist.local_rank == 0:  # a relaunch on this node need not fetch it back
                 checkpoints.mark_local(Path(args.output_dir), state.global_step)
 
@@ -230,7 +233,15 @@ def train(cfg: PipelineConfig, sft_set: Manifest, work_dir: Path) -> Manifest | 
         for r in records
     ]
     output_dir = work_dir / fp
-    args = training_arguments(cfg, output_dir, dist)  # before the model: ZeRO-3 init needs it
+    # Before the model: ZeRO-3 init needs it. Length-grouped batches when not packing.
+    args = trainer_arguments(
+        cfg.sft,
+        cfg.compute.device,
+        output_dir,
+        dist,
+        train_sampling_strategy="random" if cfg.sft.packing else "group_by_length",
+        length_column_name="length",
+    )
     model = load_model(model_dir, cfg.sft.precision, cfg.compute.device)
     meter = TokenMeter()
     progress = progress_callback(meter, dist.world_size)
@@ -240,9 +251,9 @@ def train(cfg: PipelineConfig, sft_set: Manifest, work_dir: Path) -> Manifest | 
         train_dataset=build_dataset(examples, cfg.sft.packing, cfg.sft.max_length),
         data_collator=make_collator(cfg.sft.packing, tokenizer.pad_token_id, meter),
         processing_class=tokenizer,
-        callbacks=[progress, store_callback(store, fp, dist)],
+        callbacks=[progress, store_callback(store, STAGE, fp, dist)],
     )
-    result = trainer.train(resume_from_checkpoint=resume_point(store, fp, output_dir, dist))
+    result = trainer.train(resume_from_checkpoint=resume_point(store, STAGE, fp, output_dir, dist))
     final_dir = work_dir / f"{fp}-final"
     trainer.save_model(str(final_dir))  # every rank: ZeRO-3 gathers the weights
     if dist.rank != 0:

@@ -111,7 +111,7 @@ def _new_lines(log: Path, offset: int) -> tuple[list[str], int]:
 def run_slurm(cfg: PipelineConfig, job: TrainJob, job_dir: Path, on_line: LogSink) -> None:
     job_dir.mkdir(parents=True, exist_ok=True)
     (job_dir / "config.yaml").write_text(config_yaml(cfg))
-    (job_dir / "deepspeed.json").write_text(json.dumps(deepspeed_json(cfg), indent=2))
+    (job_dir / "deepspeed.json").write_text(json.dumps(deepspeed_json(cfg, job), indent=2))
     script = job_dir / "train.sbatch"
     script.write_text(render_sbatch(cfg, job, job_dir))
     log = job_dir / "train.log"

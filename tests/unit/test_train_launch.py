@@ -13,7 +13,7 @@ from types import SimpleNamespace
 import pytest
 import yaml
 
-from bolt.config import Launcher
+from bolt.config import Launcher, ZeroStage
 from bolt.config_loader import load_config
 from bolt.train.launch import LaunchError, TrainJob, render_spec, run_job
 from bolt.train.plan import PlanError
@@ -135,3 +135,13 @@ def test_slurm_launcher_submits_follows_and_judges(tmp_path, monkeypatch, state,
     else:
         with pytest.raises(LaunchError, match="slurm job 4242 ended FAILED 1:0"):
             run_job(cfg, _job(cfg), tmp_path, lines.append)
+
+
+def test_a_dpo_job_is_planned_with_the_online_settings():
+    cfg = _config("paper-70b", Launcher.kubernetes)
+    cfg = cfg.model_copy(update={"online": cfg.online.model_copy(update={"zero": ZeroStage.zero2})})
+    render_spec(cfg, _job(cfg))  # SFT under ZeRO-3 fits 8 nodes
+    dpo = TrainJob("online-policy", "0123456789abcdef", "bolt.train.dpo", (), cfg.name, "online")
+    # ZeRO-2 keeps the whole 16-bit 70B on every GPU: the DPO job cannot fit.
+    with pytest.raises(PlanError, match=r"online of llama-3.1-70b-instruct .* with zero2"):
+        render_spec(cfg, dpo)
