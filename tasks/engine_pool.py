@@ -3,7 +3,8 @@
 Starting vLLM costs a minute or more (DESIGN.md §4), so the labeller of the curation
 stage and the teacher of the bootstrapping stage reuse one engine when they name the
 same model with the same settings. With the Ray task runner every worker process
-holds its own pool.
+holds its own pool. An engine whose process died (``dead``, see EngineDead) is replaced
+on the next request for it, so a task's retry runs on a live engine.
 """
 
 from __future__ import annotations
@@ -26,6 +27,11 @@ def engine_for(cfg: PipelineConfig, model_name: str, engine_cfg: EngineConfig) -
     path = resolve_model(cfg.models, model_name, cfg.storage.s3)
     key = f"{path}|{engine_cfg.model_dump_json()}"
     with _lock:
+        if key in _engines and getattr(_engines[key], "dead", False):
+            logger.warning(
+                "the %s engine for %s died; starting a new one", engine_cfg.kind.value, model_name
+            )
+            del _engines[key]
         if key not in _engines:
             logger.info("starting %s engine for %s", engine_cfg.kind.value, model_name)
             _engines[key] = make_engine(engine_cfg, path, seed=cfg.seed, device=cfg.compute.device)

@@ -19,6 +19,11 @@ class EngineError(RuntimeError):
     """A generation that could not be completed (after retries, where an engine retries)."""
 
 
+class EngineDead(EngineError):
+    """The engine's own process is gone: this engine will never answer again, and the
+    engine reports ``dead`` so that a retry starts a new one."""
+
+
 @dataclass(frozen=True)
 class ChatRequest:
     id: str

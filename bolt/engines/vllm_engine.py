@@ -13,7 +13,7 @@ import time
 from typing import TYPE_CHECKING, Any
 
 from bolt.config import EngineConfig, EngineKind, SamplingConfig
-from bolt.engines.base import ChatRequest, Completion, EngineStats, Messages, tally
+from bolt.engines.base import ChatRequest, Completion, EngineDead, EngineStats, Messages, tally
 
 if TYPE_CHECKING:
     from vllm import LLM, RequestOutput, SamplingParams
@@ -42,6 +42,9 @@ class VllmEngine:
         )
         self._tokenizer = self._llm.get_tokenizer()
         self._stats = EngineStats()
+        # Set when the engine-core process has died (OOM-killed, crashed): the engine pool
+        # then starts a new engine for the task's retry instead of handing this one out.
+        self.dead = False
 
     @property
     def stats(self) -> EngineStats:
@@ -71,10 +74,16 @@ class VllmEngine:
         from vllm.inputs import TokensPrompt
 
         prompts = [TokensPrompt(prompt_token_ids=self.render_prompt(r.messages)) for r in requests]
+        from vllm.v1.engine.exceptions import EngineDeadError
+
         started = time.perf_counter()
-        outputs = self._live().generate(
-            prompts, sampling_params(sampling, stop, guided_regex), use_tqdm=False
-        )
+        try:
+            outputs = self._live().generate(
+                prompts, sampling_params(sampling, stop, guided_regex), use_tqdm=False
+            )
+        except EngineDeadError as error:
+            self.dead, self._llm = True, None
+            raise EngineDead(f"vLLM engine core for {self.model} died: {error}") from error
         completions = [to_completions(r.id, out) for r, out in zip(requests, outputs, strict=True)]
         self._stats = self._stats + tally(completions, time.perf_counter() - started)
         return completions
