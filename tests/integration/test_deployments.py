@@ -58,10 +58,10 @@ def _client_call(fn):
     return asyncio.run(call())
 
 
-def _wait_for_deployment(server: subprocess.Popen, timeout: float = 180) -> None:
+def _wait_for_deployment(server: subprocess.Popen, log, timeout: float = 180) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        assert server.poll() is None, server.stderr.read().decode()[-3000:]
+        assert server.poll() is None, log.read_text()[-3000:]
         try:
             _client_call(lambda c: c.read_deployment_by_name(DEPLOYMENT))
             return
@@ -70,14 +70,16 @@ def _wait_for_deployment(server: subprocess.Popen, timeout: float = 180) -> None
     raise AssertionError(f"{DEPLOYMENT} was not served within {timeout} s")
 
 
-def _wait_final(flow_run_id, timeout: float = 600):
+def _wait_final(flow_run_id, log, timeout: float = 600):
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         run = _client_call(lambda c: c.read_flow_run(flow_run_id))
         if run.state and run.state.type.value in FINAL:
             return run
         time.sleep(2)
-    raise AssertionError(f"flow run {flow_run_id} did not finish within {timeout} s")
+    raise AssertionError(
+        f"flow run {flow_run_id} did not finish within {timeout} s: {log.read_text()[-3000:]}"
+    )
 
 
 def _task_states(name_like: str, tag: str) -> list[str]:
@@ -103,23 +105,25 @@ def test_served_pipeline_fails_mid_stage_and_a_retry_resumes_from_cache(
     rm_dir = tmp_path / "rm"
     env = {**os.environ, "PREFECT_API_URL": prefect_api}
     serve = "from flows.pipeline import pipeline_from_config as f; f.serve(name='deployment-test')"
+    # The runner's log goes to a file: an unread pipe fills up and stalls the runner.
+    runner_log = tmp_path / "runner.log"
     server = subprocess.Popen(
         [sys.executable, "-c", serve],
         cwd=REPO,
         env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
+        stdout=runner_log.open("w"),
+        stderr=subprocess.STDOUT,
         start_new_session=True,
     )
     try:
         with TeacherServer() as teacher:
-            _wait_for_deployment(server)
+            _wait_for_deployment(server, runner_log)
             overrides = _overrides(
                 name, f"s3://{s3_bucket}/run", s3_endpoint, teacher.base_url, rm_dir
             )
             parameters = {"config": str(TINY_CONFIG), "overrides": overrides}
             run = run_deployment(DEPLOYMENT, parameters=parameters, timeout=600)
-            assert run.state.type.value == "FAILED", run.state
+            assert run.state.type.value == "FAILED", (run.state, runner_log.read_text()[-3000:])
             assert str(rm_dir) in (run.state.message or ""), run.state.message
             first_requests = teacher.requests
             assert first_requests >= 4  # every query reached the teacher
@@ -128,8 +132,11 @@ def test_served_pipeline_fails_mid_stage_and_a_retry_resumes_from_cache(
             # The operator syncs the weights and presses Retry on the same flow run.
             save_random_reward_model(smollm2_path, rm_dir)
             _client_call(lambda c: c.set_flow_run_state(run.id, Scheduled(), force=True))
-            rerun = _wait_final(run.id)
-            assert rerun.state.type.value == "COMPLETED", rerun.state
+            rerun = _wait_final(run.id, runner_log)
+            assert rerun.state.type.value == "COMPLETED", (
+                rerun.state,
+                runner_log.read_text()[-3000:],
+            )
             assert teacher.requests == first_requests  # no engine call on the rerun
     finally:
         os.killpg(server.pid, 9)
