@@ -11,22 +11,21 @@ CPU, loaded through the code that loads ArmoRM/Skywork (``bolt.rewards.random_mo
 
     .venv/bin/python bench/reward_batching.py [--items 256] [--batch-size 16]
 
-Writes ``bench/results/reward_batching.json`` (headline under ``speedup``) and prints
-one line for BENCHMARKS.md.
+Writes ``bench/results/reward_batching.json`` (headline under ``speedup``) and its line
+in BENCHMARKS.md.
 """
 
 from __future__ import annotations
 
 import argparse
-import json
 import platform
 import statistics
 import tempfile
 import time
+from datetime import UTC, datetime
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[1]
-RESULTS = REPO / "bench" / "results" / "reward_batching.json"
+from common import REPO, write_result
 
 
 def sample_lengths(n: int, median: int, sigma: float, seed: int) -> list[int]:
@@ -181,18 +180,17 @@ def main() -> None:
         "make OpenMP spin and timings swing several-fold",
     )
     result = run(parser.parse_args())
-    RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    RESULTS.write_text(json.dumps(result, indent=2) + "\n")
+    result["date"] = datetime.now(UTC).isoformat(timespec="seconds")
     s, lengths = result["settings"], result["response_tokens"]
-    print(
-        f"reward scoring, length-sorted vs input-order batching: {result['speedup']:.2f}x "
-        f"({result['sorted_samples_per_s']:.1f} vs {result['naive_samples_per_s']:.1f} samples/s; "
-        f"{s['items']} answers, response tokens median {lengths['median']:.0f}, max "
-        f"{lengths['max']}, {lengths['over_1500']} over 1500; "
-        f"batch {s['batch_size']}, random Llama RM hidden {s['hidden_size']} x {s['layers']} "
-        f"layers, CPU fp32, {s['torch_threads']} torch thread(s)) "
-        "`.venv/bin/python bench/reward_batching.py`"
+    summary = (
+        f"length-sorted {result['sorted_samples_per_s']:.1f} vs input-order "
+        f"{result['naive_samples_per_s']:.1f} samples/s: **{result['speedup']:.2f}x** "
+        f"({s['items']} answers, median {lengths['median']:.0f} / max {lengths['max']} "
+        f"response tokens, batch {s['batch_size']}, random Llama RM, CPU fp32, "
+        f"{s['torch_threads']} thread)"
     )
+    write_result("reward_batching", result, summary, "python bench/reward_batching.py")
+    print(summary)
 
 
 if __name__ == "__main__":
