@@ -5,6 +5,7 @@ which resumes from the store's last checkpoint."""
 
 from __future__ import annotations
 
+import shutil
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -170,4 +171,6 @@ def train_policy(
     job = TrainJob(POLICY_STAGE, fp, DPO_MODULE, args, cfg.name, section="online")
     job_dir = Path(tempfile.gettempdir()) / "bolt-jobs" / job.name
     run_job(cfg, job, job_dir, DpoProgress(iteration))
-    return store.require(POLICY_STAGE, fp)
+    policy = store.require(POLICY_STAGE, fp)
+    shutil.rmtree(job_dir, ignore_errors=True)  # committed: local checkpoints not needed
+    return policy

@@ -9,6 +9,7 @@ entrypoint resumes from the last checkpoint in the store, so a retry redoes at m
 
 from __future__ import annotations
 
+import shutil
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -70,4 +71,7 @@ def train_sft(cfg: PipelineConfig, sft_set: Manifest) -> Manifest:
     # A fixed folder per job: a retry on this machine finds its local checkpoint copies.
     job_dir = Path(tempfile.gettempdir()) / "bolt-jobs" / job.name
     run_job(cfg, job, job_dir, TrainingProgress(fp))
-    return store.require(STAGE, fp)
+    manifest = store.require(STAGE, fp)
+    # Committed: the local checkpoint copies (GBs at scale) have served their purpose.
+    shutil.rmtree(job_dir, ignore_errors=True)
+    return manifest
