@@ -7,10 +7,16 @@ before each measured run):
     target >= 0.90 of raw;
   - format-valid samples per 1k generated tokens, with and without guided decoding;
   - prefill tokens saved by prefix grouping: vLLM's cached prompt tokens when queries
-    sharing an in-context subset are adjacent.
+    sharing an in-context subset are adjacent;
+  - the guided shape's cost per token mask in each structured-output library vLLM offers
+    (xgrammar, vLLM's "auto" pick, against llguidance, our default) on the same tokens.
 Writes bench/results/bootstrap_throughput.json and appends a line to BENCHMARKS.md.
 
     python bench/bootstrap_throughput.py [--queries 16] [--n 2] [--max-new-tokens 128]
+                                         [--guided-max-chars 240 120]
+
+The guided bounds must leave the shape room to close within --max-new-tokens (about 4
+characters per token in English): tiny-cpu's [480, 240] is sized for its 256 tokens.
 """
 
 from __future__ import annotations
@@ -23,14 +29,54 @@ from datetime import UTC, datetime
 from common import REPO, write_result
 
 
+def mask_cost_ms(regex: str, tokenizer, token_ids: list[int]) -> dict[str, float]:
+    """Milliseconds per token-mask computation while the shape accepts ``token_ids``."""
+    import llguidance
+    import llguidance.hf
+    import xgrammar
+
+    xgr_info = xgrammar.TokenizerInfo.from_huggingface(tokenizer)
+    xgr_matcher = xgrammar.GrammarMatcher(
+        xgrammar.GrammarCompiler(xgr_info, max_threads=1).compile_regex(regex)
+    )
+    bitmask = xgrammar.allocate_token_bitmask(1, xgr_info.vocab_size)
+    ll_matcher = llguidance.LLMatcher(
+        llguidance.hf.from_tokenizer(tokenizer), llguidance.LLMatcher.grammar_from_regex(regex)
+    )
+
+    def per_token(step) -> float:
+        started, steps = time.perf_counter(), 0
+        for token in token_ids:
+            steps += 1
+            if not step(token):  # a re-tokenised sample may leave the shape near its end
+                break
+        return round(1000 * (time.perf_counter() - started) / steps, 3)
+
+    def xgr_step(token: int) -> bool:
+        xgr_matcher.fill_next_token_bitmask(bitmask)
+        return xgr_matcher.accept_token(token)
+
+    def ll_step(token: int) -> bool:
+        ll_matcher.compute_bitmask()
+        return ll_matcher.consume_token(token)
+
+    return {"xgrammar": per_token(xgr_step), "guidance": per_token(ll_step)}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--queries", type=int, default=16)
     parser.add_argument("--n", type=int, default=2)
     parser.add_argument("--max-new-tokens", type=int, default=128)
+    parser.add_argument("--guided-max-chars", type=int, nargs=2, default=[240, 120])
     args = parser.parse_args()
 
-    from bolt.bootstrap.prompting import build_messages, choose_examples, system_text
+    from bolt.bootstrap.prompting import (
+        build_messages,
+        choose_examples,
+        longcot_regex,
+        system_text,
+    )
     from bolt.bootstrap.stage import ShardPlan, examples_dir, generate_shard
     from bolt.config_loader import load_config
     from bolt.engines import make_engine
@@ -41,6 +87,7 @@ def main() -> None:
     overrides = [
         f"bootstrap.sampling.n={args.n}",
         f"bootstrap.sampling.max_new_tokens={args.max_new_tokens}",
+        f"bootstrap.guided_max_chars=[{args.guided_max_chars[0]}, {args.guided_max_chars[1]}]",
     ]
     cfg = load_config(REPO / "configs/tiny-cpu.yaml", overrides)
     model = prepare_model(cfg.models, cfg.bootstrap.teacher_model)
@@ -86,7 +133,7 @@ def main() -> None:
     raw_seconds = time.perf_counter() - started
     raw_tokens = sum(len(s.token_ids) for out in raw for s in out.outputs)
 
-    def stage_run(guided: bool) -> dict:
+    def stage_run(guided: bool) -> tuple[dict, list]:
         reset()
         run_cfg = cfg.model_copy(deep=True)
         run_cfg.bootstrap.guided_decoding = guided
@@ -104,11 +151,17 @@ def main() -> None:
             "format_valid_per_1k_tokens": round(1000 * valid / tokens, 3) if tokens else 0.0,
             "prompt_tokens": meta["prompt_tokens"],
             "cached_prompt_tokens": meta["cached_prompt_tokens"],
-        }
+        }, records
 
-    plain = stage_run(guided=False)
-    guided = stage_run(guided=True)
+    plain, _ = stage_run(guided=False)
+    guided, guided_records = stage_run(guided=True)
     engine.close()
+    # The tokens of a real guided sample, replayed through both libraries.
+    sample = max(guided_records, key=lambda r: r.output_tokens)
+    sample_ids = engine._tokenizer.encode(sample.raw_text, add_special_tokens=False)
+    mask_ms = mask_cost_ms(
+        longcot_regex(cfg.bootstrap.guided_max_chars), engine._tokenizer, sample_ids
+    )
 
     raw_tps = raw_tokens / raw_seconds
     result = {
@@ -119,6 +172,7 @@ def main() -> None:
             "n": args.n,
             "max_new_tokens": args.max_new_tokens,
             "examples_per_prompt": 3,
+            "guided_max_chars": args.guided_max_chars,
         },
         "raw_vllm": {
             "seconds": round(raw_seconds, 2),
@@ -127,6 +181,10 @@ def main() -> None:
         },
         "stage": plain,
         "stage_guided": guided,
+        "guided_mask_ms_per_token": mask_ms,
+        "guided_mask_speedup_guidance_vs_xgrammar": round(
+            mask_ms["xgrammar"] / mask_ms["guidance"], 1
+        ),
         "ratio_vs_raw": round(plain["tokens_per_s"] / raw_tps, 3),
         "prefill_tokens_saved_by_prefix_cache": plain["cached_prompt_tokens"],
         "prefill_saved_share": round(plain["cached_prompt_tokens"] / plain["prompt_tokens"], 3)
@@ -138,9 +196,10 @@ def main() -> None:
         f"{result['ratio_vs_raw']}** (target >= 0.90); format-valid per 1k generated tokens "
         f"{plain['format_valid_per_1k_tokens']} plain vs {guided['format_valid_per_1k_tokens']} guided; "
         f"prefix cache saved {result['prefill_tokens_saved_by_prefix_cache']} prefill tokens "
-        f"({result['prefill_saved_share']:.0%})"
+        f"({result['prefill_saved_share']:.0%}); guided mask {mask_ms['guidance']} ms/token "
+        f"(llguidance) vs {mask_ms['xgrammar']} (xgrammar)"
     )
-    command = f"python bench/bootstrap_throughput.py --queries {args.queries} --n {args.n} --max-new-tokens {args.max_new_tokens}"
+    command = f"python bench/bootstrap_throughput.py --queries {args.queries} --n {args.n} --max-new-tokens {args.max_new_tokens} --guided-max-chars {args.guided_max_chars[0]} {args.guided_max_chars[1]}"
     write_result("bootstrap_throughput", result, summary, command)
     print(json.dumps(result, indent=2))
 

