@@ -33,9 +33,6 @@ SMALL = [
     "bootstrap.sampling.n=2",
     "bootstrap.sampling.max_new_tokens=48",
     "bootstrap.shard_size=2",
-    # Guided decoding with the tiny config's bounded parts costs minutes of grammar work
-    # on this CPU; its shaping is test_engines_vllm's and the e2e test's job.
-    "bootstrap.guided_decoding=false",
 ]
 
 
@@ -138,7 +135,13 @@ def test_bad_rows_are_set_aside_and_counted(tmp_path, vllm_engine):
 
 def test_sigkill_mid_bootstrap_then_rerun_resumes(tmp_path, vllm_engine):
     root = f"file://{tmp_path}/artifacts"
-    overrides = [f"storage.root={root}", *SMALL, "bootstrap.sampling.max_new_tokens=32"]
+    # Unguided: the killed child generates with transformers, which has no guided decoding.
+    overrides = [
+        f"storage.root={root}",
+        *SMALL,
+        "bootstrap.sampling.max_new_tokens=32",
+        "bootstrap.guided_decoding=false",
+    ]
     cfg = load_config(TINY_CONFIG, overrides)
     store = ArtifactStore.from_config(cfg.storage)
     # Curated data as curation commits it (curation is the other tests' job): 8 demo
