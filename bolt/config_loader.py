@@ -10,10 +10,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, get_args
 
 import yaml
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 
 from bolt.config import PipelineConfig
 
@@ -157,10 +157,41 @@ def _set_path(data: Any, key_path: tuple[str, ...], value: Any, text: str) -> No
             if last:
                 node[part] = value
             else:
-                node = node.setdefault(part, {})
+                if part not in node:
+                    node[part] = _section_default(key_path[: i + 1])
+                node = node[part]
         else:
             where = ".".join(key_path[:i])
             raise ConfigError([Problem(f"override {text!r}", where, "is a value, not a section")])
+
+
+def _section_default(key_path: tuple[str, ...]) -> dict[str, Any]:
+    """What an override starts from when it creates a section the files leave out: the
+    field's own default, so that ``eval.judge.engine.base_url=...`` keeps the judge
+    engine's default ``kind: openai`` instead of falling back to EngineConfig's ``vllm``."""
+    model: type[BaseModel] | None = PipelineConfig
+    for i, part in enumerate(key_path):
+        field = model.model_fields.get(part) if model else None
+        if field is None:
+            return {}
+        if i < len(key_path) - 1:
+            model = _model_class(field.annotation)
+            continue
+        if field.is_required():
+            return {}
+        default = field.get_default(call_default_factory=True)
+        return (
+            default.model_dump(mode="json", exclude_unset=True)
+            if isinstance(default, BaseModel)
+            else {}
+        )
+    return {}
+
+
+def _model_class(annotation: Any) -> type[BaseModel] | None:
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return annotation
+    return next(filter(None, map(_model_class, get_args(annotation))), None)
 
 
 def _locate(

@@ -113,6 +113,18 @@ def test_overrides_apply_and_parse_as_yaml():
     ]
 
 
+def test_an_override_that_creates_a_section_starts_from_its_default():
+    # tiny-cpu sets eval.judge but not its engine, whose default (kind: openai) comes from
+    # JudgeConfig's factory, not from EngineConfig's own default (kind: vllm).
+    cfg = load_config(
+        REPO / "configs/tiny-cpu.yaml",
+        ["eval.judge.engine.base_url=http://127.0.0.1:9/v1", "models.catalog.extra.path=/m"],
+    )
+    assert cfg.eval.judge.engine.kind.value == "openai"
+    assert cfg.eval.judge.engine.base_url == "http://127.0.0.1:9/v1"
+    assert cfg.models.catalog["extra"].path == "/m"
+
+
 def test_bad_override_names_the_override():
     with pytest.raises(ConfigError, match=r"override 'sft.epochs=many': sft.epochs"):
         load_config(REPO / "configs/tiny-cpu.yaml", ["sft.epochs=many"])
