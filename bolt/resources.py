@@ -1,0 +1,90 @@
+"""The live engines and models of this process: one pool, one release, one hand-off rule.
+
+Starting a vLLM engine costs a minute, loading an 8B reward model half of one, so a
+stage reuses what an earlier stage in the same process started (the labeller and the
+teacher share an engine when they name the same model with the same settings). But an
+accelerator cannot hold everything at once: a generation engine takes 90% of its memory
+(``gpu_memory_utilization``), so the rule, kept here and nowhere else, is
+
+    acquiring a resource of one role releases every live resource of the other role.
+
+``Role.generation`` is what samples text for a stage (the teacher, the policy, the model
+under evaluation); ``Role.scoring`` is what grades it (reward models, judges and the
+engines inside them). Resources of one role coexist. Training runs in its own process
+(a launched job) and gets the accelerator after ``release()``.
+
+A resource whose process died (``dead`` is true, see ``bolt.engines.base.EngineDead``)
+is replaced on the next request for it, so a task's retry runs on a live one.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import Any, TypeVar
+
+logger = logging.getLogger("bolt.resources")
+T = TypeVar("T")
+
+
+class Role(StrEnum):
+    generation = "generation"
+    scoring = "scoring"
+
+
+@dataclass
+class _Live:
+    resource: Any
+    role: Role
+
+
+def _close(resource: Any) -> None:
+    close = getattr(resource, "close", None)
+    if callable(close):
+        close()
+
+
+class ResourcePool:
+    """Live resources by key; see the module docstring for the hand-off rule."""
+
+    def __init__(self) -> None:
+        self._lock = threading.RLock()
+        self._live: dict[str, _Live] = {}
+
+    def get(self, key: str, role: Role, make: Callable[[], T]) -> T:
+        """The live resource ``key``, or ``make()``'s after the other role is released."""
+        with self._lock:
+            live = self._live.get(key)
+            if live is not None and getattr(live.resource, "dead", False):
+                logger.warning("%s died; starting a new one", key)
+                self._drop(key)
+                live = None
+            if live is None:
+                self.release(Role.scoring if role is Role.generation else Role.generation)
+                logger.info("starting %s (%s)", key, role.value)
+                live = self._live[key] = _Live(make(), role)
+            return live.resource
+
+    def release(self, role: Role | None = None) -> None:
+        """Close every live resource (of ``role`` only, when given)."""
+        with self._lock:
+            for key in [k for k, v in self._live.items() if role is None or v.role is role]:
+                self._drop(key)
+
+    def live(self) -> dict[str, Role]:
+        with self._lock:
+            return {k: v.role for k, v in self._live.items()}
+
+    def _drop(self, key: str) -> None:
+        live = self._live.pop(key)
+        try:
+            _close(live.resource)
+        except Exception:  # a dead engine may fail to close; it holds nothing any more
+            logger.exception("closing %s failed", key)
+
+
+# The process's pool: every stage takes its engines and models from here.
+POOL = ResourcePool()
