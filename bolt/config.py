@@ -11,6 +11,7 @@ from __future__ import annotations
 from enum import StrEnum
 from typing import Any
 
+from bolt.stages import Stage
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 # Marks a field that changes how fast a stage runs but not what it writes.
@@ -760,6 +761,12 @@ class PipelineConfig(Strict):
                     "models.remote_code_allowlist"
                 )
         return self
+
+    def engine_settings(self, stage: Stage) -> EngineConfig:
+        """The generation engine settings ``stage`` runs its models with."""
+        if stage in (Stage.eval_answers, Stage.eval) and self.eval.engine is not None:
+            return self.eval.engine
+        return self.bootstrap.engine
 
     def model_references(self) -> list[tuple[str, str]]:
         refs = [
