@@ -11,8 +11,9 @@ from __future__ import annotations
 from enum import StrEnum
 from typing import Any
 
-from bolt.stages import Stage
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from bolt.stages import Stage
 
 # Marks a field that changes how fast a stage runs but not what it writes.
 AFFECTS_OUTPUT_NOT: dict[str, Any] = {"affects_output": False}

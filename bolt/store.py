@@ -16,7 +16,7 @@ import json
 import os
 import shutil
 import tempfile
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Protocol, TypeVar
@@ -376,6 +376,13 @@ class ArtifactStore:
         self.backend.put_file(self._key(stage, fingerprint, relpath), local)
         return info
 
+    def put_plot(
+        self, stage: str, fingerprint: str, name: str, draw: Callable[[Path], Path]
+    ) -> FileInfo:
+        """Draw a figure into a scratch file (``draw`` gets the path to write) and store it."""
+        with tempfile.TemporaryDirectory() as tmp:
+            return self.put_file(stage, fingerprint, name, draw(Path(tmp) / name))
+
     def put_dir(
         self, stage: str, fingerprint: str, relpath: str, local_dir: Path
     ) -> list[FileInfo]:
@@ -487,3 +494,11 @@ class ArtifactStore:
         found = [k for k in keys if k.endswith("/" + MANIFEST) and k.count("/") == 2]
         manifests = [Manifest.model_validate_json(self.backend.get_bytes(k)) for k in found]
         return sorted(manifests, key=lambda m: (m.stage, m.created_at))
+
+
+def local_model_dir(store: ArtifactStore, manifest: Manifest, model_dir: str, cache: Path) -> str:
+    """A stored model (SFT or a policy) as a local folder under ``cache``, fetched once."""
+    dest = cache / manifest.stage / manifest.fingerprint
+    if not (dest / "config.json").is_file():
+        store.get_dir(manifest, model_dir, dest)
+    return str(dest)

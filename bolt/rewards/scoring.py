@@ -17,7 +17,8 @@ def score_items(
 ) -> tuple[dict[str, list[float]], list[float]]:
     """Every item scored by every backend, and the weighted combination per item."""
     by_backend = {
-        name: list(model.score(list(items))) if items else [] for name, (model, _) in rewards.items()
+        name: list(model.score(list(items))) if items else []
+        for name, (model, _) in rewards.items()
     }
     combined = combine(by_backend, {name: weight for name, (_, weight) in rewards.items()})
     return by_backend, combined
