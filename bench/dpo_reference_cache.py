@@ -1,5 +1,5 @@
 """DPO step time and peak memory with the reference log-probs cached (computed once in a
-pass of their own, as ``bolt.online.stage.run_reference`` does) against computing them
+pass of their own, as ``bolt.train.reference.run_reference`` does) against computing them
 on the fly (the reference model in memory beside the policy, one extra forward a step).
 
 Each mode runs in its own child process, so its peak resident memory is its own; one
@@ -51,8 +51,8 @@ def model(layers: int, seed: int):
 def pairs(count: int, length: int):
     import random
 
-    from bolt.online.preference_data import TokenizedPair
     from bolt.train.data import IGNORE_INDEX
+    from bolt.train.preference_data import TokenizedPair
 
     rng = random.Random(0)
     out = []
@@ -72,8 +72,8 @@ def pairs(count: int, length: int):
 def run_mode(mode: str, args: argparse.Namespace) -> dict:
     import torch
 
-    from bolt.online.dpo_loss import dpo_loss, sequence_logps
-    from bolt.online.preference_data import batched, collate_pairs, reference_logps
+    from bolt.train.dpo_loss import dpo_loss, sequence_logps
+    from bolt.train.preference_data import batched, collate_pairs, reference_logps
 
     torch.set_num_threads(args.threads)
     data = pairs(args.pairs, args.length)

@@ -40,31 +40,11 @@ ANSWER = (
 )
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--items", type=int, default=5)
-    parser.add_argument("--max-output", type=int, default=24)
-    args = parser.parse_args()
-
-    import torch
-
-    torch.set_num_threads(1)
-    from bolt.config import EngineConfig, EngineKind, SamplingConfig
-    from bolt.config_loader import load_config
-    from bolt.engines.openai_engine import OpenAIEngine, RetryPolicy
-    from bolt.evals import Benchmark, mt_bench
-    from bolt.evals.data import load_items
-    from bolt.evals.judges import ApiJudge, JudgeUsage, ReplyCache, make_judge
-    from bolt.evals.judging import JudgingContext, grade
-    from bolt.models import prepare_model
+def _answers(items: list) -> list:
+    """The same short answer to every item: the judges' cost, not the answer, is measured."""
     from bolt.records import EvalAnswer
-    from tests.conftest import free_port
-    from tests.openai_stub_server import StubServer
 
-    cfg = load_config(REPO / "configs/tiny-cpu.yaml")
-    model_path = str(prepare_model(cfg.models, "smollm2-135m-instruct"))
-    items = load_items(Benchmark.wildbench, str(REPO / "data/evals/wildbench.jsonl"), args.items)
-    answers = [
+    return [
         EvalAnswer(
             benchmark="wildbench",
             item_id=i.session_id,
@@ -76,18 +56,23 @@ def main() -> None:
         )
         for i in items
     ]
-    n = len(items)
 
-    local = make_judge(cfg)  # no checklist writer needed: WildBench items carry checklists
-    started = time.perf_counter()
-    grade(Benchmark.wildbench, items, answers, JudgingContext("m", local, True))
-    local_seconds = time.perf_counter() - started
-    tokenizer = local.reward.tokenizer
 
-    sampling = SamplingConfig(n=1, temperature=0.0, max_new_tokens=args.max_output)
+def _api_runs(model_path: str, items: list, answers: list, max_output: int) -> dict:
+    """The API judge against a real HTTP server, then again over the same reply cache."""
+    from bolt.config import EngineConfig, EngineKind, SamplingConfig
+    from bolt.engines.openai_engine import OpenAIEngine, RetryPolicy
+    from bolt.evals import Benchmark
+    from bolt.evals.judges import ApiJudge, JudgeUsage, ReplyCache
+    from bolt.evals.judging import grade
+    from bolt.evals.spec import JudgingContext
+    from tests.conftest import free_port
+    from tests.openai_stub_server import StubServer
+
+    sampling = SamplingConfig(n=1, temperature=0.0, max_new_tokens=max_output)
     with (
         tempfile.TemporaryDirectory() as cache,
-        StubServer(model_path, free_port(), args.max_output) as server,
+        StubServer(model_path, free_port(), max_output) as server,
     ):
         engine_cfg = EngineConfig(kind=EngineKind.openai, base_url=server.base_url, max_retries=2)
 
@@ -105,11 +90,22 @@ def main() -> None:
         calls_before = server.state.calls
         rerun, rerun_seconds = api_run()
         rerun_server_calls = server.state.calls - calls_before
+    return {
+        "first": first,
+        "first_seconds": first_seconds,
+        "rerun": rerun,
+        "rerun_seconds": rerun_seconds,
+        "rerun_server_calls": rerun_server_calls,
+    }
+
+
+def _mt_bench_prompt_tokens(tokenizer) -> list[int]:
+    """The size of MT-Bench's 80 x 2 judge prompts (tokenized, not sent)."""
+    from bolt.evals import mt_bench
 
     prompts = mt_bench.load_judge_prompts()
-    questions = mt_bench.load_questions()
-    mt_tokens = []
-    for q in questions:
+    tokens = []
+    for q in mt_bench.load_questions():
         for turn in (1, 2):
             system, user = mt_bench.render_judge_prompt(
                 prompts[mt_bench.judge_prompt_name(q.category, turn)], q, (ANSWER, ANSWER), turn
@@ -119,9 +115,57 @@ def main() -> None:
                 tokenize=False,
                 add_generation_prompt=True,
             )
-            mt_tokens.append(len(tokenizer.encode(text, add_special_tokens=False)))
+            tokens.append(len(tokenizer.encode(text, add_special_tokens=False)))
+    return tokens
 
+
+def _api_result(api: dict, n: int) -> dict:
+    first, rerun = api["first"], api["rerun"]
     api_prompt = first.prompt_tokens / n
+    return {
+        "prompt_tokens_per_item": round(api_prompt, 1),
+        "output_tokens_per_item_capped": round(first.output_tokens / n, 1),
+        "output_tokens_per_item_typical": TYPICAL_API_OUTPUT,
+        "usd_per_item_at_gpt4o_prices_typical_output": round(
+            (api_prompt * USD_PER_1K_INPUT + TYPICAL_API_OUTPUT * USD_PER_1K_OUTPUT) / 1000, 5
+        ),
+        "first_run": first.as_dict() | {"seconds": round(api["first_seconds"], 2)},
+        "cached_rerun": rerun.as_dict()
+        | {"seconds": round(api["rerun_seconds"], 3), "server_calls": api["rerun_server_calls"]},
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--items", type=int, default=5)
+    parser.add_argument("--max-output", type=int, default=24)
+    args = parser.parse_args()
+
+    import torch
+
+    torch.set_num_threads(1)
+    from bolt.config_loader import load_config
+    from bolt.evals import Benchmark
+    from bolt.evals.data import load_items
+    from bolt.evals.judges import make_judge
+    from bolt.evals.judging import grade
+    from bolt.evals.spec import JudgingContext
+    from bolt.models import prepare_model
+
+    cfg = load_config(REPO / "configs/tiny-cpu.yaml")
+    model_path = str(prepare_model(cfg.models, "smollm2-135m-instruct"))
+    items = load_items(Benchmark.wildbench, str(REPO / "data/evals/wildbench.jsonl"), args.items)
+    answers = _answers(items)
+    n = len(items)
+
+    local = make_judge(cfg)  # no checklist writer needed: WildBench items carry checklists
+    started = time.perf_counter()
+    grade(Benchmark.wildbench, items, answers, JudgingContext("m", local, True))
+    local_seconds = time.perf_counter() - started
+    api = _api_runs(model_path, items, answers, args.max_output)
+    mt_tokens = _mt_bench_prompt_tokens(local.reward.tokenizer)
+
+    api_prompt = api["first"].prompt_tokens / n
     local_prompt = local.usage.prompt_tokens / n
     result = {
         "date": datetime.now(UTC).isoformat(timespec="seconds"),
@@ -134,17 +178,7 @@ def main() -> None:
             "seconds_per_item_cpu": round(local_seconds / n, 3),
             "usd": 0.0,
         },
-        "api": {
-            "prompt_tokens_per_item": round(api_prompt, 1),
-            "output_tokens_per_item_capped": round(first.output_tokens / n, 1),
-            "output_tokens_per_item_typical": TYPICAL_API_OUTPUT,
-            "usd_per_item_at_gpt4o_prices_typical_output": round(
-                (api_prompt * USD_PER_1K_INPUT + TYPICAL_API_OUTPUT * USD_PER_1K_OUTPUT) / 1000, 5
-            ),
-            "first_run": first.as_dict() | {"seconds": round(first_seconds, 2)},
-            "cached_rerun": rerun.as_dict()
-            | {"seconds": round(rerun_seconds, 3), "server_calls": rerun_server_calls},
-        },
+        "api": _api_result(api, n),
         "mt_bench_api_prompt_tokens": {
             "judgements": len(mt_tokens),
             "mean": round(sum(mt_tokens) / len(mt_tokens), 1),
@@ -153,6 +187,7 @@ def main() -> None:
         "machine": platform.platform(),
         "tokenizer": "SmolLM2-135M-Instruct (both judges)",
     }
+    rerun = api["rerun"]
     summary = (
         f"WildBench, {n} items: local checklist judge {local_prompt:.0f} prompt tok/item "
         f"({result['local_checklist']['output_tokens_per_item']} read-outs), API judge prompt "

@@ -2,12 +2,12 @@
 
 Scores the same long-tailed set of answers twice in one run with one model, once in
 batches taken in input order (each padded to its longest member) and once in
-length-sorted batches (``bolt.rewards.base.length_sorted_batches``), and reports
+length-sorted batches (``bolt.rewards.batching.length_sorted_batches``), and reports
 samples/s of each and the speedup. The answers follow the shape of bootstrapped
 LongCoT responses: log-normal token lengths (median ~250, a tail past 1,500 tokens),
 cut from real prose (the hand-written in-context examples of ``prompts/longcot``).
 The reward model is a small randomly initialised Llama sequence classifier on the
-CPU, loaded through the code that loads ArmoRM/Skywork (``bolt.rewards.random_model``).
+CPU, loaded through the code that loads ArmoRM/Skywork (``tests/random_reward_model.py``).
 
     .venv/bin/python bench/reward_batching.py [--items 256] [--batch-size 16]
 
@@ -20,12 +20,16 @@ from __future__ import annotations
 import argparse
 import platform
 import statistics
+import sys
 import tempfile
 import time
 from datetime import UTC, datetime
 from pathlib import Path
 
 from common import REPO, write_result
+
+# The reward model is the tests' random one (tests/random_reward_model.py).
+sys.path.insert(0, str(REPO))
 
 
 def sample_lengths(n: int, median: int, sigma: float, seed: int) -> list[int]:
@@ -86,9 +90,9 @@ def run(args: argparse.Namespace) -> dict:
     from bolt.config import ModelEntry, ModelsConfig
     from bolt.config_loader import load_config
     from bolt.models import prepare_model
-    from bolt.rewards.base import input_order_batches, length_sorted_batches
-    from bolt.rewards.random_model import save_random_reward_model
+    from bolt.rewards.batching import input_order_batches, length_sorted_batches
     from bolt.rewards.sequence_classifier import SequenceClassifierReward
+    from tests.random_reward_model import save_random_reward_model
 
     tokenizer_dir = prepare_model(
         load_config(REPO / "configs" / "tiny-cpu.yaml").models, "smollm2-135m-instruct"

@@ -1,7 +1,7 @@
 """The config reference in Markdown, generated from the Field descriptions.
 
-Each field is documented once, in bolt/config.py; the README's reference section is
-this function's output (a test keeps the two equal).
+Each field is documented once, in the bolt/config/ package; the README's reference
+section is this function's output (a test keeps the two equal).
 """
 
 from __future__ import annotations
@@ -44,7 +44,8 @@ def _section(model: type[BaseModel], prefix: str, lines: list[str]) -> None:
         "|---|---|---|---|",
     ]
     for name, field in model.model_fields.items():
-        sub = _model_in(field.annotation)
+        # An override has the keys of the section it overrides, documented there once.
+        sub = None if _overridden(field) else _model_in(field.annotation)
         if sub is not None and not _is_collection(field.annotation):
             nested.append((f"{prefix}{name}.", sub))
         lines.append(
@@ -55,6 +56,12 @@ def _section(model: type[BaseModel], prefix: str, lines: list[str]) -> None:
     lines.append("")
     for sub_prefix, sub in nested:
         _section(sub, sub_prefix, lines)
+
+
+def _overridden(field: Any) -> str | None:
+    """The top-level section a field overrides (see ``bolt.config.override_of``)."""
+    extra = field.json_schema_extra
+    return extra.get("overrides") if isinstance(extra, dict) else None
 
 
 def _model_in(annotation: Any) -> type[BaseModel] | None:
@@ -86,6 +93,8 @@ def _type_name(annotation: Any) -> str:
 
 
 def _default(field: Any) -> str:
+    if section := _overridden(field):
+        return f"(top-level `{section}`)"
     if field.default is PydanticUndefined and field.default_factory is None:
         return "**required**"
     value = field.default_factory() if field.default_factory is not None else field.default

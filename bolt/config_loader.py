@@ -59,15 +59,6 @@ def load_config(path: str | Path, overrides: list[str] | tuple[str, ...] = ()) -
         raise ConfigError([_locate(err, sources, applied) for err in e.errors()]) from None
 
 
-def parse_config_dict(data: dict[str, Any], where: str = "<dict>") -> PipelineConfig:
-    """Validate an already-loaded mapping (a Prefect parameter, a stored manifest)."""
-    try:
-        return PipelineConfig.model_validate(data)
-    except ValidationError as e:
-        problems = [Problem(where, _dotted(err["loc"]), _explain(err)) for err in e.errors()]
-        raise ConfigError(problems) from None
-
-
 def _load_with_bases(path: Path, depth: int) -> tuple[dict[str, Any], list[_Source]]:
     if depth > MAX_BASE_DEPTH:
         raise ConfigError([Problem(str(path), BASE_KEY, "base chain deeper than 8 (a cycle?)")])

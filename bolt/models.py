@@ -19,7 +19,8 @@ import tempfile
 from pathlib import Path
 
 from bolt.config import ModelEntry, ModelsConfig, S3Options
-from bolt.store import S3Backend, sha256_file
+from bolt.store import sha256_file
+from bolt.store_backends import S3Backend
 
 PREPARED_MARKER = "bolt-prepared.json"
 

@@ -46,6 +46,8 @@ class PlanError(ValueError):
 
 @dataclass
 class StagePlan:
+    # A config section of STAGE_SECTIONS (online rows add the iteration and step), not a
+    # store Stage: the filter row covers scoring too, the eval row answering and judging.
     stage: str
     model_params_b: float
     tokens_read: int = 0  # prefill / forward-only / trained tokens

@@ -8,6 +8,8 @@ import matplotlib
 
 matplotlib.use("Agg")  # no display on cluster nodes or CI
 import matplotlib.pyplot as plt
+from matplotlib.axes import Axes
+from matplotlib.figure import Figure
 
 
 def grouped_bars(
@@ -26,13 +28,7 @@ def grouped_bars(
         rotation=30,
         ha="right",
     )
-    ax.set_ylabel(ylabel)
-    ax.set_title(title)
-    ax.legend()
-    fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
-    return path
+    return _save(fig, ax, path, title, ylabel=ylabel)
 
 
 def histogram(
@@ -43,14 +39,7 @@ def histogram(
     for name, xs in values.items():
         if xs:
             ax.hist(xs, bins=bins, alpha=0.6, label=f"{name} (n={len(xs)})")
-    ax.set_xlabel(xlabel)
-    ax.set_ylabel("count")
-    ax.set_title(title)
-    ax.legend()
-    fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
-    return path
+    return _save(fig, ax, path, title, xlabel=xlabel, ylabel="count")
 
 
 def curves(
@@ -61,7 +50,15 @@ def curves(
     for name, points in series.items():
         if points:
             ax.plot([x for x, _ in points], [y for _, y in points], marker=".", label=name)
-    ax.set_xlabel(xlabel)
+    return _save(fig, ax, path, title, xlabel=xlabel, ylabel=ylabel)
+
+
+def _save(
+    fig: Figure, ax: Axes, path: Path, title: str, ylabel: str, xlabel: str | None = None
+) -> Path:
+    """Label the axes, write the PNG and close the figure (pyplot keeps every open one)."""
+    if xlabel is not None:
+        ax.set_xlabel(xlabel)
     ax.set_ylabel(ylabel)
     ax.set_title(title)
     ax.legend()

@@ -1,4 +1,4 @@
-"""The data contracts between stages, and streaming JSONL(.gz) read/write.
+"""The data contracts between stages, and their gzip'd JSONL encoding.
 
 Every stage reads and writes these records and nothing else, so the implicit
 ``{prompt, responses, rewards}`` contracts of research scripts become explicit, typed
@@ -8,12 +8,10 @@ validation error naming the file and line.
 
 from __future__ import annotations
 
-import contextlib
 import gzip
 import io
 import json
 from collections.abc import Iterable, Iterator
-from pathlib import Path
 from typing import Any, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
@@ -146,25 +144,6 @@ def dumps_record(record: BaseModel) -> str:
     return json.dumps(record.model_dump(mode="json"), ensure_ascii=False, sort_keys=True)
 
 
-def write_jsonl(path: str | Path, records: Iterable[BaseModel]) -> int:
-    """Stream ``records`` to ``path`` (gzip when it ends in .gz); return the count."""
-    path = Path(path)
-    n = 0
-    with open(path, "wb") as raw, contextlib.ExitStack() as stack:
-        # mtime=0 and no file name in the header: same records, byte-identical file.
-        sink = (
-            stack.enter_context(gzip.GzipFile(filename="", mode="wb", fileobj=raw, mtime=0))
-            if path.suffix == ".gz"
-            else raw
-        )
-        text = stack.enter_context(io.TextIOWrapper(sink, encoding="utf-8", newline="\n"))
-        for record in records:
-            text.write(dumps_record(record))
-            text.write("\n")
-            n += 1
-    return n
-
-
 def encode_jsonl_gz(records: Iterable[BaseModel]) -> tuple[bytes, int]:
     """Records as deterministic gzip'd JSONL bytes, and their count."""
     buf = io.BytesIO()
@@ -194,14 +173,6 @@ def parse_jsonl_lines(lines: Iterable[str], model: type[R], source: str) -> Iter
             raise RecordError(
                 source, lineno, f"not a valid {model.__name__}: {_brief(e)}"
             ) from None
-
-
-def read_jsonl(path: str | Path, model: type[R]) -> Iterator[R]:
-    """Stream validated records from a JSONL(.gz) file."""
-    path = Path(path)
-    opener = gzip.open if path.suffix == ".gz" else open
-    with opener(path, "rt", encoding="utf-8") as f:
-        yield from parse_jsonl_lines(f, model, str(path))
 
 
 def decode_jsonl_gz(data: bytes, model: type[R], source: str) -> Iterator[R]:

@@ -13,17 +13,15 @@ from pathlib import Path
 from prefect import flow, get_run_logger
 
 from bolt.config import PipelineConfig, ReferencePolicy
-from bolt.online.stage import local_model_dir
-from bolt.store import ArtifactStore, Manifest
-from bolt.train.dpo import MODEL_DIR as POLICY_MODEL_DIR
-from bolt.train.outputs import MODEL_DIR as SFT_MODEL_DIR
+from bolt.resources import POOL
+from bolt.store import ArtifactStore, Manifest, local_model_dir
+from bolt.train.fingerprints import MODEL_DIR
 from flows.evaluation import eval_flow
 from flows.sft import sft_flow
 from tasks.online import (
     choose_prompts,
     make_pairs,
     reference_logps,
-    release_policy_engine,
     sample_policy,
     score_samples,
     train_policy,
@@ -46,7 +44,7 @@ def online_flow(cfg: PipelineConfig, sft: Manifest | None = None) -> Manifest:
     logger = get_run_logger()
     sft = sft or sft_flow(cfg)
     sft_id = f"{sft.stage}/{sft.fingerprint}"
-    sft_dir = local_model_dir(store, sft, SFT_MODEL_DIR, MODEL_CACHE)
+    sft_dir = local_model_dir(store, sft, MODEL_DIR, MODEL_CACHE)
     policy_id, policy_dir, policy = sft_id, sft_dir, sft
     for iteration in range(1, cfg.online.iterations + 1):
         prompts = choose_prompts(cfg, iteration)
@@ -60,7 +58,7 @@ def online_flow(cfg: PipelineConfig, sft: Manifest | None = None) -> Manifest:
         reference = reference_logps(cfg, pairs, reference_id, reference_dir)
         policy = train_policy(cfg, iteration, pairs, reference, policy_id, policy_dir)
         policy_id = f"{policy.stage}/{policy.fingerprint}"
-        policy_dir = local_model_dir(store, policy, POLICY_MODEL_DIR, MODEL_CACHE)
+        policy_dir = local_model_dir(store, policy, MODEL_DIR, MODEL_CACHE)
         logger.info(
             "online iteration %s: %s pairs, skipped %s, DPO loss %s -> %s, "
             "reward margin %s, policy %s",
@@ -74,7 +72,7 @@ def online_flow(cfg: PipelineConfig, sft: Manifest | None = None) -> Manifest:
         )
         report_stage(store, policy, cfg.name)
         if cfg.online.eval_after_iteration:
-            release_policy_engine()  # the evaluation starts its own engine on the policy
+            POOL.release()  # the evaluation starts its own engine on the new policy
             eval_flow(quick_eval_config(cfg), policy_dir, f"online-{iteration}")
-    release_policy_engine()
+    POOL.release()
     return policy

@@ -13,28 +13,17 @@ from prefect import Flow, flow, tags
 
 from bolt.config import STAGE_SECTIONS, PipelineConfig
 from bolt.config_loader import load_config
-from bolt.online.stage import local_model_dir
-from bolt.store import ArtifactStore, Manifest
-from bolt.train.dpo import MODEL_DIR as POLICY_MODEL_DIR
-from bolt.train.outputs import MODEL_DIR as SFT_MODEL_DIR
+from bolt.resources import POOL
+from bolt.store import ArtifactStore, Manifest, local_model_dir
+from bolt.train.fingerprints import MODEL_DIR
 from flows.evaluation import eval_stage_flow, eval_trajectory_flow
 from flows.online import MODEL_CACHE, online_flow
 from flows.sft import sft_flow
 from flows.stages import bootstrap_flow, curation_flow, filter_flow
-from tasks.engine_pool import close_all
-from tasks.evaluation import release_judges
 from tasks.reporting import summary_row
-from tasks.reward_pool import release_all
 from tasks.runtime import result_storage, task_runner
 
 Summary = dict[str, dict[str, object]]
-
-
-def _release() -> None:
-    """Engines and reward models hold memory (GPU memory in production): free them."""
-    release_all()
-    release_judges()
-    close_all()
 
 
 def _check_until(until: str | None) -> None:
@@ -62,7 +51,7 @@ def pipeline(cfg: PipelineConfig, until: str | None = None) -> Summary:
                 sft_set = filter_flow(cfg, data, boot)
             done.append(sft_set)
         # Training needs the memory the generation engines and reward models hold.
-        _release()
+        POOL.release()
         if "sft" in wanted:
             with tags("stage:sft"):
                 sft = sft_flow(cfg, sft_set)
@@ -75,7 +64,8 @@ def pipeline(cfg: PipelineConfig, until: str | None = None) -> Summary:
             with tags("stage:eval"):
                 done.append(eval_trajectory_flow(cfg, _checkpoints(cfg, store, sft, policy)))
     finally:
-        _release()
+        # Engines and reward models hold memory (GPU memory in production).
+        POOL.release()
     return {m.stage: summary_row(store, m) for m in done}
 
 
@@ -84,10 +74,10 @@ def _checkpoints(
 ) -> list[tuple[str, str]]:
     """The models the final evaluation compares: the SFT model, then the last policy."""
     return [
-        ("SFT", local_model_dir(store, sft, SFT_MODEL_DIR, MODEL_CACHE)),
+        ("SFT", local_model_dir(store, sft, MODEL_DIR, MODEL_CACHE)),
         (
             f"DPO-{cfg.online.iterations}",
-            local_model_dir(store, policy, POLICY_MODEL_DIR, MODEL_CACHE),
+            local_model_dir(store, policy, MODEL_DIR, MODEL_CACHE),
         ),
     ]
 
@@ -117,7 +107,7 @@ def _one_stage(stage_flow: Flow[..., Manifest]) -> Callable[[PipelineConfig], Su
                     task_runner=task_runner(cfg), result_storage=result_storage(cfg)
                 )(cfg)
         finally:
-            _release()
+            POOL.release()
         return {manifest.stage: summary_row(ArtifactStore.from_config(cfg.storage), manifest)}
 
     return run

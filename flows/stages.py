@@ -3,14 +3,16 @@ manifests from the store (from cache when they are already committed)."""
 
 from __future__ import annotations
 
+from functools import partial
+
 from prefect import flow, get_run_logger
 from prefect.task_runners import ThreadPoolTaskRunner
 
-from bolt.bootstrap.stage import bootstrap_fingerprint, commit_bootstrap, examples_dir, plan_shards
+from bolt.bootstrap.stage import ShardPlan, run_bootstrap
 from bolt.config import PipelineConfig
-from bolt.prompts import load_examples
-from bolt.records import Query
-from bolt.store import ArtifactStore, Manifest
+from bolt.prompts import LongCoTExample
+from bolt.stages import Stage
+from bolt.store import ArtifactStore, Manifest, ShardInfo
 from tasks.bootstrap import bootstrap_shard
 from tasks.curation import curate_queries
 from tasks.filtering import score_samples, select_sft_set
@@ -38,13 +40,17 @@ def curation_flow(cfg: PipelineConfig) -> Manifest:
 def bootstrap_flow(cfg: PipelineConfig, data: Manifest | None = None) -> Manifest:
     store = ArtifactStore.from_config(cfg.storage)
     data = data or curation_flow(cfg)
-    examples = load_examples(examples_dir(cfg))
-    fp = bootstrap_fingerprint(cfg, data.fingerprint, examples)
-    if (done := store.manifest("bootstrap", fp)) is not None:
-        return done
-    queries = list(store.read_records(data, Query))
-    plans = plan_shards(queries, cfg.bootstrap.shard_size)
-    progress = ShardProgress("bootstrap", fp, len(plans))
+    manifest = run_bootstrap(cfg, store, data, partial(_shard_tasks, cfg))
+    report_stage(store, manifest, cfg.name)
+    return manifest
+
+
+def _shard_tasks(
+    cfg: PipelineConfig, fp: str, plans: list[ShardPlan], examples: list[LongCoTExample]
+) -> list[ShardInfo]:
+    """Every shard as its own retried task, all submitted at once (the task runner
+    decides how many run side by side), their receipts gathered in plan order."""
+    progress = ShardProgress(Stage.bootstrap, fp, len(plans))
     futures = [bootstrap_shard.submit(cfg, fp, plan, examples) for plan in plans]
     shards, logger = [], get_run_logger()
     try:
@@ -60,9 +66,7 @@ def bootstrap_flow(cfg: PipelineConfig, data: Manifest | None = None) -> Manifes
             )
     finally:
         progress.close()
-    manifest = commit_bootstrap(store, fp, cfg, data, shards, queries)
-    report_stage(store, manifest, cfg.name)
-    return manifest
+    return shards
 
 
 @flow(name="filter", flow_run_name="{cfg.name}-filter")

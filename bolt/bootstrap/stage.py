@@ -9,7 +9,6 @@ rejects and a rerun regenerates only shards without a receipt.
 from __future__ import annotations
 
 import hashlib
-import tempfile
 import time
 from collections import Counter
 from collections.abc import Callable, Iterator
@@ -25,15 +24,16 @@ from bolt.bootstrap.prompting import (
     longcot_regex,
     system_text,
 )
-from bolt.config import PipelineConfig
+from bolt.config import PipelineConfig, output_fields
 from bolt.engines.base import ChatRequest, Completion, Engine
 from bolt.fingerprint import fingerprint
+from bolt.generations import to_generation
 from bolt.plots import histogram
 from bolt.prompts import PROMPTS_DIR, LongCoTExample, load_examples
 from bolt.records import Generation, Query, Reject
+from bolt.stages import Stage
 from bolt.store import ArtifactStore, FileInfo, Manifest, ShardInfo
 
-STAGE = "bootstrap"
 CODE_VERSION = "1"
 
 
@@ -55,10 +55,13 @@ def examples_digest(examples: list[LongCoTExample]) -> str:
 
 def bootstrap_fingerprint(cfg: PipelineConfig, data_fp: str, examples: list[LongCoTExample]) -> str:
     teacher = cfg.models.catalog[cfg.bootstrap.teacher_model]
+    # The teacher's engine counts wherever the config writes it (`engine` or the override
+    # `bootstrap.engine`), under the key it had when `bootstrap.engine` was the only one.
+    boot = {**output_fields(cfg.bootstrap), "engine": cfg.engine_settings(Stage.bootstrap)}
     return fingerprint(
-        STAGE,
-        {"bootstrap": cfg.bootstrap, "teacher": teacher},
-        upstream={"data": data_fp, "examples": examples_digest(examples)},
+        Stage.bootstrap,
+        {"bootstrap": boot, "teacher": teacher},
+        upstream={Stage.curation: data_fp, "examples": examples_digest(examples)},
         code_version=CODE_VERSION,
     )
 
@@ -88,7 +91,7 @@ def generate_shard(
         if context_length and prompt_tokens + boot.sampling.max_new_tokens > context_length:
             rejects.append(
                 Reject(
-                    stage=STAGE,
+                    stage=Stage.bootstrap,
                     reason="too_long_for_context",
                     source=query.id,
                     raw=query.text[:2000],
@@ -132,29 +135,22 @@ def _to_generation(
     engine: Engine,
     cfg: PipelineConfig,
 ) -> Generation:
-    # A stop on </response> leaves it out of the text: a response cut there is complete.
-    parsed = longcot.parse_longcot(c.text, allow_unclosed_response=c.finish_reason == "stop")
-    text = (
-        c.text + longcot.RESPONSE_CLOSE
-        if parsed.ok and longcot.RESPONSE_CLOSE not in c.text
-        else c.text
-    )
-    return Generation(
-        query_id=query.id,
-        sample_index=c.index,
-        example_ids=example_ids,
+    # The request stops on </response> (see generate_shard): a response cut there is complete.
+    return to_generation(
+        query.id,
+        c,
+        engine,
+        cfg.bootstrap.sampling.seed,
         prompt_tokens=prompt_tokens,
-        raw_text=text,
-        thoughts=parsed.value.thoughts if parsed.value else None,
-        response=parsed.value.response if parsed.value else None,
-        parse_error=parsed.error.value if parsed.error else None,
-        finish_reason=c.finish_reason,
-        output_tokens=c.output_tokens,
-        cached_prompt_tokens=c.cached_prompt_tokens,
-        engine=engine.name,
-        model=engine.model,
-        seed=cfg.bootstrap.sampling.seed,
+        example_ids=example_ids,
+        stopped_at_response_close=True,
     )
+
+
+# How a caller runs the shards of one output: (fingerprint, plans, examples) -> their
+# receipts, in plan order. The flow submits one retried Prefect task per shard; each
+# of them calls ``run_shard``.
+ShardRunner = Callable[[str, list[ShardPlan], list[LongCoTExample]], list[ShardInfo]]
 
 
 def run_shard(
@@ -163,43 +159,39 @@ def run_shard(
     plan: ShardPlan,
     cfg: PipelineConfig,
     examples: list[LongCoTExample],
-    engine: Engine,
+    engine: Callable[[], Engine],
     context_length: int | None,
 ) -> ShardInfo:
-    """Generate and store one shard: rejects first, then the shard and its receipt."""
-    records, rejects, meta = generate_shard(plan, cfg, examples, engine, context_length)
-    rejects_file = store.put_records(STAGE, fp, f"rejects/part-{plan.index:05d}.jsonl.gz", rejects)
+    """One shard, resumable: its receipt if it finished before, else generate and store
+    it (rejects first, then the shard and its receipt). ``engine`` is started only then,
+    so a rerun of finished shards never waits for one."""
+    if (done := store.finished_shards(Stage.bootstrap, fp).get(plan.index)) is not None:
+        return done
+    records, rejects, meta = generate_shard(plan, cfg, examples, engine(), context_length)
+    rejects_file = store.put_records(
+        Stage.bootstrap, fp, f"rejects/part-{plan.index:05d}.jsonl.gz", rejects
+    )
     return store.write_shard(
-        STAGE, fp, plan.index, records, meta={**meta, "rejects_file": rejects_file.model_dump()}
+        Stage.bootstrap,
+        fp,
+        plan.index,
+        records,
+        meta={**meta, "rejects_file": rejects_file.model_dump()},
     )
 
 
 def run_bootstrap(
-    cfg: PipelineConfig,
-    store: ArtifactStore,
-    data: Manifest,
-    engine: Callable[[], Engine],
-    context_length: int | None = None,
-    on_shard: Callable[[ShardInfo, int, int], None] | None = None,
+    cfg: PipelineConfig, store: ArtifactStore, data: Manifest, run_shards: ShardRunner
 ) -> Manifest:
-    """Run every unfinished shard, then commit; ``engine`` is started only if needed."""
+    """The committed output for ``data``: found by its fingerprint, or made by running
+    every shard through ``run_shards`` and committing their receipts."""
     examples = load_examples(examples_dir(cfg))
     fp = bootstrap_fingerprint(cfg, data.fingerprint, examples)
-    if (done := store.manifest(STAGE, fp)) is not None:
+    if (done := store.manifest(Stage.bootstrap, fp)) is not None:
         return done
     queries = list(store.read_records(data, Query))
-    plans = plan_shards(queries, cfg.bootstrap.shard_size)
-    finished = store.finished_shards(STAGE, fp)
-    for plan in plans:
-        if plan.index not in finished:
-            finished[plan.index] = run_shard(
-                store, fp, plan, cfg, examples, engine(), context_length
-            )
-        if on_shard:
-            on_shard(
-                finished[plan.index], len([p for p in plans if p.index in finished]), len(plans)
-            )
-    return commit_bootstrap(store, fp, cfg, data, [finished[p.index] for p in plans], queries)
+    shards = run_shards(fp, plan_shards(queries, cfg.bootstrap.shard_size), examples)
+    return commit_bootstrap(store, fp, cfg, data, shards, queries)
 
 
 def commit_bootstrap(
@@ -227,27 +219,30 @@ def commit_bootstrap(
         "prefix_cache_hit_rate": round(cached / prompt_tokens, 4) if prompt_tokens else 0.0,
     }
     files = [FileInfo.model_validate(s.meta["rejects_file"]) for s in shards]
-    with tempfile.TemporaryDirectory() as tmp:
-        plot = histogram(
-            Path(tmp) / "lengths.png",
-            "bootstrapped output length (tokens)",
-            {
-                "all samples": [g.output_tokens for g in generations],
-                "format-valid": [g.output_tokens for g in valid],
-            },
-            xlabel="output tokens",
+    lengths = {
+        "all samples": [g.output_tokens for g in generations],
+        "format-valid": [g.output_tokens for g in valid],
+    }
+    files.append(
+        store.put_plot(
+            Stage.bootstrap,
+            fp,
+            "lengths.png",
+            lambda path: histogram(
+                path, "bootstrapped output length (tokens)", lengths, xlabel="output tokens"
+            ),
         )
-        files.append(store.put_file(STAGE, fp, "lengths.png", plot))
+    )
     return store.commit(
         Manifest(
-            stage=STAGE,
+            stage=Stage.bootstrap,
             fingerprint=fp,
             code_version=CODE_VERSION,
             config={
                 "bootstrap": cfg.bootstrap.model_dump(mode="json"),
                 "teacher": cfg.models.catalog[cfg.bootstrap.teacher_model].model_dump(mode="json"),
             },
-            upstream={"data": data.fingerprint},
+            upstream={Stage.curation: data.fingerprint},
             shards=shards,
             files=files,
             counts={
@@ -269,4 +264,4 @@ def commit_bootstrap(
 
 def _iter_shards(store: ArtifactStore, fp: str, shards: list[ShardInfo]) -> Iterator[Generation]:
     for shard in shards:
-        yield from store.read_shard(STAGE, fp, shard, Generation)
+        yield from store.read_shard(Stage.bootstrap, fp, shard, Generation)

@@ -18,6 +18,8 @@ from typing import Any
 
 from bolt.config import QuerySource, S3Options
 from bolt.records import Query, Reject
+from bolt.stages import Stage
+from bolt.store_backends import S3Backend
 
 MAX_RAW_CHARS = 2000
 
@@ -62,7 +64,7 @@ def row_to_query(row: SourceRow, source: QuerySource) -> Query | Reject:
             else json.dumps(row.data, ensure_ascii=False, default=str)
         )
         return Reject(
-            stage="data",
+            stage=Stage.curation,
             reason=reason,
             source=row.where,
             line=row.line,
@@ -137,7 +139,7 @@ def _jsonl_rows(path: Path, where: str) -> Iterator[SourceRow | Reject]:
                 line = raw_bytes.decode("utf-8")
             except UnicodeDecodeError as e:
                 yield Reject(
-                    stage="data",
+                    stage=Stage.curation,
                     reason="bad_encoding",
                     source=where,
                     line=lineno,
@@ -151,7 +153,7 @@ def _jsonl_rows(path: Path, where: str) -> Iterator[SourceRow | Reject]:
                 yield SourceRow(where, lineno, json.loads(line), raw=line.rstrip("\n"))
             except json.JSONDecodeError as e:
                 yield Reject(
-                    stage="data",
+                    stage=Stage.curation,
                     reason="invalid_json",
                     source=where,
                     line=lineno,
@@ -198,8 +200,6 @@ class _local_copy:
             if not path.is_file():
                 raise FileNotFoundError(f"query source {self.uri!r} does not exist")
             return path
-        from bolt.store import S3Backend
-
         bucket, _, key = self.uri.removeprefix("s3://").partition("/")
         self.tmp = tempfile.TemporaryDirectory()
         local = Path(self.tmp.name) / Path(key).name

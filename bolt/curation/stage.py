@@ -8,7 +8,6 @@ over a topic cap), ``topics.png`` (the mix before and after balancing) and count
 from __future__ import annotations
 
 import random
-import tempfile
 import time
 from collections import Counter
 from collections.abc import Callable
@@ -31,9 +30,9 @@ from bolt.engines.base import ChatRequest, Engine
 from bolt.fingerprint import fingerprint
 from bolt.plots import grouped_bars
 from bolt.records import Query, Reject
+from bolt.stages import Stage
 from bolt.store import ArtifactStore, Manifest, sha256_file
 
-STAGE = "data"
 CODE_VERSION = "1"
 QUERIES_PER_SHARD = 4096
 # Labels are short, deterministic answers: greedy decoding, a few dozen tokens.
@@ -49,7 +48,7 @@ def source_digest(source: QuerySource) -> str:
 def curation_fingerprint(cfg: PipelineConfig) -> str:
     labeler = cfg.models.catalog[cfg.data.labeler_model]
     return fingerprint(
-        STAGE,
+        Stage.curation,
         {"data": cfg.data, "labeler": labeler, "seed": cfg.seed},
         upstream={f"source:{s.name}": source_digest(s) for s in cfg.data.sources},
         code_version=CODE_VERSION,
@@ -68,7 +67,7 @@ def run_curation(
     is set aside (it could not be bootstrapped by a model of that size either).
     """
     fp = curation_fingerprint(cfg)
-    if (done := store.manifest(STAGE, fp)) is not None:
+    if (done := store.manifest(Stage.curation, fp)) is not None:
         return done
     started = time.time()
     data = cfg.data
@@ -103,19 +102,20 @@ def run_curation(
     after = topic_counts(balanced)
 
     shards = [
-        store.write_shard(STAGE, fp, i, balanced[start : start + QUERIES_PER_SHARD])
+        store.write_shard(Stage.curation, fp, i, balanced[start : start + QUERIES_PER_SHARD])
         for i, start in enumerate(range(0, max(1, len(balanced)), QUERIES_PER_SHARD))
     ]
-    files = [store.put_records(STAGE, fp, "rejects.jsonl.gz", rejects)]
-    with tempfile.TemporaryDirectory() as tmp:
-        plot = grouped_bars(
-            Path(tmp) / "topics.png", "topic mix", {"before balancing": before, "after": after}
+    files = [store.put_records(Stage.curation, fp, "rejects.jsonl.gz", rejects)]
+    mix = {"before balancing": before, "after": after}
+    files.append(
+        store.put_plot(
+            Stage.curation, fp, "topics.png", lambda path: grouped_bars(path, "topic mix", mix)
         )
-        files.append(store.put_file(STAGE, fp, "topics.png", plot))
+    )
     reasons = Counter(r.reason for r in rejects)
     return store.commit(
         Manifest(
-            stage=STAGE,
+            stage=Stage.curation,
             fingerprint=fp,
             code_version=CODE_VERSION,
             config=cfg.data.model_dump(mode="json"),
@@ -146,7 +146,9 @@ def _read_all(
 
 
 def _reject(query: Query, reason: str, detail: str | None = None) -> Reject:
-    return Reject(stage=STAGE, reason=reason, source=query.id, raw=query.text[:2000], detail=detail)
+    return Reject(
+        stage=Stage.curation, reason=reason, source=query.id, raw=query.text[:2000], detail=detail
+    )
 
 
 def _fitting(

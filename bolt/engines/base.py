@@ -2,13 +2,16 @@
 
 Stages see only this module; whether the tokens come from vLLM in-process, an
 OpenAI-compatible server or transformers' ``generate`` is decided once, in
-``bolt.engines.make_engine``.
+``bolt.engines.make_engine``. The engines share :class:`EngineBase` (the stats of
+every call) and, those holding their model's tokenizer, :class:`LocalEngine` (the
+prompt as the model sees it, rendered once here).
 """
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
-from typing import Protocol, runtime_checkable
+from typing import Any, Protocol, runtime_checkable
 
 from bolt.config import SamplingConfig
 
@@ -109,3 +112,58 @@ class Engine(Protocol):
     def stats(self) -> EngineStats: ...
 
     def close(self) -> None: ...
+
+
+def chat_template_ids(tokenizer: Any, messages: Messages) -> list[int]:
+    """Token ids of ``messages`` in the model's chat template, ending in the assistant header."""
+    text = tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
+    # The template already holds any special tokens; adding them again would double a BOS.
+    return tokenizer.encode(text, add_special_tokens=False)
+
+
+class EngineBase:
+    """What the engines share: ``generate`` and the running stats of its calls. A
+    subclass generates a non-empty list of requests in ``_generate``."""
+
+    _stats = EngineStats()
+
+    @property
+    def stats(self) -> EngineStats:
+        return self._stats
+
+    def generate(
+        self,
+        requests: list[ChatRequest],
+        sampling: SamplingConfig,
+        *,
+        stop: list[str] | None = None,
+        guided_regex: str | None = None,
+    ) -> list[list[Completion]]:
+        if not requests:
+            return []
+        started = time.perf_counter()
+        completions = self._generate(requests, sampling, stop, guided_regex)
+        self._stats = self._stats + tally(completions, time.perf_counter() - started)
+        return completions
+
+    def _generate(
+        self,
+        requests: list[ChatRequest],
+        sampling: SamplingConfig,
+        stop: list[str] | None,
+        guided_regex: str | None,
+    ) -> list[list[Completion]]:
+        raise NotImplementedError
+
+
+class LocalEngine(EngineBase):
+    """An engine that holds its model's tokenizer (``_tokenizer``) and sees each prompt
+    as :func:`chat_template_ids` renders it."""
+
+    _tokenizer: Any
+
+    def render_prompt(self, messages: Messages) -> list[int]:
+        return chat_template_ids(self._tokenizer, messages)
+
+    def count_prompt_tokens(self, messages: Messages) -> int:
+        return len(self.render_prompt(messages))

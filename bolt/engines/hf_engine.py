@@ -7,17 +7,16 @@ beyond transformers and gives the same ``Completion`` records.
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable
 
 from bolt.config import EngineKind, SamplingConfig
-from bolt.engines.base import ChatRequest, Completion, EngineError, EngineStats, Messages, tally
+from bolt.engines.base import ChatRequest, Completion, EngineError, LocalEngine
 
 # Prompts per generate call (each expanded to n rows): bounds the padded batch's memory.
 PROMPTS_PER_BATCH = 8
 
 
-class HFEngine:
+class HFEngine(LocalEngine):
     name = EngineKind.transformers.value
 
     def __init__(self, model_path: str, *, seed: int, device: str = "cpu"):
@@ -39,29 +38,13 @@ class HFEngine:
         )
         # Seeded once, like vLLM's engine seed: the same calls on a fresh engine repeat.
         torch.manual_seed(seed)
-        self._stats = EngineStats()
 
-    @property
-    def stats(self) -> EngineStats:
-        return self._stats
-
-    def render_prompt(self, messages: Messages) -> list[int]:
-        text = self._tokenizer.apply_chat_template(
-            messages, tokenize=False, add_generation_prompt=True
-        )
-        # The template already holds any special tokens; adding them again would double a BOS.
-        return self._tokenizer.encode(text, add_special_tokens=False)
-
-    def count_prompt_tokens(self, messages: Messages) -> int:
-        return len(self.render_prompt(messages))
-
-    def generate(
+    def _generate(
         self,
         requests: list[ChatRequest],
         sampling: SamplingConfig,
-        *,
-        stop: list[str] | None = None,
-        guided_regex: str | None = None,
+        stop: list[str] | None,
+        guided_regex: str | None,
     ) -> list[list[Completion]]:
         if guided_regex is not None:
             raise EngineError(
@@ -69,13 +52,11 @@ class HFEngine:
             )
         if self._model is None:
             raise EngineError("this transformers engine is closed")
-        started = time.perf_counter()
         completions: list[list[Completion]] = []
         for first in range(0, len(requests), PROMPTS_PER_BATCH):
             completions += self._generate_batch(
                 requests[first : first + PROMPTS_PER_BATCH], sampling, stop or []
             )
-        self._stats = self._stats + tally(completions, time.perf_counter() - started)
         return completions
 
     def close(self) -> None:

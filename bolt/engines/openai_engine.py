@@ -21,7 +21,14 @@ from pathlib import Path
 from typing import Any
 
 from bolt.config import EngineConfig, EngineKind, SamplingConfig
-from bolt.engines.base import ChatRequest, Completion, EngineError, EngineStats, Messages, tally
+from bolt.engines.base import (
+    ChatRequest,
+    Completion,
+    EngineBase,
+    EngineError,
+    Messages,
+    chat_template_ids,
+)
 
 # A local server started without --api-key accepts any key, but the client insists on one.
 NO_KEY = "no-key"
@@ -133,7 +140,7 @@ def estimate_tokens(messages: Messages) -> int:
     return sum(math.ceil(len(m.get("content", "")) / 4) + 4 for m in messages) + 3
 
 
-class OpenAIEngine:
+class OpenAIEngine(EngineBase):
     name = EngineKind.openai.value
 
     def __init__(
@@ -161,11 +168,6 @@ class OpenAIEngine:
             max_retries=0,
         )
         self._tokenizer: Any = None
-        self._stats = EngineStats()
-
-    @property
-    def stats(self) -> EngineStats:
-        return self._stats
 
     def count_prompt_tokens(self, messages: Messages) -> int:
         """Exact with the model's tokenizer when ``model`` is a local folder, else an estimate."""
@@ -175,28 +177,19 @@ class OpenAIEngine:
             from transformers import AutoTokenizer
 
             self._tokenizer = AutoTokenizer.from_pretrained(self.model_path)
-        text = self._tokenizer.apply_chat_template(
-            messages, tokenize=False, add_generation_prompt=True
-        )
-        return len(self._tokenizer.encode(text, add_special_tokens=False))
+        return len(chat_template_ids(self._tokenizer, messages))
 
-    def generate(
+    def _generate(
         self,
         requests: list[ChatRequest],
         sampling: SamplingConfig,
-        *,
-        stop: list[str] | None = None,
-        guided_regex: str | None = None,
+        stop: list[str] | None,
+        guided_regex: str | None,
     ) -> list[list[Completion]]:
-        if not requests:
-            return []
-        started = time.perf_counter()
         with ThreadPoolExecutor(max_workers=min(self.concurrency, len(requests))) as pool:
-            completions = list(
+            return list(
                 pool.map(lambda r: self._complete(r, sampling, stop, guided_regex), requests)
             )
-        self._stats = self._stats + tally(completions, time.perf_counter() - started)
-        return completions
 
     def close(self) -> None:
         self._client.close()

@@ -10,17 +10,16 @@ from __future__ import annotations
 
 import os
 import threading
-import time
 from typing import TYPE_CHECKING, Any
 
 from bolt.config import EngineConfig, EngineKind, SamplingConfig
-from bolt.engines.base import ChatRequest, Completion, EngineDead, EngineStats, Messages, tally
+from bolt.engines.base import ChatRequest, Completion, EngineDead, LocalEngine
 
 if TYPE_CHECKING:
     from vllm import LLM, RequestOutput, SamplingParams
 
 
-class VllmEngine:
+class VllmEngine(LocalEngine):
     name = EngineKind.vllm.value
 
     def __init__(self, cfg: EngineConfig, model_path: str, *, seed: int, device: str = "cpu"):
@@ -43,43 +42,24 @@ class VllmEngine:
             structured_outputs_config={"backend": cfg.structured_outputs_backend},
         )
         self._tokenizer = self._llm.get_tokenizer()
-        self._stats = EngineStats()
-        # Set when the engine-core process has died (OOM-killed, crashed): the engine pool
-        # then starts a new engine for the task's retry instead of handing this one out.
+        # Set when the engine-core process has died (OOM-killed, crashed): the pool
+        # (bolt.resources) then starts a new engine for the task's retry.
         self.dead = False
 
-    @property
-    def stats(self) -> EngineStats:
-        return self._stats
-
-    def render_prompt(self, messages: Messages) -> list[int]:
-        """Token ids of the chat-templated prompt, exactly as the engine will see them."""
-        text = self._tokenizer.apply_chat_template(
-            messages, tokenize=False, add_generation_prompt=True
-        )
-        # The template already holds any special tokens; adding them again would double a BOS.
-        return self._tokenizer.encode(text, add_special_tokens=False)
-
-    def count_prompt_tokens(self, messages: Messages) -> int:
-        return len(self.render_prompt(messages))
-
-    def generate(
+    def _generate(
         self,
         requests: list[ChatRequest],
         sampling: SamplingConfig,
-        *,
-        stop: list[str] | None = None,
-        guided_regex: str | None = None,
+        stop: list[str] | None,
+        guided_regex: str | None,
     ) -> list[list[Completion]]:
-        if not requests:
-            return []
         from vllm.inputs import TokensPrompt
 
         prompts = [TokensPrompt(prompt_token_ids=self.render_prompt(r.messages)) for r in requests]
         from vllm.v1.engine.exceptions import EngineDeadError
 
         llm = self._live()
-        started, finished = time.perf_counter(), threading.Event()
+        finished = threading.Event()
         threading.Thread(
             target=_wake_on_engine_death,
             args=(llm.llm_engine.engine_core, finished),
@@ -95,9 +75,7 @@ class VllmEngine:
             raise EngineDead(f"vLLM engine core for {self.model} died: {error}") from error
         finally:
             finished.set()
-        completions = [to_completions(r.id, out) for r, out in zip(requests, outputs, strict=True)]
-        self._stats = self._stats + tally(completions, time.perf_counter() - started)
-        return completions
+        return [to_completions(r.id, out) for r, out in zip(requests, outputs, strict=True)]
 
     def close(self) -> None:
         if self._llm is None:

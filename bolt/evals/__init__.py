@@ -1,9 +1,16 @@
-"""Evaluation metrics and parsers, one module per benchmark (as the BOLT paper reports them).
+"""Evaluation (BOLT §4): one module per benchmark, as the BOLT paper reports them, and the
+stage that runs them.
 
 BOLT reports MT-Bench, Arena-Hard (style-controlled), WildBench, ZebraLogic (cell
-accuracy) and MATH500. Each module here is the pure layer of one benchmark: loading its
-items, parsing judge or model outputs, and turning judged items into the numbers the
-paper reports. Generation and judge calls live elsewhere; nothing here touches a model.
+accuracy) and MATH500. Each benchmark module (``mt_bench``, ``arena_hard``, ``wildbench``,
+``zebralogic``, ``math500``) holds the whole benchmark: its items, the chat the model
+answers, its judge requests or rule grading, the parsers of judge and model outputs and
+its numbers, ending in a :class:`~bolt.evals.spec.BenchmarkSpec`; ``registry`` lists
+them. The generic stage code reaches a benchmark only through its spec: ``data``
+(loading), ``answering``, ``judging``, ``report``, ``stage`` (answers, grades, report,
+sharded and resumable) and ``trajectory`` (BOLT's Fig. 6). ``judges`` are the API and
+the local checklist judge. Models are reached only through the engine and the judge the
+caller hands in (the Prefect tasks take both from ``bolt.resources.POOL``).
 """
 
 from __future__ import annotations

@@ -31,9 +31,19 @@ from typing import Any
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
+from bolt.engines.base import Messages
 from bolt.evals import Benchmark
-from bolt.longcot import strip_thoughts
-from bolt.records import EvalItemResult
+from bolt.evals.judges import JudgeRequest, ReplyFormat
+from bolt.evals.spec import (
+    BenchmarkSpec,
+    JudgingContext,
+    judged_record,
+    run_judge,
+    system_and_user,
+    user_turn,
+)
+from bolt.prompts import render_template
+from bolt.records import EvalAnswer, EvalItemResult
 
 STRONG_VERDICT_WEIGHT = 3
 BOOTSTRAP_ROUNDS = 100  # show_result.py default --num-rounds
@@ -337,15 +347,15 @@ def game_result(
     """One judged game as a record; ``verdict`` is the label as the judge gave it (A/B
     as shown), ``meta['model_side']`` says where the model's answer was."""
     verdict = parse_verdict(judge_raw)
-    return EvalItemResult(
-        benchmark=Benchmark.arena_hard,
-        item_id=f"{question_id}-game{game}",
-        model=model,
-        answer=answer,
-        judged_text=strip_thoughts(answer) if judged_text is None else judged_text,
+    return judged_record(
+        Benchmark.arena_hard,
+        f"{question_id}-game{game}",
+        model,
+        answer,
+        judge_raw,
+        judged_text,
+        unparsable=UNPARSABLE_VERDICT,
         verdict=verdict.value if verdict is not None else None,
-        parse_error=None if verdict is not None else UNPARSABLE_VERDICT,
-        judge_raw=judge_raw,
         meta={
             "question_id": question_id,
             "game": game,
@@ -399,3 +409,79 @@ def summarize(
         style_controlled={m: report(m, numbers) for m, numbers in controlled.items()},
         style_coefficients=coefficients,
     )
+
+
+# ------------------------------------------------------------ the stage's benchmark
+
+
+def question_turn(question: ArenaHardQuestion) -> Messages:
+    return user_turn(question.prompt)
+
+
+def style_of(text: str) -> StyleFeatures:
+    """Style features with length in whitespace tokens (one tokenizer for both sides)."""
+    return markdown_style(text, len(text.split()))
+
+
+def grade(
+    ctx: JudgingContext, questions: Sequence[ArenaHardQuestion], answers: dict[str, EvalAnswer]
+) -> list[EvalItemResult]:
+    """Both games of every question against the baseline's answer (none without one)."""
+    if ctx.baseline is None:
+        return []
+    system = render_template("evals/arena_hard_system.j2").strip()
+    requests, build = [], []
+    for q in questions:
+        text = answers[q.question_id].turns[0]
+        shown = ctx.shown(text)
+        reference = ctx.shown(ctx.baseline[q.question_id].turns[0])
+        for game, side in MODEL_SIDE_BY_GAME.items():
+            a, b = (shown, reference) if side is Side.a else (reference, shown)
+            user = render_template(
+                "evals/arena_hard_user.j2", question=q.prompt, answer_a=a, answer_b=b
+            )
+            requests.append(
+                JudgeRequest(
+                    id=f"arena_hard/{q.question_id}/game{game}",
+                    messages=system_and_user(system, user),
+                    reply_format=ReplyFormat.verdict,
+                    query=q.prompt,
+                    answers=(a, b),
+                )
+            )
+            build.append(
+                lambda raw, q=q, game=game, text=text, shown=shown, ref=reference: game_result(
+                    q.question_id, game, ctx.model, text, raw, style_of(shown), style_of(ref), shown
+                )
+            )
+    return run_judge(ctx, requests, build)
+
+
+def metrics(
+    results: list[EvalItemResult], questions: Sequence[Any], k: int
+) -> tuple[dict[str, float | None], dict[str, Any]]:
+    """The style-controlled win rate (BOLT's number) with its interval, then the plain one."""
+    if not any(r.verdict for r in results):
+        return {"arena_hard_sc": None, "arena_hard": None}, {}
+    report = summarize(results)
+    sc = next(iter(report.style_controlled.values()))
+    plain = next(iter(report.plain.values()))
+    return {
+        "arena_hard_sc": sc.win_rate,
+        "arena_hard_sc_ci_low": sc.ci_low,
+        "arena_hard_sc_ci_high": sc.ci_high,
+        "arena_hard": plain.win_rate,
+    }, report.model_dump(mode="json")
+
+
+SPEC = BenchmarkSpec(
+    name=Benchmark.arena_hard,
+    item_type=ArenaHardQuestion,
+    item_id=lambda q: q.question_id,
+    messages=question_turn,
+    grade=grade,
+    metrics=metrics,
+    headline="arena_hard_sc",
+    judged=True,
+    pairwise=True,
+)

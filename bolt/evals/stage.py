@@ -18,7 +18,6 @@ judge's reply cache makes even a re-judged shard cost nothing for replies it has
 from __future__ import annotations
 
 import json
-import tempfile
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -31,7 +30,8 @@ from bolt.evals import Benchmark
 from bolt.evals.answering import answer_items
 from bolt.evals.data import item_id, items_digest, load_items
 from bolt.evals.judges import Judge, JudgeUsage
-from bolt.evals.judging import JUDGED, NEEDS_BASELINE, JudgingContext, grade
+from bolt.evals.judging import grade
+from bolt.evals.registry import BENCHMARKS
 from bolt.evals.report import (
     BenchmarkSummary,
     csv_text,
@@ -40,14 +40,14 @@ from bolt.evals.report import (
     summarize,
     table_rows,
 )
+from bolt.evals.spec import JudgingContext
 from bolt.fingerprint import fingerprint
 from bolt.models import resolve_model
 from bolt.records import EvalAnswer, EvalItemResult
-from bolt.store import ArtifactStore, Manifest, ShardInfo
+from bolt.stages import Stage
+from bolt.store import ArtifactStore, FileInfo, Manifest, ShardInfo
 
-ANSWERS_STAGE, EVAL_STAGE = "eval_answers", "eval"
 CODE_VERSION = "1"
-PAIRWISE = NEEDS_BASELINE | {Benchmark.wildbench}
 
 
 @dataclass(frozen=True)
@@ -97,7 +97,7 @@ def shard_plan(items: Items, shard_size: int) -> list[tuple[int, Benchmark, list
 def answers_fingerprint(cfg: PipelineConfig, model: EvalModel, items: Items) -> str:
     sampling = cfg.eval.sampling
     return fingerprint(
-        ANSWERS_STAGE,
+        Stage.eval_answers,
         {
             "model": model.identity,
             "items": {b.value: items_digest(rows) for b, rows in items.items()},
@@ -118,9 +118,9 @@ def run_answers(
 ) -> Manifest:
     """Answer every benchmark item not answered yet, shard by shard, then commit."""
     fp = answers_fingerprint(cfg, model, items)
-    if (done := store.manifest(ANSWERS_STAGE, fp)) is not None:
+    if (done := store.manifest(Stage.eval_answers, fp)) is not None:
         return done
-    finished = store.finished_shards(ANSWERS_STAGE, fp)
+    finished = store.finished_shards(Stage.eval_answers, fp)
     plan = shard_plan(items, cfg.eval.shard_size)
     for index, benchmark, rows in plan:
         if index in finished:
@@ -133,21 +133,41 @@ def run_answers(
             "output_tokens": sum(a.output_tokens for a in answers),
             "prompt_tokens": sum(a.prompt_tokens for a in answers),
         }
-        finished[index] = store.write_shard(ANSWERS_STAGE, fp, index, answers, meta=meta)
+        finished[index] = store.write_shard(Stage.eval_answers, fp, index, answers, meta=meta)
     shards = [finished[index] for index, _, _ in plan]
     return store.commit(
-        Manifest(
-            stage=ANSWERS_STAGE,
-            fingerprint=fp,
-            code_version=CODE_VERSION,
-            config={"model": model.label, "eval": cfg.eval.model_dump(mode="json")},
-            shards=shards,
+        _manifest(
+            cfg,
+            Stage.eval_answers,
+            fp,
+            model,
+            shards,
             counts={b.value: len(rows) for b, rows in items.items()},
             tokens={
                 key: sum(s.meta[key] for s in shards) for key in ("prompt_tokens", "output_tokens")
             },
-            timings={"seconds": round(sum(s.meta["seconds"] for s in shards), 3)},
         )
+    )
+
+
+def _manifest(
+    cfg: PipelineConfig,
+    stage: Stage,
+    fp: str,
+    model: EvalModel,
+    shards: list[ShardInfo],
+    **fields: Any,
+) -> Manifest:
+    """A manifest of one model's answers or grades: the model, the eval config, the shards
+    and their total time, plus ``fields``."""
+    return Manifest(
+        stage=stage,
+        fingerprint=fp,
+        code_version=CODE_VERSION,
+        config={"model": model.label, "eval": cfg.eval.model_dump(mode="json")},
+        shards=shards,
+        timings={"seconds": round(sum(s.meta["seconds"] for s in shards), 3)},
+        **fields,
     )
 
 
@@ -171,21 +191,27 @@ class Baseline:
     evaluated: Manifest | None = None
 
 
-def eval_fingerprint(cfg: PipelineConfig, answers: Manifest, baseline: Baseline | None) -> str:
+def eval_upstream(answers: Manifest, baseline: Baseline | None) -> dict[str, str]:
+    """What an eval's grades are made from: the answers, and the baseline's answers and
+    eval where there is a baseline. Its fingerprint and its manifest's upstream both."""
     upstream = {"answers": answers.fingerprint}
     if baseline is not None:
         upstream["baseline_answers"] = baseline.answers.fingerprint
         if baseline.evaluated is not None:
             upstream["baseline_eval"] = baseline.evaluated.fingerprint
+    return upstream
+
+
+def eval_fingerprint(cfg: PipelineConfig, answers: Manifest, baseline: Baseline | None) -> str:
     return fingerprint(
-        EVAL_STAGE,
+        Stage.eval,
         {
             "judge": output_fields(cfg.eval.judge),
             "judge_response_only": cfg.eval.judge_response_only,
             "length_penalty_k": cfg.eval.length_penalty_k,
             "seed": cfg.seed,
         },
-        upstream=upstream,
+        upstream=eval_upstream(answers, baseline),
         code_version=CODE_VERSION,
     )
 
@@ -205,7 +231,7 @@ def _grade_shards(
     baseline: Baseline | None,
     judge: Callable[[], Judge],
 ) -> list[ShardInfo]:
-    finished = store.finished_shards(EVAL_STAGE, fp)
+    finished = store.finished_shards(Stage.eval, fp)
     by_benchmark_items = {b: {item_id(b, i): i for i in rows} for b, rows in items.items()}
     baseline_answers: dict[Benchmark, dict[str, EvalAnswer]] = {}
     for shard in answers.shards:
@@ -213,9 +239,10 @@ def _grade_shards(
             continue
         benchmark = Benchmark(shard.meta["benchmark"])
         rows = list(store.read_shard(answers.stage, answers.fingerprint, shard, EvalAnswer))
-        if baseline is not None and benchmark in PAIRWISE and benchmark not in baseline_answers:
+        spec = BENCHMARKS[benchmark]
+        if baseline is not None and spec.pairwise and benchmark not in baseline_answers:
             baseline_answers[benchmark] = read_answers(store, baseline.answers, benchmark)
-        active = judge() if benchmark in JUDGED else None
+        active = judge() if spec.judged else None
         before = active.usage.as_dict() if active else None
         ctx = JudgingContext(
             model=model.label,
@@ -234,7 +261,7 @@ def _grade_shards(
         }
         if active is not None and before is not None:
             meta |= _usage_delta(before, active.usage)
-        finished[shard.index] = store.write_shard(EVAL_STAGE, fp, shard.index, results, meta=meta)
+        finished[shard.index] = store.write_shard(Stage.eval, fp, shard.index, results, meta=meta)
     return [finished[s.index] for s in answers.shards]
 
 
@@ -254,7 +281,7 @@ def run_eval(
     """Grade the model's answers (against the baseline's, where pairwise), write the
     report, commit. ``judge`` is called only when a shard needs a judge."""
     fp = eval_fingerprint(cfg, answers, baseline)
-    if (done := store.manifest(EVAL_STAGE, fp)) is not None:
+    if (done := store.manifest(Stage.eval, fp)) is not None:
         return done
     shards = _grade_shards(cfg, store, fp, model, items, answers, baseline, judge)
     summaries = []
@@ -263,7 +290,7 @@ def run_eval(
             r
             for s in shards
             if s.meta["benchmark"] == benchmark.value
-            for r in store.read_shard(EVAL_STAGE, fp, s, EvalItemResult)
+            for r in store.read_shard(Stage.eval, fp, s, EvalItemResult)
         ]
         summaries.append(
             summarize(benchmark, model.label, results, rows, cfg.eval.length_penalty_k)
@@ -272,21 +299,19 @@ def run_eval(
     files = _write_report(store, fp, model.label, summaries, baseline_summaries)
     usage_keys = sorted({k for s in shards for k in s.meta if k.startswith("judge_")})
     return store.commit(
-        Manifest(
-            stage=EVAL_STAGE,
-            fingerprint=fp,
-            code_version=CODE_VERSION,
-            config={"model": model.label, "eval": cfg.eval.model_dump(mode="json")},
-            upstream={"answers": answers.fingerprint}
-            | ({"baseline_answers": baseline.answers.fingerprint} if baseline else {}),
-            shards=shards,
+        _manifest(
+            cfg,
+            Stage.eval,
+            fp,
+            model,
+            shards,
+            upstream=eval_upstream(answers, baseline),
             files=files,
             counts={
                 f"{s.benchmark.value}.{k}": getattr(s, k)
                 for s in summaries
                 for k in ("n_items", "n_unparsable", "n_judge_failed")
             },
-            timings={"seconds": round(sum(s.meta["seconds"] for s in shards), 3)},
             stats={
                 "summaries": [s.model_dump(mode="json") for s in summaries],
                 "judge_usage": {k: sum(s.meta.get(k, 0) for s in shards) for k in usage_keys},
@@ -302,28 +327,29 @@ def _write_report(
     label: str,
     summaries: Sequence[BenchmarkSummary],
     baseline: Sequence[BenchmarkSummary],
-) -> list:
+) -> list[FileInfo]:
     rows = table_rows(summaries, baseline)
     header = f"# Evaluation of {label}\n\n" + (
         f"Baseline: {baseline[0].model}.\n\n" if baseline else "No baseline model.\n\n"
     )
-    with tempfile.TemporaryDirectory() as tmp:
-        series = {label: summaries} | ({baseline[0].model: baseline} if baseline else {})
-        plot = headline_bars(Path(tmp) / "headline.png", series)
-        return [
-            store.put_file(EVAL_STAGE, fp, "headline.png", plot),
-            store.put_json(
-                EVAL_STAGE, fp, "summary.json", [s.model_dump(mode="json") for s in summaries]
-            ),
-            _put_text(store, fp, "report.md", header + markdown_table(rows), Path(tmp)),
-            _put_text(store, fp, "report.csv", csv_text(rows), Path(tmp)),
-        ]
+    series = {label: summaries} | ({baseline[0].model: baseline} if baseline else {})
+    return [
+        store.put_plot(Stage.eval, fp, "headline.png", lambda path: headline_bars(path, series)),
+        store.put_json(
+            Stage.eval, fp, "summary.json", [s.model_dump(mode="json") for s in summaries]
+        ),
+        _put_text(store, fp, "report.md", header + markdown_table(rows)),
+        _put_text(store, fp, "report.csv", csv_text(rows)),
+    ]
 
 
-def _put_text(store: ArtifactStore, fp: str, name: str, text: str, tmp: Path):
-    path = tmp / name
-    path.write_text(text, encoding="utf-8")
-    return store.put_file(EVAL_STAGE, fp, name, path)
+def _put_text(store: ArtifactStore, fp: str, name: str, text: str) -> FileInfo:
+    def write(path: Path) -> Path:
+        path.write_text(text, encoding="utf-8")
+        return path
+
+    # put_plot's scratch-file-then-store is exactly what a text file needs too
+    return store.put_plot(Stage.eval, fp, name, write)
 
 
 def load_report_rows(manifest: Manifest) -> list[dict[str, Any]]:

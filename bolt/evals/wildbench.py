@@ -14,27 +14,26 @@ Rules and constants follow the official scripts: ``leaderboard/data_dir/_create_
 
 from __future__ import annotations
 
-import json
+import hashlib
 import re
 from collections import Counter, defaultdict
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
-from pathlib import Path
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from bolt.engines.base import Messages
 from bolt.evals import Benchmark, mean_or_none
 from bolt.evals.jsontext import last_json_object
-from bolt.longcot import strip_thoughts
-from bolt.records import EvalItemResult
+from bolt.evals.judges import JudgeRequest, ReplyFormat
+from bolt.evals.spec import BenchmarkSpec, JudgingContext, judged_record, run_judge, user_turn
+from bolt.prompts import render_template
+from bolt.records import EvalAnswer, EvalItemResult
 
 LEADERBOARD_SCALE = 10  # _merge_results.py: WB_score columns are adjusted scores * 10
 DEFAULT_LENGTH_MARGIN = 500  # K of the paper's WB-Reward length rule; -1 disables it
-# Markers the official pipeline writes for outputs it cut or found empty.
-TRUNCATED_SUFFIX = "... (truncated)"
-EMPTY_PLACEHOLDER = "[This model response is empty.]"
 UNPARSABLE_SCORE = "unparsable_score"
 UNPARSABLE_CHOICE = "unparsable_choice"
 _SCORE_VALUE = re.compile(r"\s*\[?\s*(\d+(?:\.\d+)?)\s*(?:/\s*10)?\s*\]?\s*")
@@ -168,17 +167,6 @@ class WBRewardReport(BaseModel):
     k: int
 
 
-def load_items(path: str | Path) -> list[WildBenchItem]:
-    """Items from a JSON list or JSONL export of the data set."""
-    text = Path(path).read_text(encoding="utf-8")
-    rows = (
-        json.loads(text)
-        if text.lstrip().startswith("[")
-        else [json.loads(line) for line in text.splitlines() if line.strip()]
-    )
-    return [WildBenchItem.model_validate(row) for row in rows]
-
-
 def task_groups(item: WildBenchItem) -> frozenset[TaskGroup]:
     """The groups of the primary and every secondary tag, as the official tables count
     them: an item with tags in two groups counts in both."""
@@ -213,7 +201,7 @@ def _judge_field(text: str, key: str) -> str | None:
     return matches[-1] if matches else None
 
 
-def _score_value(value: object) -> float | None:
+def score_value(value: object) -> float | None:
     """A 1-10 score from a judge's ``score`` field: a number, or a string such as "7",
     "[7]" or "7/10"; None otherwise (the template's own placeholder "[1~10]" included)."""
     match = _SCORE_VALUE.fullmatch("" if value is None else str(value))
@@ -226,7 +214,7 @@ def _score_value(value: object) -> float | None:
 def parse_score_judgement(text: str) -> float | None:
     """The 1-10 ``score`` of a WB-Score judgement (``eval_template.score.v2.md``);
     None when it is missing or out of range."""
-    return _score_value(_judge_field(text, "score"))
+    return score_value(_judge_field(text, "score"))
 
 
 def parse_pairwise_choice(text: str) -> PairwiseChoice | None:
@@ -238,20 +226,10 @@ def parse_pairwise_choice(text: str) -> PairwiseChoice | None:
         return None
 
 
-_OUTCOME_FOR_A: dict[PairwiseChoice, Outcome] = {
-    PairwiseChoice.a_much_better: Outcome.win_much,
-    PairwiseChoice.a_better: Outcome.win,
-    PairwiseChoice.tie: Outcome.tie,
-    PairwiseChoice.b_better: Outcome.lose,
-    PairwiseChoice.b_much_better: Outcome.lose_much,
-}
-_MIRRORED: dict[Outcome, Outcome] = {
-    Outcome.win_much: Outcome.lose_much,
-    Outcome.win: Outcome.lose,
-    Outcome.tie: Outcome.tie,
-    Outcome.lose: Outcome.win,
-    Outcome.lose_much: Outcome.win_much,
-}
+# Both enums list the verdicts from best for A to best for B, so A's outcome of a choice is
+# the outcome in the same place, and B's is the one in the mirrored place.
+_OUTCOME_FOR_A: dict[PairwiseChoice, Outcome] = dict(zip(PairwiseChoice, Outcome, strict=True))
+_MIRRORED: dict[Outcome, Outcome] = dict(zip(Outcome, reversed(Outcome), strict=True))
 
 
 def choice_outcome(choice: PairwiseChoice, tested_is_a: bool) -> Outcome:
@@ -330,16 +308,15 @@ def score_result(
 ) -> EvalItemResult:
     """A WB-Score judgement as a record (``score`` is the judge's 1-10); ``judged_text``
     is what the judge saw (default: the answer without its thoughts)."""
-    score = parse_score_judgement(judge_raw)
-    return EvalItemResult(
-        benchmark=Benchmark.wildbench,
-        item_id=item.session_id,
-        model=model,
-        answer=answer,
-        judged_text=strip_thoughts(answer) if judged_text is None else judged_text,
-        score=score,
-        parse_error=None if score is not None else UNPARSABLE_SCORE,
-        judge_raw=judge_raw,
+    return judged_record(
+        Benchmark.wildbench,
+        item.session_id,
+        model,
+        answer,
+        judge_raw,
+        judged_text,
+        unparsable=UNPARSABLE_SCORE,
+        score=parse_score_judgement(judge_raw),
         meta={"mode": "score"},
     )
 
@@ -357,15 +334,15 @@ def pairwise_result(
     """A WB-Reward judgement as a record. ``verdict`` keeps the judge's raw choice so that
     K can change at summary time without judging again (as the official tables do)."""
     choice = parse_pairwise_choice(judge_raw)
-    return EvalItemResult(
-        benchmark=Benchmark.wildbench,
-        item_id=item.session_id,
-        model=model,
-        answer=answer,
-        judged_text=strip_thoughts(answer) if judged_text is None else judged_text,
+    return judged_record(
+        Benchmark.wildbench,
+        item.session_id,
+        model,
+        answer,
+        judge_raw,
+        judged_text,
+        unparsable=UNPARSABLE_CHOICE,
         verdict=choice.value if choice is not None else None,
-        parse_error=None if choice is not None else UNPARSABLE_CHOICE,
-        judge_raw=judge_raw,
         meta={
             "mode": "pairwise",
             "reference_model": reference_model,
@@ -402,91 +379,113 @@ def summarize_rewards(
     return wb_reward(rows, k)
 
 
-# ------------------------------------------------- WildBench's own eval-results files
+# ------------------------------------------------------------ the stage's benchmark
 
 
-class OfficialScoreResult(BaseModel):
-    """A row of ``eval_results/.../score.v2/eval=<judge>/<model>.json``."""
-
-    model_config = ConfigDict(extra="allow", frozen=True)
-
-    session_id: str
-    parsed_result: dict[str, Any] | None = None
-    score: str | float | None = None
-    model_output: str | list[str] = ""
-    model_test: str | None = None
+def conversation(item: WildBenchItem) -> Messages:
+    """The conversation as given; the model answers its last user turn."""
+    return [{"role": t.role, "content": t.content} for t in item.conversation_input]
 
 
-class OfficialPairwiseResult(BaseModel):
-    """A row of ``eval_results/.../pairwise.v2/eval=<judge>/ref=<model>/<model>.json``."""
-
-    model_config = ConfigDict(extra="allow", frozen=True)
-
-    session_id: str
-    parsed_result: dict[str, Any] | None = None
-    model_A: str
-    model_B: str
-    winner: str
-    extent: int
-    model_outputs: dict[str, str]
+def template_fields(item: WildBenchItem) -> dict[str, str]:
+    """History, current query and checklist, as WildBench's ``eval.py`` fills its templates."""
+    turns = item.conversation_input
+    history = "".join(f"{t.role.upper()}: {t.content}\n\n" for t in turns[:-1])
+    return {
+        "history": history.strip(),
+        "user_query": turns[-1].content,
+        "checklist": "\n".join(f"- {c}" for c in item.checklist),
+    }
 
 
-def load_official_results(path: str | Path, model: type[BaseModel]) -> list[Any]:
-    """Rows of an official eval-results JSON file, validated as ``model``."""
-    rows = json.loads(Path(path).read_text(encoding="utf-8"))
-    return [model.model_validate(row) for row in rows]
+def shows_tested_as_a(session_id: str, seed: int) -> bool:
+    """The side of the tested model, drawn per item (WildBench draws it at random) and
+    seeded, so a rerun asks the judge exactly the same question."""
+    return hashlib.sha256(f"{seed}:{session_id}".encode()).digest()[0] % 2 == 0
 
 
-def official_score_report(
-    results: Iterable[OfficialScoreResult], items: Iterable[WildBenchItem]
-) -> WBScoreReport:
-    """The leaderboard's WB-Score columns from an official score file.
+def _request(
+    item: WildBenchItem, mode: str, template: str, reply_format: ReplyFormat, **answers: str
+) -> JudgeRequest:
+    """A score.v2 (one answer) or pairwise.v2 (candidates A and B) judge request."""
+    fields = template_fields(item)
+    return JudgeRequest(
+        id=f"wildbench/{item.session_id}/{mode}",
+        messages=user_turn(render_template(template, **answers, **fields)),
+        reply_format=reply_format,
+        query=fields["user_query"],
+        answers=tuple(answers.values()),
+        checklist=tuple(item.checklist),
+    )
 
-    As ``_create_tables.py``: every score enters the overall mean, but a truncated or
-    empty output enters no task group (its row gets no groups here).
-    """
-    groups = {item.session_id: task_groups(item) for item in items}
-    rows = []
-    for r in results:
-        output = r.model_output[0] if isinstance(r.model_output, list) else r.model_output
-        raw = r.score if r.score is not None else (r.parsed_result or {}).get("score")
-        cut_or_empty = output.endswith(TRUNCATED_SUFFIX) or not output
-        rows.append(
-            ScoredRow(frozenset() if cut_or_empty else groups[r.session_id], _score_value(raw))
+
+def grade(
+    ctx: JudgingContext, items: Sequence[WildBenchItem], answers: dict[str, EvalAnswer]
+) -> list[EvalItemResult]:
+    """WB-Score for every answer; WB-Reward against the baseline's too, where there is one."""
+    requests, build = [], []
+    for item in items:
+        text = answers[item.session_id].turns[0]
+        shown = ctx.shown(text)
+        requests.append(
+            _request(
+                item, "score", "evals/wildbench_score.j2", ReplyFormat.wb_score, model_output=shown
+            )
         )
-    return wb_score(rows)
-
-
-def official_reward_report(
-    results: Iterable[OfficialPairwiseResult],
-    items: Iterable[WildBenchItem],
-    reference_model: str,
-    k: int = DEFAULT_LENGTH_MARGIN,
-) -> WBRewardReport:
-    """The leaderboard's WB-Reward columns (``reward``, ``task_macro_reward``) at ``k``.
-
-    The official script skips a pair when either output is truncated or empty, yet
-    divides the overall reward by the number of all pairs: such a pair is a tie that
-    belongs to no task group, which is how it is counted here.
-    """
-    groups = {item.session_id: task_groups(item) for item in items}
-    rows = []
-    for r in results:
-        tested = r.model_B if reference_model in r.model_A else r.model_A
-        reference = r.model_A if tested == r.model_B else r.model_B
-        tested_text, reference_text = r.model_outputs[tested], r.model_outputs[reference]
-        if any(
-            t.endswith(TRUNCATED_SUFFIX) or t == EMPTY_PLACEHOLDER
-            for t in (tested_text, reference_text)
-        ):
-            rows.append(RewardRow(frozenset(), Outcome.tie))
+        build.append(
+            lambda raw, item=item, text=text, shown=shown: score_result(
+                item, ctx.model, text, raw, shown
+            )
+        )
+        if ctx.baseline is None or ctx.baseline_model is None:
             continue
-        if r.winner == "tie":
-            outcome = Outcome.tie
-        elif r.winner == tested:
-            outcome = Outcome.win_much if r.extent == 2 else Outcome.win
-        else:
-            outcome = Outcome.lose_much if r.extent == 2 else Outcome.lose
-        outcome = apply_length_rule(outcome, len(tested_text), len(reference_text), k)
-        rows.append(RewardRow(groups[r.session_id], outcome))
-    return wb_reward(rows, k)
+        reference = ctx.shown(ctx.baseline[item.session_id].turns[0])
+        a_is_tested = shows_tested_as_a(item.session_id, ctx.seed)
+        a, b = (shown, reference) if a_is_tested else (reference, shown)
+        requests.append(
+            _request(
+                item,
+                "pairwise",
+                "evals/wildbench_pairwise.j2",
+                ReplyFormat.wb_choice,
+                candidate_a=a,
+                candidate_b=b,
+            )
+        )
+        build.append(
+            lambda raw, item=item, text=text, shown=shown, ref=reference, side=a_is_tested: (
+                pairwise_result(
+                    item, ctx.model, text, ctx.baseline_model or "", ref, side, raw, shown
+                )
+            )
+        )
+    return run_judge(ctx, requests, build)
+
+
+def metrics(
+    results: list[EvalItemResult], items: Sequence[WildBenchItem], k: int
+) -> tuple[dict[str, float | None], dict[str, Any]]:
+    """WB-Score (task macro first, as BOLT reports it), then WB-Reward where judged."""
+    scores = [r for r in results if r.meta.get("mode") == "score"]
+    pairs = [r for r in results if r.meta.get("mode") == "pairwise"]
+    s = summarize_scores(scores, items)
+    numbers = {"wb_score_task_macro": s.task_macro, "wb_score": s.score}
+    details: dict[str, Any] = {"score": s.model_dump(mode="json")}
+    if pairs:
+        w = summarize_rewards(pairs, items, k)
+        numbers |= {"wb_reward_task_macro": w.task_macro, "wb_reward": w.reward}
+        details["reward"] = w.model_dump(mode="json")
+    return numbers, details
+
+
+SPEC = BenchmarkSpec(
+    name=Benchmark.wildbench,
+    item_type=WildBenchItem,
+    item_id=lambda item: item.session_id,
+    messages=conversation,
+    grade=grade,
+    metrics=metrics,
+    headline="wb_score_task_macro",
+    judged=True,
+    pairwise=True,
+)

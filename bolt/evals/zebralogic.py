@@ -11,15 +11,20 @@ BOLT reports cell accuracy.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import json
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from bolt.engines.base import Messages
 from bolt.evals import Benchmark
 from bolt.evals.jsontext import last_json_object
+from bolt.evals.spec import BenchmarkSpec, JudgingContext, user_turn
 from bolt.longcot import strip_thoughts
-from bolt.records import EvalItemResult
+from bolt.prompts import render_template
+from bolt.records import EvalAnswer, EvalItemResult
 
 NO_ANSWER = "no_answer"
 # zebra_grid_eval.py: the sizes ("houses*attributes") it reports as easy; the rest are hard.
@@ -170,3 +175,50 @@ def summarize(results: Iterable[EvalItemResult]) -> ZebraReport:
         )
         for r in results
     )
+
+
+# ------------------------------------------------------------ the stage's benchmark
+
+
+def json_template(solution_header: Sequence[str], houses: int) -> str:
+    """ZeroEval's answer template: reasoning, then one blank per house and attribute."""
+    row = {column: "___" for column in solution_header[1:]}
+    template = {"reasoning": "___", "solution": {f"House {i}": row for i in range(1, houses + 1)}}
+    return json.dumps(template, indent=4)
+
+
+def puzzle_turn(puzzle: ZebraPuzzle) -> Messages:
+    """ZeroEval's ``zebra_grid`` prompt: a one-shot example, the puzzle, the JSON template."""
+    template = json_template(puzzle.solution.header, len(puzzle.solution.rows))
+    return user_turn(
+        render_template("evals/zebralogic_user.j2", puzzle=puzzle.puzzle, json_template=template)
+    )
+
+
+def grade_answers(
+    ctx: JudgingContext, puzzles: Sequence[ZebraPuzzle], answers: dict[str, EvalAnswer]
+) -> list[EvalItemResult]:
+    """Graded by rule, cell by cell: no judge."""
+    return [graded_result(p, ctx.model, answers[p.id].turns[0], ctx.response_only) for p in puzzles]
+
+
+def metrics(
+    results: list[EvalItemResult], puzzles: Sequence[Any], k: int
+) -> tuple[dict[str, float | None], dict[str, Any]]:
+    z = summarize(results)
+    return {
+        "cell_accuracy": z.cell_accuracy,
+        "puzzle_accuracy": z.puzzle_accuracy,
+        "no_answer_rate": z.no_answer_rate,
+    }, z.model_dump()
+
+
+SPEC = BenchmarkSpec(
+    name=Benchmark.zebralogic,
+    item_type=ZebraPuzzle,
+    item_id=lambda puzzle: puzzle.id,
+    messages=puzzle_turn,
+    grade=grade_answers,
+    metrics=metrics,
+    headline="cell_accuracy",
+)

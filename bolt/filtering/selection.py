@@ -20,6 +20,7 @@ import numpy as np
 from bolt.config import SelectionMode
 from bolt.longcot import parse_longcot, render_longcot
 from bolt.records import Message, Reject, ScoredGeneration, SftExample, dumps_record
+from bolt.stages import Stage
 
 # numpy's default ("linear", type 7 of Hyndman & Fan 1996): the threshold is the one
 # `np.percentile(scores, 30)` gives in any notebook, interpolated between the two
@@ -235,11 +236,11 @@ def to_sft_example(
     )
 
 
-def to_rejects(dropped: Sequence[Dropped], stage: str = "filter") -> list[Reject]:
-    """The dropped rows as :class:`bolt.records.Reject` records for the stage's reject file."""
+def to_rejects(dropped: Sequence[Dropped]) -> list[Reject]:
+    """The dropped rows as :class:`bolt.records.Reject` records for the filter's reject file."""
     return [
         Reject(
-            stage=stage,
+            stage=Stage.filter,
             reason=str(d.reason),
             source=row_id(d.row),
             raw=dumps_record(d.row)[:MAX_RAW_CHARS],

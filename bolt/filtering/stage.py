@@ -17,32 +17,29 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 
 from bolt.config import PipelineConfig, RewardKind, SelectionMode
-from bolt.filtering.format_filter import RepetitionRule, check_format
 from bolt.filtering.selection import row_id, select, to_rejects, to_sft_example
 from bolt.fingerprint import fingerprint
+from bolt.format_rules import RepetitionRule, check_format
 from bolt.plots import histogram
 from bolt.records import Generation, Query, ScoredGeneration, SftExample
-from bolt.rewards.base import RewardItem, RewardModel, combine
+from bolt.rewards.base import reward_item
+from bolt.rewards.scoring import Rewards, rewards_identity, score_items
+from bolt.stages import Stage
 from bolt.store import ArtifactStore, Manifest
 
-SCORE_STAGE, FILTER_STAGE = "score", "filter"
 CODE_VERSION = "1"
 SFT_EXAMPLES_PER_SHARD = 4096
 
 
 def score_fingerprint(cfg: PipelineConfig, bootstrap_fp: str) -> str:
-    reward_models = {b.model: cfg.models.catalog[b.model] for b in cfg.filter.rewards if b.model}
     return fingerprint(
-        SCORE_STAGE,
+        Stage.score,
         {
-            "rewards": [
-                b.model_dump(mode="json", exclude={"batch_size"}) for b in cfg.filter.rewards
-            ],
-            "reward_models": reward_models,
+            **rewards_identity(cfg.filter.rewards, cfg.models.catalog),
             "max_new_tokens": cfg.bootstrap.sampling.max_new_tokens,
             "max_repeat_fraction": cfg.filter.max_repeat_fraction,
         },
-        upstream={"bootstrap": bootstrap_fp},
+        upstream={Stage.bootstrap: bootstrap_fp},
         code_version=CODE_VERSION,
     )
 
@@ -50,7 +47,7 @@ def score_fingerprint(cfg: PipelineConfig, bootstrap_fp: str) -> str:
 def score_rows(
     generations: list[Generation],
     queries: Mapping[str, Query],
-    rewards: Mapping[str, tuple[RewardModel, float]],
+    rewards: Rewards,
     *,
     max_new_tokens: int,
     repetition: RepetitionRule,
@@ -61,17 +58,9 @@ def score_rows(
         for row, g in enumerate(generations)
     }
     passing = [g for row, g in enumerate(generations) if reasons[row] is None]
-    items = [
-        RewardItem(
-            query=queries[g.query_id].text,
-            response=g.raw_text,
-            reference=queries[g.query_id].reference_answer,
-            key=f"{g.query_id}:{g.sample_index}",
-        )
-        for g in passing
-    ]
-    by_backend = {name: model.score(items) if items else [] for name, (model, _) in rewards.items()}
-    combined = combine(by_backend, {name: weight for name, (_, weight) in rewards.items()})
+    by_backend, combined = score_items(
+        [reward_item(g, queries[g.query_id]) for g in passing], rewards
+    )
     scored_passing = iter(range(len(passing)))
     rows = []
     for row, g in enumerate(generations):
@@ -97,14 +86,14 @@ def run_score(
     store: ArtifactStore,
     bootstrap: Manifest,
     data: Manifest,
-    rewards: Callable[[], Mapping[str, tuple[RewardModel, float]]],
+    rewards: Callable[[], Rewards],
 ) -> Manifest:
     """Score every bootstrap shard that has no scored twin yet, then commit."""
     fp = score_fingerprint(cfg, bootstrap.fingerprint)
-    if (done := store.manifest(SCORE_STAGE, fp)) is not None:
+    if (done := store.manifest(Stage.score, fp)) is not None:
         return done
     queries = {q.id: q for q in store.read_records(data, Query)}
-    finished = store.finished_shards(SCORE_STAGE, fp)
+    finished = store.finished_shards(Stage.score, fp)
     rule = RepetitionRule(max_repeat_fraction=cfg.filter.max_repeat_fraction)
     for shard in bootstrap.shards:
         if shard.index in finished:
@@ -122,16 +111,16 @@ def run_score(
         )
         seconds = time.perf_counter() - started
         finished[shard.index] = store.write_shard(
-            SCORE_STAGE, fp, shard.index, rows, meta={"seconds": round(seconds, 3)}
+            Stage.score, fp, shard.index, rows, meta={"seconds": round(seconds, 3)}
         )
     shards = [finished[s.index] for s in bootstrap.shards]
     return store.commit(
         Manifest(
-            stage=SCORE_STAGE,
+            stage=Stage.score,
             fingerprint=fp,
             code_version=CODE_VERSION,
             config={"filter": cfg.filter.model_dump(mode="json")},
-            upstream={"bootstrap": bootstrap.fingerprint},
+            upstream={Stage.bootstrap: bootstrap.fingerprint},
             shards=shards,
             counts={"scored": sum(s.records for s in shards)},
             timings={"seconds": round(sum(s.meta.get("seconds", 0.0) for s in shards), 3)},
@@ -146,9 +135,9 @@ def filter_fingerprint(cfg: PipelineConfig, score_fp: str, data_fp: str) -> str:
         "top_k": cfg.filter.top_k,
     }
     return fingerprint(
-        FILTER_STAGE,
+        Stage.filter,
         settings,
-        upstream={"score": score_fp, "data": data_fp},
+        upstream={Stage.score: score_fp, Stage.curation: data_fp},
         code_version=CODE_VERSION,
     )
 
@@ -167,7 +156,7 @@ def run_filter(
     cfg: PipelineConfig, store: ArtifactStore, scored: Manifest, data: Manifest
 ) -> Manifest:
     fp = filter_fingerprint(cfg, scored.fingerprint, data.fingerprint)
-    if (done := store.manifest(FILTER_STAGE, fp)) is not None:
+    if (done := store.manifest(Stage.filter, fp)) is not None:
         return done
     rows = list(store.read_records(scored, ScoredGeneration))
     queries = {q.id: q for q in store.read_records(data, Query)}
@@ -181,27 +170,27 @@ def run_filter(
     )
     examples = [to_sft_example(r, queries[r.generation.query_id].text) for r in selection.kept]
     shards = [
-        store.write_shard(FILTER_STAGE, fp, i, examples[start : start + SFT_EXAMPLES_PER_SHARD])
+        store.write_shard(Stage.filter, fp, i, examples[start : start + SFT_EXAMPLES_PER_SHARD])
         for i, start in enumerate(range(0, max(1, len(examples)), SFT_EXAMPLES_PER_SHARD))
     ]
-    files = [store.put_records(FILTER_STAGE, fp, "rejects.jsonl.gz", to_rejects(selection.dropped))]
+    files = [store.put_records(Stage.filter, fp, "rejects.jsonl.gz", to_rejects(selection.dropped))]
     with tempfile.TemporaryDirectory() as tmp:
         files += _hf_dataset(store, fp, examples, Path(tmp))
-        passing = [r.reward for r in rows if r.reject_reason is None]
-        plot = histogram(
-            Path(tmp) / "rewards.png",
-            "combined reward of format-valid samples",
-            {"all valid": passing, "kept": [r.reward for r in selection.kept]},
-            xlabel="reward",
-        )
-        files.append(store.put_file(FILTER_STAGE, fp, "rewards.png", plot))
+    passing = [r.reward for r in rows if r.reject_reason is None]
+    histogram_of_rewards = lambda path: histogram(
+        path,
+        "combined reward of format-valid samples",
+        {"all valid": passing, "kept": [r.reward for r in selection.kept]},
+        xlabel="reward",
+    )
+    files.append(store.put_plot(Stage.filter, fp, "rewards.png", histogram_of_rewards))
     return store.commit(
         Manifest(
-            stage=FILTER_STAGE,
+            stage=Stage.filter,
             fingerprint=fp,
             code_version=CODE_VERSION,
             config={"filter": f.model_dump(mode="json")},
-            upstream={"score": scored.fingerprint, "data": data.fingerprint},
+            upstream={Stage.score: scored.fingerprint, Stage.curation: data.fingerprint},
             shards=shards,
             files=files,
             counts={
@@ -230,7 +219,7 @@ def _hf_dataset(store: ArtifactStore, fp: str, examples: list[SftExample], tmp: 
     # Column-wise so an empty set still gets its schema (from_list infers it from row 0).
     columns = {name: [row[name] for row in rows] for name in features}
     datasets.Dataset.from_dict(columns, features=features).save_to_disk(str(tmp / "hf_dataset"))
-    return store.put_dir(FILTER_STAGE, fp, "hf_dataset", tmp / "hf_dataset")
+    return store.put_dir(Stage.filter, fp, "hf_dataset", tmp / "hf_dataset")
 
 
 def _filter_stats(

@@ -4,13 +4,7 @@ math-verify rule verifier and the format reward. ``make_reward`` builds the one 
 ``RewardBackend`` config names, ``reward_item`` makes an item of a generation and its
 query, and ``combine`` weighs the backends' scores."""
 
-from bolt.rewards.base import (
-    RewardError,
-    RewardItem,
-    RewardModel,
-    combine,
-    make_reward,
-    reward_item,
-)
+from bolt.rewards.base import RewardError, RewardItem, RewardModel, combine, reward_item
+from bolt.rewards.factory import make_reward
 
 __all__ = ["RewardError", "RewardItem", "RewardModel", "combine", "make_reward", "reward_item"]

@@ -1,12 +1,12 @@
-"""What every reward backend speaks, how backends are combined, and which one a config names.
+"""What every reward backend speaks and how backends are combined.
 
 BOLT (Pang et al., 2025) scores answers twice: in the filtering stage (§3.1) an outcome
 reward model scores the *response only* of each bootstrapped answer, and in online
 training (§3.3) ArmoRM-Llama3-8B on the response plus a rule-based format reward make
 the reward that picks DPO pairs. Both stages use the backends here through one
 protocol, :class:`RewardModel`, and combine them with :func:`combine`;
-:func:`make_reward` is the one place a :class:`~bolt.config.RewardKind` becomes a
-backend.
+:func:`bolt.rewards.factory.make_reward` is the one place a
+:class:`~bolt.config.RewardKind` becomes a backend.
 
 ``RewardItem.response`` is everything the model wrote, thoughts included. Backends
 that judge the answer take the external response out of it themselves
@@ -19,15 +19,10 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from pathlib import Path
-from typing import TYPE_CHECKING, Protocol, assert_never
+from typing import Protocol
 
-from bolt.config import ModelsConfig, RewardBackend, RewardKind, S3Options
 from bolt.longcot import RESPONSE_OPEN, THOUGHTS_CLOSE, THOUGHTS_OPEN, strip_thoughts
 from bolt.records import Generation, Query
-
-if TYPE_CHECKING:
-    from bolt.engines.base import Engine
 
 
 class RewardError(RuntimeError):
@@ -105,85 +100,3 @@ def combine(
         sum(weights[name] * scores[i] for name, scores in sorted(scores_by_backend.items()))
         for i in range(n_items)
     ]
-
-
-def length_sorted_batches(lengths: Sequence[int], batch_size: int) -> list[list[int]]:
-    """Item indices in batches of similar length: sort by length, then cut.
-
-    Padding every sequence of a batch to its longest is what batching costs; grouping
-    similar lengths keeps that waste small on long-tailed length distributions like
-    the bootstrapped answers'. Longest first, so an out-of-memory batch fails at once
-    rather than at the end. The sort is stable, so equal lengths keep their order.
-    """
-    order = sorted(range(len(lengths)), key=lambda i: -lengths[i])
-    return [order[start : start + batch_size] for start in range(0, len(order), batch_size)]
-
-
-def input_order_batches(n_items: int, batch_size: int) -> list[list[int]]:
-    """Item indices in batches as they come (the naive batching the benchmark compares)."""
-    return [
-        list(range(start, min(start + batch_size, n_items)))
-        for start in range(0, n_items, batch_size)
-    ]
-
-
-def make_reward(
-    backend: RewardBackend,
-    models: ModelsConfig,
-    *,
-    device: str = "cpu",
-    checklist_engine: Engine | None = None,
-    checklist_cache_dir: Path | None = None,
-    s3: S3Options | None = None,
-) -> RewardModel:
-    """Build the backend ``backend.kind`` names; the only dispatch on :class:`RewardKind`.
-
-    ``checklist_engine`` writes the checklists of ``lm_checklist`` (any engine: the
-    stage's own is fine) and ``checklist_cache_dir`` keeps them across runs. Backends
-    are imported here, not at the top: torch and transformers take seconds to import
-    and the rule-based rewards need neither.
-    """
-    match backend.kind:
-        case RewardKind.sequence_classifier:
-            from bolt.rewards.sequence_classifier import SequenceClassifierReward
-
-            return SequenceClassifierReward.from_catalog(
-                models, _model_name(backend), batch_size=backend.batch_size, device=device, s3=s3
-            )
-        case RewardKind.lm_checklist:
-            from bolt.rewards.checklist import ChecklistMaker
-            from bolt.rewards.lm_checklist import LMChecklistReward
-
-            if checklist_engine is None or checklist_cache_dir is None:
-                raise RewardError(
-                    f"reward {backend.name!r} (kind lm_checklist) needs an engine to write its "
-                    "checklists and a folder to cache them in"
-                )
-            maker = ChecklistMaker(checklist_engine, checklist_cache_dir)
-            return LMChecklistReward.from_catalog(
-                models,
-                _model_name(backend),
-                maker,
-                batch_size=backend.batch_size,
-                device=device,
-                s3=s3,
-            )
-        case RewardKind.math_verify:
-            from bolt.rewards.math_verify_reward import MathVerifyReward
-
-            return MathVerifyReward()
-        case RewardKind.format:
-            from bolt.rewards.format_reward import FormatReward
-
-            return FormatReward()
-        case _:
-            assert_never(backend.kind)
-
-
-def _model_name(backend: RewardBackend) -> str:
-    if backend.model is None:
-        raise RewardError(
-            f"reward {backend.name!r} (kind {backend.kind.value}) needs `model`: the catalog "
-            "name of its reward or judge model"
-        )
-    return backend.model

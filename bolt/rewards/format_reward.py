@@ -3,7 +3,7 @@
 The online stage adds "a rule-based format reward" to ArmoRM's score so that DPO
 prefers answers that keep the LongCoT format (internal thoughts, then an external
 response). The rule is the filtering stage's format filter,
-:func:`bolt.filtering.format_filter.check_format`, applied to the full text the model
+:func:`bolt.format_rules.check_format`, applied to the full text the model
 wrote: 1.0 when it passes, ``penalty`` (0.0 by default) when it does not.
 
 An item carries text only, not the engine's token count or finish reason, so
@@ -17,7 +17,7 @@ from __future__ import annotations
 import sys
 from collections.abc import Sequence
 
-from bolt.filtering.format_filter import RejectReason, RepetitionRule, check_format
+from bolt.format_rules import RejectReason, RepetitionRule, check_format
 from bolt.records import Generation
 from bolt.rewards.base import RewardItem
 

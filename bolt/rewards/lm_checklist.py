@@ -26,7 +26,8 @@ from typing import Any
 
 from bolt.config import ModelsConfig, S3Options
 from bolt.prompts import render_template
-from bolt.rewards.base import RewardError, RewardItem, judged_response, length_sorted_batches
+from bolt.rewards.base import RewardError, RewardItem, judged_response
+from bolt.rewards.batching import length_sorted_batches, padded, score_in_batches
 from bolt.rewards.checklist import ChecklistMaker
 from bolt.rewards.loading import checked_model_path, dtype_for
 
@@ -97,23 +98,13 @@ class LMChecklistReward:
 
     def yes_probabilities(self, prompts: Sequence[list[int]]) -> list[float]:
         """Normalised p(Yes) of the next token after each prompt, in the prompts' order."""
-        values = [0.0] * len(prompts)
-        for batch in length_sorted_batches([len(p) for p in prompts], self.batch_size):
-            for index, value in zip(
-                batch, self._batch_yes([prompts[i] for i in batch]), strict=True
-            ):
-                values[index] = value
-        return values
+        batches = length_sorted_batches([len(p) for p in prompts], self.batch_size)
+        return score_in_batches(prompts, batches, self._batch_yes)
 
     def _batch_yes(self, prompts: list[list[int]]) -> list[float]:
         import torch
 
-        width = max(len(p) for p in prompts)
-        input_ids = torch.full((len(prompts), width), self.pad_id, dtype=torch.long)
-        attention_mask = torch.zeros((len(prompts), width), dtype=torch.long)
-        for row, ids in enumerate(prompts):
-            input_ids[row, width - len(ids) :] = torch.tensor(ids)
-            attention_mask[row, width - len(ids) :] = 1
+        input_ids, attention_mask = padded(prompts, self.pad_id, left=True)
         position_ids = (attention_mask.cumsum(-1) - 1).clamp(min=0)
         with torch.inference_mode():
             # logits_to_keep=1: only the last position's logits, not [batch, length, vocab].

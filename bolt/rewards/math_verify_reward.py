@@ -4,7 +4,7 @@ For queries with a known answer (math), a verifier is a reward that cannot be ga
 by style. The final answer is the content of the last ``\\boxed{...}`` of the response
 (the MATH convention, Hendrycks et al., 2021), or, when there is none, what follows the
 last "final answer is" / "Answer:"; it is compared with the reference by Hugging
-Face's ``math-verify`` through :func:`bolt.evals.math500.check_answers`, the same
+Face's ``math-verify`` through :func:`bolt.math_answers.check_answers`, the same
 grader as the MATH500 evaluation, so training and evaluation agree on what is correct.
 
 math-verify bounds its parsing and comparison with ``signal.alarm``
@@ -24,7 +24,7 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 
-from bolt.evals.math500 import check_answers, last_boxed
+from bolt.math_answers import check_answers, last_boxed
 from bolt.rewards.base import RewardError, RewardItem, judged_response
 
 # "The final answer is $\frac{1}{2}$." / "Answer: 42" -> the rest of the line, without

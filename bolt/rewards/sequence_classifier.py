@@ -10,7 +10,7 @@ objectives, Wang et al., 2024); a plain ``*ForSequenceClassification`` head give
 ``logits[:, 0]``.
 
 Batches are length-sorted: items are sorted by token length, batched, and the scores
-put back in input order (:func:`bolt.rewards.base.length_sorted_batches`); the
+put back in input order (:func:`bolt.rewards.batching.length_sorted_batches`); the
 benchmark ``bench/reward_batching.py`` measures what that saves. Padding is on the
 right with the pad id the model itself uses to find each sequence's last token
 (ArmoRM takes the position before the first pad token; transformers' heads take the
@@ -23,12 +23,12 @@ from collections.abc import Sequence
 from typing import Any
 
 from bolt.config import ModelsConfig, S3Options
-from bolt.rewards.base import (
-    RewardError,
-    RewardItem,
+from bolt.rewards.base import RewardError, RewardItem, judged_response
+from bolt.rewards.batching import (
     input_order_batches,
-    judged_response,
     length_sorted_batches,
+    padded,
+    score_in_batches,
 )
 from bolt.rewards.loading import checked_model_path, dtype_for
 
@@ -101,23 +101,12 @@ class SequenceClassifierReward:
             batches = length_sorted_batches([len(s) for s in sequences], self.batch_size)
         else:
             batches = input_order_batches(len(sequences), self.batch_size)
-        scores = [0.0] * len(items)
-        for batch in batches:
-            for index, value in zip(
-                batch, self._score_batch([sequences[i] for i in batch]), strict=True
-            ):
-                scores[index] = value
-        return scores
+        return score_in_batches(sequences, batches, self._score_batch)
 
     def _score_batch(self, sequences: list[list[int]]) -> list[float]:
         import torch
 
-        width = max(len(s) for s in sequences)
-        input_ids = torch.full((len(sequences), width), self.pad_id, dtype=torch.long)
-        attention_mask = torch.zeros((len(sequences), width), dtype=torch.long)
-        for row, ids in enumerate(sequences):
-            input_ids[row, : len(ids)] = torch.tensor(ids)
-            attention_mask[row, : len(ids)] = 1
+        input_ids, attention_mask = padded(sequences, self.pad_id, left=False)
         with torch.inference_mode():
             output = self.model(
                 input_ids=input_ids.to(self.device), attention_mask=attention_mask.to(self.device)

@@ -37,11 +37,3 @@ def deepspeed_config(train: TrainCommon, world_size: int, accumulation: int) -> 
     config["train_batch_size"] = train.micro_batch_size * accumulation * world_size
     config["gradient_clipping"] = GRADIENT_CLIPPING
     return config
-
-
-def write_deepspeed_config(
-    train: TrainCommon, world_size: int, accumulation: int, dest: Path
-) -> Path:
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    dest.write_text(json.dumps(deepspeed_config(train, world_size, accumulation), indent=2) + "\n")
-    return dest

@@ -7,7 +7,7 @@ Runs inside the job like ``bolt.train.sft`` (same launchers, same DeepSpeed plum
         --policy-dir <init model> --pairs <fp> --reference <fp> --fingerprint <fp>
 
 It reads the iteration's pairs and the reference log-probs cached for them, so only the
-policy is in memory; it trains with the loss of ``bolt.online.dpo_loss``, uploads every
+policy is in memory; it trains with the loss of ``bolt.train.dpo_loss``, uploads every
 checkpoint to the store, resumes from the store's last complete checkpoint, and on rank
 0 stores the policy, the loss and reward-margin curves and commits the manifest.
 """
@@ -15,33 +15,25 @@ checkpoint to the store, resumes from the store's last complete checkpoint, and 
 from __future__ import annotations
 
 import argparse
-import os
-import sys
 import time
 from pathlib import Path
 from typing import Any
 
 from bolt.config import PipelineConfig
-from bolt.config_loader import load_config
-from bolt.online.preference_data import (
+from bolt.records import PreferencePair
+from bolt.stages import Stage
+from bolt.store import ArtifactStore, Manifest
+from bolt.train.entrypoint import job_parser, run_entrypoint
+from bolt.train.fingerprints import MODEL_DIR, POLICY_CODE_VERSION
+from bolt.train.modeling import load_model
+from bolt.train.preference_data import (
     ReferenceLogps,
     TokenizedPair,
     collate_pairs,
     tokenize_pair,
 )
-from bolt.records import PreferencePair
-from bolt.store import ArtifactStore, Manifest
-from bolt.train.progress import format_progress
-from bolt.train.sft import (
-    Dist,
-    load_model,
-    resume_point,
-    store_callback,
-    trainer_arguments,
-)
-
-STAGE, CODE_VERSION = "online-policy", "1"
-MODEL_DIR = "model"
+from bolt.train.progress import progress_callback
+from bolt.train.trainer import Dist, store_callback, train_and_save, trainer_arguments
 
 
 def dataset_rows(pairs: list[TokenizedPair], refs: list[ReferenceLogps]) -> list[dict[str, Any]]:
@@ -83,7 +75,7 @@ def dpo_trainer_class():
     this module needs no transformers)."""
     from transformers import Trainer
 
-    from bolt.online.dpo_loss import dpo_loss, sequence_logps
+    from bolt.train.dpo_loss import dpo_loss, sequence_logps
 
     class CachedReferenceDpoTrainer(Trainer):
         def __init__(self, *args, beta: float, loss_type, **kwargs):
@@ -125,33 +117,18 @@ def dpo_trainer_class():
     return CachedReferenceDpoTrainer
 
 
-def progress_callback():
-    """Records the loss and margin curves and prints BOLT_PROGRESS lines (rank 0)."""
-    from transformers import TrainerCallback
+def dpo_progress():
+    """Progress lines with the loss and the implicit-reward margin and accuracy."""
 
-    class DpoProgress(TrainerCallback):
-        def __init__(self) -> None:
-            self.history: list[dict[str, float]] = []
-            self.resumed_from_step = 0
+    def fields(state, logs: dict[str, float]) -> dict[str, Any]:
+        return {
+            "loss": logs["loss"],
+            "reward_margin": logs.get("reward_margin"),
+            "reward_accuracy": logs.get("reward_accuracy"),
+            "learning_rate": logs.get("learning_rate"),
+        }
 
-        def on_train_begin(self, args, state, control, **kwargs):
-            self.resumed_from_step = state.global_step
-
-        def on_log(self, args, state, control, logs=None, **kwargs):
-            if not state.is_world_process_zero or not logs or "loss" not in logs:
-                return
-            record = {
-                "step": state.global_step,
-                "max_steps": state.max_steps,
-                "loss": logs["loss"],
-                "reward_margin": logs.get("reward_margin"),
-                "reward_accuracy": logs.get("reward_accuracy"),
-                "learning_rate": logs.get("learning_rate"),
-            }
-            self.history.append(record)
-            print(format_progress(record), file=sys.stdout, flush=True)
-
-    return DpoProgress()
+    return progress_callback(fields)
 
 
 def train(
@@ -167,7 +144,7 @@ def train(
     from transformers import AutoTokenizer
 
     store, dist = ArtifactStore.from_config(cfg.storage), Dist.from_env()
-    if (done := store.manifest(STAGE, fp)) is not None:
+    if (done := store.manifest(Stage.online_policy, fp)) is not None:
         return done
     started = time.perf_counter()
     tokenizer = AutoTokenizer.from_pretrained(policy_dir)
@@ -176,11 +153,10 @@ def train(
         raise ValueError(f"iteration {iteration}: the pair set {pairs.fingerprint} is empty")
     tokenized = [tokenize_pair(tokenizer, r, cfg.online.max_length) for r in records]
     refs = list(store.read_records(reference, ReferenceLogps))
-    output_dir = work_dir / fp
     # Before the model: ZeRO-3 init needs it.
-    args = trainer_arguments(cfg.online, cfg.compute.device, output_dir, dist)
+    args = trainer_arguments(cfg.online, cfg.compute.device, work_dir / fp, dist)
     model = load_model(policy_dir, cfg.online.precision, cfg.compute.device)
-    progress = progress_callback()
+    progress = dpo_progress()
     import datasets
 
     trainer = dpo_trainer_class()(
@@ -189,43 +165,65 @@ def train(
         train_dataset=datasets.Dataset.from_list(dataset_rows(tokenized, refs)),
         data_collator=make_collator(tokenizer.pad_token_id),
         processing_class=tokenizer,
-        callbacks=[progress, store_callback(store, STAGE, fp, dist)],
+        callbacks=[progress, store_callback(store, Stage.online_policy, fp, dist)],
         beta=cfg.online.beta,
         loss_type=cfg.online.loss_type,
     )
-    result = trainer.train(resume_from_checkpoint=resume_point(store, STAGE, fp, output_dir, dist))
     final_dir = work_dir / f"{fp}-final"
-    trainer.save_model(str(final_dir))  # every rank: ZeRO-3 gathers the weights
-    if dist.rank != 0:
+    result = train_and_save(trainer, store, Stage.online_policy, fp, dist, final_dir)
+    if result is None:
         return None
-    tokenizer.save_pretrained(str(final_dir))
-    history = progress.history
-    files = store.put_dir(STAGE, fp, MODEL_DIR, final_dir)
-    summary = {
-        "iteration": iteration,
-        "global_step": result.global_step,
-        "resumed_from_step": progress.resumed_from_step,
-        "pairs": len(records),
-        "truncated_pairs": sum(p.truncated for p in tokenized),
-        "train_seconds": round(result.metrics.get("train_runtime", 0.0), 2),
-        "wall_seconds": round(time.perf_counter() - started, 2),
-    }
-    files.append(store.put_json(STAGE, fp, "metrics.json", {"summary": summary, "log": history}))
+    return commit_policy(
+        store,
+        cfg,
+        fp,
+        (pairs, reference),
+        final_dir,
+        history=progress.history,
+        summary={
+            "iteration": iteration,
+            "global_step": result.global_step,
+            "resumed_from_step": progress.resumed_from_step,
+            "pairs": len(records),
+            "truncated_pairs": sum(p.truncated for p in tokenized),
+            "train_seconds": round(result.metrics.get("train_runtime", 0.0), 2),
+            "wall_seconds": round(time.perf_counter() - started, 2),
+        },
+    )
+
+
+def commit_policy(
+    store: ArtifactStore,
+    cfg: PipelineConfig,
+    fp: str,
+    upstream: tuple[Manifest, Manifest],
+    final_dir: Path,
+    history: list[dict[str, Any]],
+    summary: dict[str, Any],
+) -> Manifest:
+    """Upload the policy and its metrics; commit last. ``upstream`` is (pairs, reference)."""
+    pairs, reference = upstream
+    stage = Stage.online_policy
+    files = store.put_dir(stage, fp, MODEL_DIR, final_dir)
+    files.append(store.put_json(stage, fp, "metrics.json", {"summary": summary, "log": history}))
     return store.commit(
         Manifest(
-            stage=STAGE,
+            stage=stage,
             fingerprint=fp,
-            code_version=CODE_VERSION,
-            config={"online": cfg.online.model_dump(mode="json"), "iteration": iteration},
+            code_version=POLICY_CODE_VERSION,
+            config={
+                "online": cfg.online.model_dump(mode="json"),
+                "iteration": summary["iteration"],
+            },
             upstream={"pairs": pairs.fingerprint, "reference": reference.fingerprint},
             files=files,
-            counts={"pairs": len(records), "steps": result.global_step},
+            counts={"pairs": summary["pairs"], "steps": summary["global_step"]},
             timings={k: summary[k] for k in ("train_seconds", "wall_seconds")},
             stats={
                 "first_loss": history[0]["loss"] if history else None,
                 "final_loss": history[-1]["loss"] if history else None,
                 "final_reward_margin": history[-1]["reward_margin"] if history else None,
-                "resumed_from_step": progress.resumed_from_step,
+                "resumed_from_step": summary["resumed_from_step"],
                 "loss_curve": [[r["step"], r["loss"]] for r in history],
                 "margin_curve": [[r["step"], r["reward_margin"]] for r in history],
             },
@@ -233,38 +231,28 @@ def train(
     )
 
 
-def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(prog="python -m bolt.train.dpo", description=__doc__)
-    parser.add_argument("--config", required=True, help="Pipeline config (YAML).")
-    parser.add_argument("--set", action="append", default=[], help="Dotted override.")
+def _train(
+    cfg: PipelineConfig, store: ArtifactStore, args: argparse.Namespace, work_dir: Path
+) -> Manifest | None:
+    return train(
+        cfg,
+        args.fingerprint,
+        args.iteration,
+        args.policy_dir,
+        store.require(Stage.online_pairs, args.pairs),
+        store.require(Stage.online_reference, args.reference),
+        work_dir,
+    )
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = job_parser("python -m bolt.train.dpo", __doc__)
     parser.add_argument("--iteration", type=int, required=True, help="Online iteration (1-based).")
     parser.add_argument("--policy-dir", required=True, help="Local folder of the initial policy.")
     parser.add_argument("--pairs", required=True, help="Fingerprint of the iteration's pairs.")
     parser.add_argument("--reference", required=True, help="Fingerprint of its reference logps.")
     parser.add_argument("--fingerprint", required=True, help="Fingerprint of the policy stage.")
-    parser.add_argument(
-        "--work-dir",
-        default=os.environ.get("BOLT_TRAIN_DIR", "./train-work"),
-        help="Local scratch for checkpoints and the final model (env BOLT_TRAIN_DIR).",
-    )
-    return parser.parse_args(argv)
-
-
-def main(argv: list[str] | None = None) -> None:
-    args = parse_args(argv)
-    cfg = load_config(args.config, args.set)
-    store = ArtifactStore.from_config(cfg.storage)
-    manifest = train(
-        cfg,
-        args.fingerprint,
-        args.iteration,
-        args.policy_dir,
-        store.require("online-pairs", args.pairs),
-        store.require("online-reference", args.reference),
-        Path(args.work_dir),
-    )
-    if manifest is not None:
-        print(f"dpo: committed {store.uri(STAGE, manifest.fingerprint)}", flush=True)
+    run_entrypoint(parser, _train, "dpo", argv)
 
 
 if __name__ == "__main__":

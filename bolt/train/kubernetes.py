@@ -10,9 +10,9 @@ reachable as ``<job>-0.<job>`` through the headless Service.
 from __future__ import annotations
 
 import json
-import shlex
 import time
 from collections import deque
+from pathlib import Path
 from typing import Any
 
 import yaml
@@ -20,7 +20,7 @@ from jinja2 import Environment, FileSystemLoader, StrictUndefined
 
 from bolt.config import PipelineConfig
 from bolt.train.deepspeed import INFRA
-from bolt.train.launch import (
+from bolt.train.job import (
     MASTER_PORT,
     LaunchError,
     LogSink,
@@ -28,17 +28,14 @@ from bolt.train.launch import (
     config_yaml,
     deepspeed_json,
     node_command,
+    shell_line,
 )
 
 TEMPLATE = "train-job.yaml.j2"
 
 
-def shell_line(args: list[str]) -> str:
-    """A command line where ``$VARS`` expand in the pod and everything else is quoted."""
-    return " ".join(a if a.startswith("$") else shlex.quote(a) for a in args)
-
-
-def render_kubernetes(cfg: PipelineConfig, job: TrainJob) -> str:
+def render(cfg: PipelineConfig, job: TrainJob) -> str:
+    """The ConfigMap, headless Service and Indexed Job, as one multi-document YAML."""
     c = cfg.compute
     master = f"{job.name}-0.{job.name}"
     command = node_command(
@@ -124,12 +121,13 @@ def job_outcome(status: Any, completions: int) -> str | None:
     return None
 
 
-def run_kubernetes(cfg: PipelineConfig, job: TrainJob, on_line: LogSink) -> None:
+def run(cfg: PipelineConfig, job: TrainJob, scratch: Path, on_line: LogSink) -> None:
+    """Submit, stream pod 0's log, wait; the files travel in the ConfigMap, not ``scratch``."""
     from kubernetes import watch
 
     api_client, batch, core = kubernetes_api()
     ns, name = cfg.compute.namespace, job.name
-    submit(api_client, batch, list(yaml.safe_load_all(render_kubernetes(cfg, job))), ns, name)
+    submit(api_client, batch, list(yaml.safe_load_all(render(cfg, job))), ns, name)
     on_line(f"launch: kubernetes job {ns}/{name} ({cfg.compute.nodes} pods)")
     tail: deque[str] = deque(maxlen=40)
     streamed = False

@@ -3,16 +3,15 @@ metrics (loss curve, tokens/s, steps), the loss curve as a PNG, and the manifest
 
 from __future__ import annotations
 
-import tempfile
+from functools import partial
 from pathlib import Path
 from typing import Any
 
 from bolt.config import PipelineConfig
 from bolt.plots import curves
+from bolt.stages import Stage
 from bolt.store import ArtifactStore, Manifest
-
-STAGE, CODE_VERSION = "sft", "1"
-MODEL_DIR = "model"
+from bolt.train.fingerprints import MODEL_DIR, SFT_CODE_VERSION
 
 
 def throughput(summary: dict[str, Any]) -> float:
@@ -59,22 +58,23 @@ def commit_outputs(
     """Upload the final model (multipart to S3), metrics, plot and card; commit last."""
     summary = {**summary, "final_loss": history[-1]["loss"] if history else None}
     (final_dir / "README.md").write_text(model_card(cfg, fp, sft_set, summary))
-    files = store.put_dir(STAGE, fp, MODEL_DIR, final_dir)
-    files.append(store.put_json(STAGE, fp, "metrics.json", {"summary": summary, "log": history}))
-    with tempfile.TemporaryDirectory() as tmp:
-        plot = curves(
-            Path(tmp) / "loss.png",
-            f"{cfg.name} SFT training loss",
-            {"train loss": [(r["step"], r["loss"]) for r in history]},
-            xlabel="optimizer step",
-            ylabel="loss",
-        )
-        files.append(store.put_file(STAGE, fp, "loss.png", plot))
+    files = store.put_dir(Stage.sft, fp, MODEL_DIR, final_dir)
+    files.append(
+        store.put_json(Stage.sft, fp, "metrics.json", {"summary": summary, "log": history})
+    )
+    draw = partial(
+        curves,
+        title=f"{cfg.name} SFT training loss",
+        series={"train loss": [(r["step"], r["loss"]) for r in history]},
+        xlabel="optimizer step",
+        ylabel="loss",
+    )
+    files.append(store.put_plot(Stage.sft, fp, "loss.png", draw))
     return store.commit(
         Manifest(
-            stage=STAGE,
+            stage=Stage.sft,
             fingerprint=fp,
-            code_version=CODE_VERSION,
+            code_version=SFT_CODE_VERSION,
             config={
                 "sft": cfg.sft.model_dump(mode="json"),
                 "compute": cfg.compute.model_dump(mode="json"),

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -51,31 +52,33 @@ class TokenMeter:
         return self.input_tokens * world_size / elapsed if elapsed > 0 else 0.0
 
 
-def progress_callback(meter: TokenMeter, world_size: int):
+def progress_callback(
+    fields: Callable[[Any, dict[str, float]], dict[str, Any]],
+    on_train_begin: Callable[[], None] = lambda: None,
+):
     """A transformers TrainerCallback recording the loss curve and printing progress lines
-    (world rank 0 only); built lazily so importing this module needs no transformers."""
+    (world rank 0 only); built lazily so importing this module needs no transformers.
+
+    Each record is the step, the step count and ``fields(state, logs)``: what one trainer
+    reports (SFT: loss and tokens/s, DPO: loss and the implicit-reward margin).
+    ``on_train_begin`` runs when training (re)starts, e.g. to restart a token meter.
+    """
     from transformers import TrainerCallback
 
     class ProgressCallback(TrainerCallback):
         def __init__(self) -> None:
-            self.history: list[dict[str, float]] = []
+            self.history: list[dict[str, Any]] = []
             self.resumed_from_step = 0
 
         def on_train_begin(self, args, state, control, **kwargs):
             self.resumed_from_step = state.global_step
-            meter.restart()
+            on_train_begin()
 
         def on_log(self, args, state, control, logs=None, **kwargs):
             if not state.is_world_process_zero or not logs or "loss" not in logs:
                 return
-            record = {
-                "step": state.global_step,
-                "max_steps": state.max_steps,
-                "epoch": round(state.epoch or 0.0, 4),
-                "loss": logs["loss"],
-                "learning_rate": logs.get("learning_rate"),
-                "tokens_per_s": round(meter.rate(world_size), 1),
-            }
+            record = {"step": state.global_step, "max_steps": state.max_steps}
+            record |= fields(state, logs)
             self.history.append(record)
             print(format_progress(record), file=sys.stdout, flush=True)
 

@@ -17,18 +17,14 @@ stores the final model, metrics, loss curve and model card and commits the manif
 from __future__ import annotations
 
 import argparse
-import os
 import time
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from bolt.config import PipelineConfig, Precision, TrainCommon
-from bolt.config_loader import load_config
-from bolt.fingerprint import fingerprint
+from bolt.config import PipelineConfig
 from bolt.records import SftExample
+from bolt.stages import Stage
 from bolt.store import ArtifactStore, Manifest
-from bolt.train import checkpoints
 from bolt.train.data import (
     TokenizedExample,
     collate_packed,
@@ -38,44 +34,12 @@ from bolt.train.data import (
     tokenize_with_labels,
     trained_tokens,
 )
-from bolt.train.deepspeed import GRADIENT_CLIPPING, deepspeed_config
-from bolt.train.outputs import CODE_VERSION, STAGE, commit_outputs
-from bolt.train.plan import gradient_accumulation
+from bolt.train.entrypoint import job_parser, run_entrypoint
+from bolt.train.fingerprints import sft_fingerprint
+from bolt.train.modeling import load_model
+from bolt.train.outputs import commit_outputs
 from bolt.train.progress import TokenMeter, progress_callback
-
-
-def sft_fingerprint(cfg: PipelineConfig, sft_set_fp: str) -> str:
-    """What changes the trained model: the SFT config, the base model and the data."""
-    return fingerprint(
-        STAGE,
-        {"sft": cfg.sft, "base_model": cfg.models.catalog[cfg.sft.base_model]},
-        upstream={"filter": sft_set_fp},
-        code_version=CODE_VERSION,
-    )
-
-
-@dataclass(frozen=True)
-class Dist:
-    """This process's place in the job, from the launcher's environment."""
-
-    rank: int
-    world_size: int
-    local_rank: int
-
-    @classmethod
-    def from_env(cls) -> Dist:
-        return cls(
-            int(os.environ.get("RANK", "0")),
-            int(os.environ.get("WORLD_SIZE", "1")),
-            int(os.environ.get("LOCAL_RANK", "0")),
-        )
-
-
-def barrier() -> None:
-    import torch.distributed as dist
-
-    if dist.is_available() and dist.is_initialized():
-        dist.barrier()
+from bolt.train.trainer import Dist, store_callback, train_and_save, trainer_arguments
 
 
 def build_dataset(examples: list[TokenizedExample], packing: bool, max_length: int):
@@ -100,116 +64,18 @@ def make_collator(packing: bool, pad_token_id: int, meter: TokenMeter):
     return collate
 
 
-def configure_cpu_processes() -> None:
-    """DeepSpeed on CPU-only hosts (DESIGN.md §5): accelerate finds no device backend and
-    would run each process as a world of one (every rank training alone). Naming gloo
-    makes DeepSpeed start a real process group; the trainer then reuses this state."""
-    from accelerate import PartialState
+def sft_progress(meter: TokenMeter, world_size: int):
+    """Progress lines with the loss and the tokens/s measured on what was trained."""
 
-    os.environ["ACCELERATE_USE_DEEPSPEED"] = "true"
-    PartialState(backend="gloo")
+    def fields(state, logs: dict[str, float]) -> dict[str, Any]:
+        return {
+            "epoch": round(state.epoch or 0.0, 4),
+            "loss": logs["loss"],
+            "learning_rate": logs.get("learning_rate"),
+            "tokens_per_s": round(meter.rate(world_size), 1),
+        }
 
-
-def trainer_arguments(train: TrainCommon, device: str, output_dir: Path, dist: Dist, **extra: Any):
-    """The HF ``TrainingArguments`` every BOLT trainer shares (SFT and DPO): DeepSpeed
-    filled from ``train``, accumulation from the world size, checkpoints every
-    ``save_steps``; ``extra`` adds what one trainer alone needs."""
-    from transformers import TrainingArguments
-
-    on_cpu = device == "cpu"
-    if on_cpu:
-        configure_cpu_processes()
-    accumulation = gradient_accumulation(
-        train.global_batch_size, train.micro_batch_size, dist.world_size
-    )
-    return TrainingArguments(
-        output_dir=str(output_dir),
-        deepspeed=deepspeed_config(train, dist.world_size, accumulation),
-        per_device_train_batch_size=train.micro_batch_size,
-        gradient_accumulation_steps=accumulation,
-        learning_rate=train.lr,
-        num_train_epochs=train.epochs,
-        max_steps=train.max_steps or -1,
-        lr_scheduler_type=train.scheduler,
-        warmup_steps=train.warmup_ratio,  # a float in [0, 1) is a ratio of the total steps
-        optim=train.optimizer,
-        weight_decay=train.weight_decay,
-        max_grad_norm=GRADIENT_CLIPPING,
-        bf16=train.precision == Precision.bf16,
-        fp16=train.precision == Precision.fp16,
-        gradient_checkpointing=train.gradient_checkpointing,
-        gradient_checkpointing_kwargs={"use_reentrant": False},
-        seed=train.seed,
-        data_seed=train.seed,
-        save_strategy="steps",
-        save_steps=train.save_steps,
-        save_total_limit=2,
-        logging_steps=1,
-        report_to=[],
-        remove_unused_columns=False,
-        dataloader_num_workers=0,
-        disable_tqdm=True,
-        accelerator_config={"use_configured_state": on_cpu},
-        **extra,
-    )
-
-
-def load_model(model_dir: str, precision: Precision, device: str):
-    import torch
-    from transformers import AutoModelForCausalLM
-
-    dtype = {Precision.bf16: torch.bfloat16, Precision.fp16: torch.float16}.get(
-        precision, torch.float32
-    )
-    attention = "sdpa"
-    if device == "cuda":
-        from transformers.utils import is_flash_attn_2_available
-
-        attention = "flash_attention_2" if is_flash_attn_2_available() else "sdpa"
-    model = AutoModelForCausalLM.from_pretrained(
-        model_dir, dtype=dtype, attn_implementation=attention
-    )
-    # A cache during training would also switch off the packed-sequence mask.
-    model.config.use_cache = False
-    return model
-
-
-def resume_point(
-    store: ArtifactStore, stage: str, fp: str, output_dir: Path, dist: Dist
-) -> str | None:
-    """The local copy of the store's last complete checkpoint, fetched by each node."""
-    steps = checkpoints.completed_steps(store, stage, fp)
-    if not steps:
-        return None
-    if dist.local_rank == 0:
-        checkpoints.fetch_checkpoint(store, stage, fp, steps[-1], output_dir)
-    barrier()
-    return str(output_dir / checkpoints.checkpoint_name(steps[-1]))
-
-
-def store_callback(store: ArtifactStore, stage: str, fp: str, dist: Dist):
-    """Uploads each checkpoint as soon as it is written; rank 0 marks it complete."""
-    from transformers import TrainerCallback
-
-    class StoreCheckpoints(TrainerCallback):
-        def on_step_end(self, args, state, control, **kwargs):
-            # The final model is stored anyway; a last checkpoint (optimizer states,
-            # ~16 bytes per parameter) would be uploaded for nothing.
-            if state.global_step >= state.max_steps:
-                control.should_save = False
-
-        def on_save(self, args, state, control, **kwargs):
-            folder = Path(args.output_dir) / checkpoints.checkpoint_name(state.global_step)
-            barrier()  # every rank's shard is on disk
-            checkpoints.upload_rank_files(store, stage, fp, folder, dist.rank)
-            barrier()  # every rank's shard is in the store
-            if dist.rank == 0:
-                meta = {"step": state.global_step, "world_size": dist.world_size}
-                checkpoints.mark_complete(store, stage, fp, state.global_step, meta)
-            if dist.local_rank == 0:  # a relaunch on this node need not fetch it back
-                checkpoints.mark_local(Path(args.output_dir), state.global_step)
-
-    return StoreCheckpoints()
+    return progress_callback(fields, on_train_begin=meter.restart)
 
 
 def train(cfg: PipelineConfig, sft_set: Manifest, work_dir: Path) -> Manifest | None:
@@ -220,7 +86,7 @@ def train(cfg: PipelineConfig, sft_set: Manifest, work_dir: Path) -> Manifest | 
 
     store, dist = ArtifactStore.from_config(cfg.storage), Dist.from_env()
     fp = sft_fingerprint(cfg, sft_set.fingerprint)
-    if (done := store.manifest(STAGE, fp)) is not None:
+    if (done := store.manifest(Stage.sft, fp)) is not None:
         return done
     started = time.perf_counter()
     model_dir = resolve_model(cfg.models, cfg.sft.base_model, cfg.storage.s3)
@@ -232,33 +98,30 @@ def train(cfg: PipelineConfig, sft_set: Manifest, work_dir: Path) -> Manifest | 
         tokenize_with_labels(tokenizer, [m.model_dump() for m in r.messages], cfg.sft.max_length)
         for r in records
     ]
-    output_dir = work_dir / fp
     # Before the model: ZeRO-3 init needs it. Length-grouped batches when not packing.
     args = trainer_arguments(
         cfg.sft,
         cfg.compute.device,
-        output_dir,
+        work_dir / fp,
         dist,
         train_sampling_strategy="random" if cfg.sft.packing else "group_by_length",
         length_column_name="length",
     )
     model = load_model(model_dir, cfg.sft.precision, cfg.compute.device)
     meter = TokenMeter()
-    progress = progress_callback(meter, dist.world_size)
+    progress = sft_progress(meter, dist.world_size)
     trainer = Trainer(
         model=model,
         args=args,
         train_dataset=build_dataset(examples, cfg.sft.packing, cfg.sft.max_length),
         data_collator=make_collator(cfg.sft.packing, tokenizer.pad_token_id, meter),
         processing_class=tokenizer,
-        callbacks=[progress, store_callback(store, STAGE, fp, dist)],
+        callbacks=[progress, store_callback(store, Stage.sft, fp, dist)],
     )
-    result = trainer.train(resume_from_checkpoint=resume_point(store, STAGE, fp, output_dir, dist))
     final_dir = work_dir / f"{fp}-final"
-    trainer.save_model(str(final_dir))  # every rank: ZeRO-3 gathers the weights
-    if dist.rank != 0:
+    result = train_and_save(trainer, store, Stage.sft, fp, dist, final_dir)
+    if result is None:
         return None
-    tokenizer.save_pretrained(str(final_dir))
     return commit_outputs(
         store,
         cfg,
@@ -281,28 +144,16 @@ def train(cfg: PipelineConfig, sft_set: Manifest, work_dir: Path) -> Manifest | 
     )
 
 
-def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(prog="python -m bolt.train.sft", description=__doc__)
-    parser.add_argument("--config", required=True, help="Pipeline config (YAML).")
-    parser.add_argument(
-        "--set", action="append", default=[], help="Dotted override, e.g. sft.max_steps=4."
-    )
-    parser.add_argument("--sft-set", required=True, help="Fingerprint of the filter stage output.")
-    parser.add_argument(
-        "--work-dir",
-        default=os.environ.get("BOLT_TRAIN_DIR", "./train-work"),
-        help="Local scratch for checkpoints and the final model (env BOLT_TRAIN_DIR).",
-    )
-    return parser.parse_args(argv)
+def _train(
+    cfg: PipelineConfig, store: ArtifactStore, args: argparse.Namespace, work_dir: Path
+) -> Manifest | None:
+    return train(cfg, store.require(Stage.filter, args.sft_set), work_dir)
 
 
 def main(argv: list[str] | None = None) -> None:
-    args = parse_args(argv)
-    cfg = load_config(args.config, args.set)
-    store = ArtifactStore.from_config(cfg.storage)
-    manifest = train(cfg, store.require("filter", args.sft_set), Path(args.work_dir))
-    if manifest is not None:
-        print(f"sft: committed {store.uri(STAGE, manifest.fingerprint)}", flush=True)
+    parser = job_parser("python -m bolt.train.sft", __doc__)
+    parser.add_argument("--sft-set", required=True, help="Fingerprint of the filter stage output.")
+    run_entrypoint(parser, _train, "sft", argv)
 
 
 if __name__ == "__main__":

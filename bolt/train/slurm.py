@@ -6,7 +6,6 @@ names), submitted with ``sbatch --parsable``, followed with ``squeue`` while it 
 
 from __future__ import annotations
 
-import json
 import shlex
 import subprocess
 import time
@@ -17,15 +16,14 @@ from jinja2 import Environment, FileSystemLoader, StrictUndefined
 
 from bolt.config import PipelineConfig
 from bolt.train.deepspeed import INFRA
-from bolt.train.kubernetes import shell_line
-from bolt.train.launch import (
+from bolt.train.job import (
     MASTER_PORT,
     LaunchError,
     LogSink,
     TrainJob,
-    config_yaml,
-    deepspeed_json,
     node_command,
+    shell_line,
+    write_job_files,
 )
 
 TEMPLATE = "train.sbatch.j2"
@@ -46,8 +44,14 @@ def time_limit(hours: float) -> str:
     return f"{minutes // 1440}-{minutes % 1440 // 60:02d}:{minutes % 60:02d}:00"
 
 
-def render_sbatch(cfg: PipelineConfig, job: TrainJob, job_dir: Path) -> str:
-    c = cfg.compute
+def job_dir_on_cluster(cfg: PipelineConfig, job: TrainJob) -> Path:
+    """The job's folder on the cluster's shared filesystem (script, config, log)."""
+    return Path(cfg.compute.workdir) / ".bolt-jobs" / job.name
+
+
+def render(cfg: PipelineConfig, job: TrainJob) -> str:
+    """The batch script, naming its files in the job's folder on the cluster."""
+    c, job_dir = cfg.compute, job_dir_on_cluster(cfg, job)
     command = node_command(
         cfg,
         job,
@@ -108,12 +112,12 @@ def _new_lines(log: Path, offset: int) -> tuple[list[str], int]:
     return (complete.split("\n") if complete else []), offset + len(text) - len(rest)
 
 
-def run_slurm(cfg: PipelineConfig, job: TrainJob, job_dir: Path, on_line: LogSink) -> None:
-    job_dir.mkdir(parents=True, exist_ok=True)
-    (job_dir / "config.yaml").write_text(config_yaml(cfg))
-    (job_dir / "deepspeed.json").write_text(json.dumps(deepspeed_json(cfg, job), indent=2))
+def run(cfg: PipelineConfig, job: TrainJob, scratch: Path, on_line: LogSink) -> None:
+    """Submit, follow and judge the job; its files live on the cluster, not in ``scratch``."""
+    job_dir = job_dir_on_cluster(cfg, job)
+    write_job_files(cfg, job, job_dir)
     script = job_dir / "train.sbatch"
-    script.write_text(render_sbatch(cfg, job, job_dir))
+    script.write_text(render(cfg, job))
     log = job_dir / "train.log"
     log.unlink(missing_ok=True)  # a relaunch's log starts empty
     job_id = _run(["sbatch", "--parsable", str(script)]).split(";")[0]

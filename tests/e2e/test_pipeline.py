@@ -34,7 +34,7 @@ def _bolt_run(root: str, api_url: str) -> subprocess.CompletedProcess:
         args=[
             sys.executable,
             "-m",
-            "bolt.cli",
+            "bolt_cli",
             "run",
             str(TINY_CONFIG),
             "--until",

@@ -21,7 +21,7 @@ import boto3
 import pytest
 from prefect.exceptions import ObjectNotFound
 
-from bolt.rewards.random_model import save_random_reward_model
+from tests.random_reward_model import save_random_reward_model
 from tests.conftest import REPO, TINY_CONFIG
 from tests.reliability.teacher_server import TeacherServer
 
@@ -39,8 +39,8 @@ def _overrides(name: str, root: str, endpoint: str, teacher_url: str, rm_dir) ->
         "data.difficulty_filter=false",  # topics come from the source: no labeller needed
         "data.max_queries=4",
         "data.topic_cap=2",
-        "bootstrap.engine.kind=openai",
-        f"bootstrap.engine.base_url={teacher_url}",
+        "engine.kind=openai",
+        f"engine.base_url={teacher_url}",
         "bootstrap.sampling.n=2",
         "bootstrap.shard_size=2",
         f"models.catalog.rm.path={rm_dir}",

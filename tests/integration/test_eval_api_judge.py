@@ -10,8 +10,9 @@ from bolt.config import EngineConfig, EngineKind
 from bolt.engines.openai_engine import OpenAIEngine, RetryPolicy
 from bolt.evals import Benchmark, mt_bench
 from bolt.evals.judges import JUDGE_CALL_FAILED, ApiJudge, JudgeUsage, ReplyCache, judge_sampling
-from bolt.evals.judging import JudgingContext, grade
+from bolt.evals.judging import grade
 from bolt.evals.report import summarize
+from bolt.evals.spec import JudgingContext
 from bolt.records import EvalAnswer
 from tests.conftest import free_port
 

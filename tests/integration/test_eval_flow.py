@@ -16,8 +16,8 @@ def test_eval_flow_reports_a_table_artifact(tiny_config, prefect_api, smollm2_pa
     import torch
     from prefect.client.orchestration import get_client
 
+    from bolt.resources import POOL
     from flows.evaluation import eval_flow
-    from tasks.engine_pool import close_all
 
     torch.set_num_threads(1)
     cfg = tiny_config.model_copy(
@@ -40,7 +40,7 @@ def test_eval_flow_reports_a_table_artifact(tiny_config, prefect_api, smollm2_pa
         assert {f.path for f in manifest.files} >= {"report.md", "report.csv", "headline.png"}
         assert eval_flow(cfg, "smollm2-135m-instruct") == manifest
     finally:
-        close_all()
+        POOL.release()
 
     async def artifact():
         async with get_client() as client:

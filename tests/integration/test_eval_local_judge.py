@@ -11,15 +11,15 @@ import pytest
 
 from bolt.evals import Benchmark
 from bolt.evals.judges import LocalChecklistJudge, make_judge
-from bolt.evals.report import trajectory
 from bolt.evals.stage import (
-    EVAL_STAGE,
     EvalModel,
     load_benchmarks,
     run_answers,
     run_eval,
     summaries_of,
 )
+from bolt.evals.trajectory import draw_trajectory
+from bolt.stages import Stage
 from bolt.store import ArtifactStore
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
@@ -76,18 +76,18 @@ def test_local_judge_grades_ten_mt_bench_questions(tiny_config, hf_engine, smoll
     assert 1.0 <= summary.metrics["mt_bench"] <= 10.0
     assert manifest.stats["judge_usage"]["judge_prompt_tokens"] > 0
 
-    report = store.backend.get_bytes(f"{EVAL_STAGE}/{manifest.fingerprint}/report.md").decode()
+    report = store.backend.get_bytes(f"{Stage.eval}/{manifest.fingerprint}/report.md").decode()
     assert "| mt_bench | mt_bench |" in report
     rows = list(
         csv.DictReader(
             io.StringIO(
-                store.backend.get_bytes(f"{EVAL_STAGE}/{manifest.fingerprint}/report.csv").decode()
+                store.backend.get_bytes(f"{Stage.eval}/{manifest.fingerprint}/report.csv").decode()
             )
         )
     )
     assert rows[0]["benchmark"] == "mt_bench" and float(rows[0]["smollm2-135m-instruct"]) >= 1
-    png = store.backend.get_bytes(f"{EVAL_STAGE}/{manifest.fingerprint}/headline.png")
+    png = store.backend.get_bytes(f"{Stage.eval}/{manifest.fingerprint}/headline.png")
     assert png.startswith(b"\x89PNG")
 
     points = [("SFT", {"mt_bench": summary.metrics["mt_bench"]}), ("DPO-1", {"mt_bench": 5.0})]
-    assert trajectory(tmp_path / "trajectory.png", points).read_bytes().startswith(b"\x89PNG")
+    assert draw_trajectory(tmp_path / "trajectory.png", points).read_bytes().startswith(b"\x89PNG")

@@ -5,12 +5,13 @@ from __future__ import annotations
 import pytest
 
 from bolt.config_loader import load_config
-from bolt.filtering.format_filter import RepetitionRule
-from bolt.filtering.stage import SCORE_STAGE, run_filter, run_score, score_fingerprint, score_rows
+from bolt.filtering.stage import run_filter, run_score, score_fingerprint, score_rows
+from bolt.format_rules import RepetitionRule
 from bolt.longcot import render_longcot
 from bolt.records import Generation, Query, Reject, ScoredGeneration, SftExample
+from bolt.rewards.live import rewards_for
+from bolt.stages import Stage
 from bolt.store import ArtifactStore, Manifest
-from tasks.reward_pool import rewards_for
 from tests.conftest import TINY_CONFIG
 
 pytestmark = pytest.mark.integration
@@ -86,7 +87,9 @@ def _setup(tmp_path):
 
 def test_score_then_filter(tmp_path):
     cfg, store, data, boot = _setup(tmp_path)
-    scored = run_score(cfg, store, boot, data, lambda: rewards_for(cfg, cfg.filter.rewards))
+    scored = run_score(
+        cfg, store, boot, data, lambda: rewards_for(cfg, cfg.filter.rewards, Stage.score)
+    )
     rows = store.read_records(scored, ScoredGeneration)
     by_key = {(r.generation.query_id, r.generation.sample_index): r for r in rows}
     assert (
@@ -127,13 +130,13 @@ def test_scoring_resumes_by_shard(tmp_path):
 
     def rewards():
         calls.append(1)
-        return rewards_for(cfg, cfg.filter.rewards)
+        return rewards_for(cfg, cfg.filter.rewards, Stage.score)
 
     fp = score_fingerprint(cfg, boot.fingerprint)
     first = list(store.read_shard("bootstrap", "b0", boot.shards[0], Generation))
     queries = {q.id: q for q in store.read_records(data, Query)}
     rows = score_rows(first, queries, rewards(), max_new_tokens=256, repetition=RepetitionRule())
-    store.write_shard(SCORE_STAGE, fp, 0, rows)  # shard 0 finished before a "crash"
+    store.write_shard(Stage.score, fp, 0, rows)  # shard 0 finished before a "crash"
     calls.clear()
     scored = run_score(cfg, store, boot, data, rewards)
     assert len(calls) == 1  # only shard 1 was scored

@@ -24,7 +24,7 @@ def test_prepare_offline_and_generate(tmp_path, tiny_config):
     }
     proc = subprocess.run(
         check=False,
-        args=[sys.executable, "-m", "bolt.cli", "models", "prepare", "smollm2-135m-instruct"],
+        args=[sys.executable, "-m", "bolt_cli", "models", "prepare", "smollm2-135m-instruct"],
         env=env,
         capture_output=True,
         text=True,

@@ -26,11 +26,12 @@ from bolt.engines import make_engine
 from bolt.models import cache_root
 from bolt.online import stage
 from bolt.rewards.base import make_reward
-from bolt.store import ArtifactStore, Manifest
+from bolt.stages import Stage
+from bolt.store import ArtifactStore, Manifest, local_model_dir
 from bolt.train.checkpoints import completed_steps
-from bolt.train.dpo import MODEL_DIR
-from bolt.train.dpo import STAGE as POLICY
+from bolt.train.fingerprints import MODEL_DIR, policy_fingerprint
 from bolt.train.progress import parse_progress
+from bolt.train.reference import run_reference
 from tests.conftest import REPO, CountingEngine, free_port
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
@@ -111,21 +112,19 @@ class Loop:
             cfg, store, samples, prompts, lambda: _rewards(cfg, self.first_engine)
         )
         pairs = stage.run_pairs(cfg, store, scores, prompts, iteration)
-        reference = stage.run_reference(cfg, store, pairs, self.sft_id, self.sft_dir)
-        fp = stage.policy_fingerprint(
-            cfg, pairs.fingerprint, reference.fingerprint, policy_id, iteration
-        )
+        reference = run_reference(cfg, store, pairs, self.sft_id, self.sft_dir)
+        fp = policy_fingerprint(cfg, pairs.fingerprint, reference.fingerprint, policy_id, iteration)
         return pairs, reference, fp
 
     def train(self, iteration, policy_dir, pairs, reference, fp) -> Manifest:
         process = _launch(self.cfg, self.tmp, iteration, policy_dir, pairs, reference, fp)
         log = self.tmp / f"dpo-{iteration}.log"
         assert process.wait(timeout=600) == 0, log.read_text()[-4000:]
-        return self.store.require(POLICY, fp)
+        return self.store.require(Stage.online_policy, fp)
 
 
 def _policy_dir(store: ArtifactStore, policy: Manifest, tmp: Path) -> str:
-    return stage.local_model_dir(store, policy, MODEL_DIR, tmp / "models")
+    return local_model_dir(store, policy, MODEL_DIR, tmp / "models")
 
 
 def test_two_iterations_then_kill_and_resume(tiny_config, smollm2_path, vllm_engine, tmp_path):
@@ -145,7 +144,7 @@ def test_two_iterations_then_kill_and_resume(tiny_config, smollm2_path, vllm_eng
     # Iteration 2 samples from the iteration-1 policy (transformers: one vLLM engine per
     # test session), and is killed once its first checkpoint is in the store.
     policy1_id, policy1_dir = (
-        f"{POLICY}/{policy1.fingerprint}",
+        f"{Stage.online_policy}/{policy1.fingerprint}",
         _policy_dir(loop.store, policy1, tmp_path),
     )
     hf = make_engine(EngineConfig(kind=EngineKind.transformers), policy1_dir, seed=0, device="cpu")
@@ -156,13 +155,13 @@ def test_two_iterations_then_kill_and_resume(tiny_config, smollm2_path, vllm_eng
     assert pairs2.counts["pairs"] >= 1, pairs2.counts
     process = _launch(cfg, tmp_path, 2, policy1_dir, pairs2, reference2, fp2)
     deadline = time.monotonic() + 600
-    while not completed_steps(loop.store, POLICY, fp2):
+    while not completed_steps(loop.store, Stage.online_policy, fp2):
         assert process.poll() is None, (tmp_path / "dpo-2.log").read_text()[-4000:]
         assert time.monotonic() < deadline, "no checkpoint in time"
         time.sleep(1)
     os.killpg(process.pid, signal.SIGKILL)
     process.wait()
-    assert loop.store.manifest(POLICY, fp2) is None
+    assert loop.store.manifest(Stage.online_policy, fp2) is None
 
     # The rerun: iteration 1 comes whole from the store (no request reaches the engine),
     # iteration 2's data too, and its training resumes from the stored checkpoint.

@@ -13,7 +13,7 @@ import pytest
 from bolt.config import ModelEntry, ModelsConfig
 from bolt.longcot import render_longcot
 from bolt.rewards import RewardError, RewardItem
-from bolt.rewards.random_model import save_random_reward_model
+from tests.random_reward_model import save_random_reward_model
 from bolt.rewards.sequence_classifier import SequenceClassifierReward
 
 pytestmark = pytest.mark.integration

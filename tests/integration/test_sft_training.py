@@ -21,9 +21,9 @@ import yaml
 
 from bolt.config import PipelineConfig, ZeroStage
 from bolt.records import Message, SftExample
+from bolt.stages import Stage
 from bolt.store import ArtifactStore, Manifest
-from bolt.train.outputs import STAGE
-from bolt.train.sft import sft_fingerprint
+from bolt.train.fingerprints import sft_fingerprint
 from tests.conftest import REPO, free_port
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
@@ -108,7 +108,7 @@ def _train(cfg: PipelineConfig, tmp: Path, nproc: int = 1, timeout: float = 600)
     process = _launch(cfg, tmp, nproc)
     assert process.wait(timeout=timeout) == 0, (tmp / "train.log").read_text()[-4000:]
     store = ArtifactStore.from_config(cfg.storage)
-    return store.require(STAGE, sft_fingerprint(cfg, SFT_SET_FP))
+    return store.require(Stage.sft, sft_fingerprint(cfg, SFT_SET_FP))
 
 
 def _generate(store: ArtifactStore, manifest: Manifest, dest: Path) -> str:
@@ -164,7 +164,7 @@ def test_zero2_trains_through_the_flow_into_s3_and_the_model_generates(
     files = {f.path for f in manifest.files}
     assert {"model/model.safetensors", "model/README.md", "loss.png", "metrics.json"} <= files
     store = ArtifactStore.from_config(cfg.storage)
-    assert store.uri(STAGE, manifest.fingerprint).startswith(f"s3://{s3_bucket}/")
+    assert store.uri(Stage.sft, manifest.fingerprint).startswith(f"s3://{s3_bucket}/")
     assert _generate(store, manifest, tmp_path / "model").strip()
 
 

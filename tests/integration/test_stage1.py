@@ -13,13 +13,13 @@ from collections import Counter
 
 import pytest
 
-from bolt.bootstrap.stage import run_bootstrap
 from bolt.config import QuerySource
 from bolt.config_loader import load_config
 from bolt.curation.stage import run_curation
 from bolt.records import Generation, Query, Reject
-from bolt.store import ArtifactStore, Manifest
+from bolt.store import ArtifactStore
 from tests.conftest import REPO, TINY_CONFIG, CountingEngine
+from tests.stage_runs import bootstrap_in_process, committed_queries
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -43,7 +43,7 @@ def _config(root: str, *extra: str):
 def _run_stage1(cfg, engine):
     store = ArtifactStore.from_config(cfg.storage)
     data = run_curation(cfg, store, lambda: engine, context_length=8192)
-    boot = run_bootstrap(cfg, store, data, lambda: engine, context_length=8192)
+    boot = bootstrap_in_process(cfg, store, data, lambda: engine, context_length=8192)
     return store, data, boot
 
 
@@ -148,31 +148,24 @@ def test_sigkill_mid_bootstrap_then_rerun_resumes(tmp_path, vllm_engine):
     # queries, 4 shards of 2, so a kill lands between finished and unfinished shards.
     rows = [json.loads(line) for line in (REPO / "data/queries/demo.jsonl").open()][:8]
     queries = [Query(id=r["id"], text=r["text"], source="demo", topic=r["topic"]) for r in rows]
-    data = store.commit(
-        Manifest(
-            stage="data",
-            fingerprint="demo-8",
-            code_version="test",
-            config={},
-            shards=[store.write_shard("data", "demo-8", 0, queries)],
-        )
-    )
+    data = committed_queries(store, "demo-8", queries)
     n_queries = data.records
 
     script = textwrap.dedent(
         f"""
-        from bolt.bootstrap.stage import run_bootstrap
         from bolt.config_loader import load_config
         from bolt.engines import make_engine
+        from bolt.stages import Stage
         from bolt.store import ArtifactStore
+        from tests.stage_runs import bootstrap_in_process
         if __name__ == "__main__":
             cfg = load_config({str(TINY_CONFIG)!r}, {overrides!r})
             store = ArtifactStore.from_config(cfg.storage)
             # transformers in the child: the session holds the one vLLM engine, and a
             # second would cost minutes to start just to be killed.
-            engine_cfg = cfg.bootstrap.engine.model_copy(update={{"kind": "transformers"}})
+            engine_cfg = cfg.engine_settings(Stage.bootstrap).model_copy(update={{"kind": "transformers"}})
             engine = make_engine(engine_cfg, {str(vllm_engine.model_path)!r}, seed=0, device="cpu")
-            run_bootstrap(cfg, store, store.require("data", {data.fingerprint!r}), lambda: engine, context_length=8192)
+            bootstrap_in_process(cfg, store, store.require("data", {data.fingerprint!r}), lambda: engine, context_length=8192)
         """
     )
     proc = subprocess.Popen(
@@ -196,7 +189,7 @@ def test_sigkill_mid_bootstrap_then_rerun_resumes(tmp_path, vllm_engine):
     assert not list(boot_dir.glob("*/manifest.json"))
 
     engine = CountingEngine(vllm_engine)
-    boot = run_bootstrap(cfg, store, data, lambda: engine, context_length=8192)
+    boot = bootstrap_in_process(cfg, store, data, lambda: engine, context_length=8192)
     assert engine.requests == n_queries - 2 * finished  # finished shards were not regenerated
     keys = [(g.query_id, g.sample_index) for g in store.read_records(boot, Generation)]
     queries = [q.id for q in store.read_records(data, Query)]

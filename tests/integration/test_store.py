@@ -11,15 +11,8 @@ import pytest
 
 from bolt.config import S3Options, StorageConfig
 from bolt.records import Query
-from bolt.store import (
-    ArtifactStore,
-    IntegrityError,
-    Manifest,
-    NotCommitted,
-    StoreError,
-    UnsafeKey,
-    sanitize_key,
-)
+from bolt.store import ArtifactStore, IntegrityError, Manifest, NotCommitted, StoreError
+from bolt.store_backends import UnsafeKey, sanitize_key
 
 pytestmark = pytest.mark.integration
 

@@ -8,16 +8,17 @@ import json
 
 import pytest
 
-from bolt.bootstrap.stage import run_bootstrap
 from bolt.config import QuerySource
 from bolt.config_loader import ConfigError, load_config
 from bolt.curation.sources import read_source, row_to_query
 from bolt.engines.openai_engine import OpenAIEngine
 from bolt.models import ModelError, resolve_model
 from bolt.records import Query, Reject
-from bolt.store import ArtifactStore, Manifest
+from bolt.stages import Stage
+from bolt.store import ArtifactStore
 from tests.conftest import TINY_CONFIG
 from tests.reliability.teacher_server import TeacherServer
+from tests.stage_runs import bootstrap_in_process, committed_queries
 
 pytestmark = [pytest.mark.slow]
 
@@ -66,8 +67,8 @@ def test_giant_prompt_is_rejected_by_bootstrap_with_the_numbers(tmp_path, fault_
             TINY_CONFIG,
             [
                 f"storage.root=file://{tmp_path}",
-                "bootstrap.engine.kind=openai",
-                f"bootstrap.engine.base_url={teacher.base_url}",
+                "engine.kind=openai",
+                f"engine.base_url={teacher.base_url}",
                 "bootstrap.sampling.n=1",
             ],
         )
@@ -76,17 +77,9 @@ def test_giant_prompt_is_rejected_by_bootstrap_with_the_numbers(tmp_path, fault_
             Query(id="small", text="What is 2 + 2?", source="s"),
             Query(id="giant", text="word " * GIANT_CHARS, source="s"),
         ]
-        data = store.commit(
-            Manifest(
-                stage="data",
-                fingerprint="giant",
-                code_version="test",
-                config={},
-                shards=[store.write_shard("data", "giant", 0, queries)],
-            )
-        )
-        engine = OpenAIEngine(cfg.bootstrap.engine, "teacher")
-        boot = run_bootstrap(cfg, store, data, lambda: engine, context_length=8192)
+        data = committed_queries(store, "giant", queries)
+        engine = OpenAIEngine(cfg.engine_settings(Stage.bootstrap), "teacher")
+        boot = bootstrap_in_process(cfg, store, data, lambda: engine, context_length=8192)
     rejects = list(store.read_file_records(boot, boot.files[0].path, Reject))
     assert [(r.reason, r.source) for r in rejects] == [("too_long_for_context", "giant")]
     assert "> 8192" in rejects[0].detail

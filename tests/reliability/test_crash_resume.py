@@ -19,15 +19,16 @@ from pathlib import Path
 
 import pytest
 
-from bolt.bootstrap.stage import run_bootstrap
 from bolt.config_loader import load_config
 from bolt.engines.openai_engine import OpenAIEngine, RetryPolicy
 from bolt.filtering.stage import run_score
 from bolt.records import Generation, Query, ScoredGeneration
 from bolt.rewards.format_reward import FormatReward
+from bolt.stages import Stage
 from bolt.store import ArtifactStore, Manifest
 from tests.conftest import REPO, TINY_CONFIG
 from tests.reliability.teacher_server import TeacherServer
+from tests.stage_runs import bootstrap_in_process, committed_queries
 
 pytestmark = [pytest.mark.slow, pytest.mark.integration]
 
@@ -41,9 +42,9 @@ FAST_RETRIES = RetryPolicy(max_retries=4, base_s=0.01, cap_s=0.05)
 def _overrides(root: Path, base_url: str) -> list[str]:
     return [
         f"storage.root=file://{root}",
-        "bootstrap.engine.kind=openai",
-        f"bootstrap.engine.base_url={base_url}",
-        "bootstrap.engine.concurrency=2",
+        "engine.kind=openai",
+        f"engine.base_url={base_url}",
+        "engine.concurrency=2",
         f"bootstrap.shard_size={SHARD_SIZE}",
         "bootstrap.sampling.n=2",
         "filter.rewards=[{kind: format, name: format}]",
@@ -55,16 +56,7 @@ def _seed_data(store: ArtifactStore) -> Manifest:
         Query(id=f"q{i:03d}", text=f"How would you plan experiment {i}?", source="demo")
         for i in range(QUERIES)
     ]
-    shard = store.write_shard("data", "reliability-data", 0, queries)
-    return store.commit(
-        Manifest(
-            stage="data",
-            fingerprint="reliability-data",
-            code_version="test",
-            config={},
-            shards=[shard],
-        )
-    )
+    return committed_queries(store, "reliability-data", queries)
 
 
 def _format_rewards():
@@ -81,10 +73,11 @@ data = store.require("data", "reliability-data")
 """
 
 BOOTSTRAP_CHILD = """
-from bolt.bootstrap.stage import run_bootstrap
 from bolt.engines import make_engine
-engine = make_engine(cfg.bootstrap.engine, "teacher", seed=0)
-run_bootstrap(cfg, store, data, lambda: engine)
+from bolt.stages import Stage
+from tests.stage_runs import bootstrap_in_process
+engine = make_engine(cfg.engine_settings(Stage.bootstrap), "teacher", seed=0)
+bootstrap_in_process(cfg, store, data, lambda: engine)
 """
 
 SCORE_CHILD = """
@@ -146,8 +139,10 @@ def test_bootstrap_and_scoring_survive_sigkill(tmp_path, fault_ledger):
         ref_cfg = load_config(TINY_CONFIG, _overrides(tmp_path / "reference", teacher.base_url))
         ref_store = ArtifactStore.from_config(ref_cfg.storage)
         ref_data = _seed_data(ref_store)
-        engine = OpenAIEngine(ref_cfg.bootstrap.engine, "teacher", policy=FAST_RETRIES)
-        ref_boot = run_bootstrap(ref_cfg, ref_store, ref_data, lambda: engine)
+        engine = OpenAIEngine(
+            ref_cfg.engine_settings(Stage.bootstrap), "teacher", policy=FAST_RETRIES
+        )
+        ref_boot = bootstrap_in_process(ref_cfg, ref_store, ref_data, lambda: engine)
         ref_score = run_score(ref_cfg, ref_store, ref_boot, ref_data, _format_rewards)
 
         # The same stages, killed five times each, then completed.
@@ -159,7 +154,7 @@ def test_bootstrap_and_scoring_survive_sigkill(tmp_path, fault_ledger):
         boot_kills, boot_seen = _kill_repeatedly(
             _child(BOOTSTRAP_CHILD, overrides), root / "bootstrap", rng, max_delay_s=0.3
         )
-        boot = run_bootstrap(cfg, store, data, lambda: engine)
+        boot = bootstrap_in_process(cfg, store, data, lambda: engine)
         score_kills, score_seen = _kill_repeatedly(
             _child(SCORE_CHILD, overrides), root / "score", rng, max_delay_s=0.15
         )

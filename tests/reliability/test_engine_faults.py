@@ -15,16 +15,18 @@ import time
 
 import pytest
 
-from bolt.bootstrap.stage import run_bootstrap
 from bolt.config_loader import load_config
 from bolt.engines.base import EngineDead, EngineError
+from bolt.engines.live import engine_for
 from bolt.engines.openai_engine import OpenAIEngine, RetryPolicy
 from bolt.records import Generation, Query
+from bolt.resources import POOL
+from bolt.stages import Stage
 from bolt.store import ArtifactStore, Manifest, NotCommitted
-from tasks import engine_pool
 from tests.conftest import TINY_CONFIG
 from tests.reliability.teacher_server import TeacherServer
 from tests.reliability.test_crash_resume import _seed_data, _shard_digests
+from tests.stage_runs import bootstrap_in_process
 
 pytestmark = [pytest.mark.slow, pytest.mark.integration]
 
@@ -38,18 +40,18 @@ def _run(root, teacher: TeacherServer):
         TINY_CONFIG,
         [
             f"storage.root=file://{root}",
-            "bootstrap.engine.kind=openai",
-            f"bootstrap.engine.base_url={teacher.base_url}",
-            "bootstrap.engine.concurrency=1",
-            "bootstrap.engine.timeout_s=0.5",
+            "engine.kind=openai",
+            f"engine.base_url={teacher.base_url}",
+            "engine.concurrency=1",
+            "engine.timeout_s=0.5",
             "bootstrap.shard_size=2",
             "bootstrap.sampling.n=2",
         ],
     )
     store = ArtifactStore.from_config(cfg.storage)
     data = store.manifest("data", "reliability-data") or _seed_data(store)
-    engine = OpenAIEngine(cfg.bootstrap.engine, "teacher", policy=FAST_RETRIES)
-    return store, lambda: run_bootstrap(cfg, store, data, lambda: engine)
+    engine = OpenAIEngine(cfg.engine_settings(Stage.bootstrap), "teacher", policy=FAST_RETRIES)
+    return store, lambda: bootstrap_in_process(cfg, store, data, lambda: engine)
 
 
 def test_engine_retries_faults_and_reruns_cleanly(tmp_path, fault_ledger):
@@ -106,7 +108,7 @@ def test_a_dying_vllm_engine_fails_the_shard_and_the_retry_gets_a_new_engine(
             "bootstrap.sampling.n=1",
             "bootstrap.sampling.max_new_tokens=24",
             "bootstrap.guided_decoding=false",
-            "bootstrap.engine.cpu_kvcache_gb=1",
+            "engine.cpu_kvcache_gb=1",
         ],
     )
     store = ArtifactStore.from_config(cfg.storage)
@@ -125,7 +127,7 @@ def test_a_dying_vllm_engine_fails_the_shard_and_the_retry_gets_a_new_engine(
     boot = cfg.bootstrap
 
     def pooled():  # what the bootstrap-shard task calls on every attempt
-        return engine_pool.engine_for(cfg, boot.teacher_model, boot.engine)
+        return engine_for(cfg, boot.teacher_model, cfg.engine_settings(Stage.bootstrap))
 
     try:
         first = pooled()
@@ -133,7 +135,7 @@ def test_a_dying_vllm_engine_fails_the_shard_and_the_retry_gets_a_new_engine(
         killer = _kill_engine_core_when(first, lambda: len(receipts()) >= 1)
         started = time.perf_counter()
         with pytest.raises(EngineDead, match="engine core .* died"):
-            run_bootstrap(cfg, store, data, pooled, context_length=8192)
+            bootstrap_in_process(cfg, store, data, pooled, context_length=8192)
         killer.join(timeout=5)
         assert first.dead
         finished = len(receipts())
@@ -142,12 +144,12 @@ def test_a_dying_vllm_engine_fails_the_shard_and_the_retry_gets_a_new_engine(
 
         second = pooled()
         assert second is not first and not second.dead
-        manifest = run_bootstrap(cfg, store, data, pooled, context_length=8192)
+        manifest = bootstrap_in_process(cfg, store, data, pooled, context_length=8192)
         assert second.stats.requests == len(queries) - finished  # finished shards kept
         assert manifest.counts["rejected"] == 0
         keys = [(g.query_id, g.sample_index) for g in store.read_records(manifest, Generation)]
         assert sorted(keys) == [(q.id, 0) for q in queries]
         print(f"engine death -> EngineDead -> new engine, {time.perf_counter() - started:.0f} s")
     finally:
-        engine_pool.close_all()
+        POOL.release()
     fault_ledger.record("vllm_engine_killed", injected=1, recovered=1)

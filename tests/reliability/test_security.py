@@ -12,17 +12,18 @@ import boto3
 import pytest
 from typer.testing import CliRunner
 
-from bolt.bootstrap.stage import run_bootstrap
-from bolt.cli import app
 from bolt.config import ModelEntry, ModelsConfig
 from bolt.config_loader import ConfigError, load_config
 from bolt.engines import make_engine
 from bolt.rewards.base import RewardError
 from bolt.rewards.loading import checked_model_path
-from bolt.store import ArtifactStore, UnsafeKey
+from bolt.store import ArtifactStore
+from bolt.store_backends import UnsafeKey
+from bolt_cli.main import app
 from tests.conftest import TINY_CONFIG
 from tests.reliability.teacher_server import TeacherServer
 from tests.reliability.test_crash_resume import _seed_data
+from tests.stage_runs import bootstrap_in_process
 
 pytestmark = [pytest.mark.slow, pytest.mark.integration]
 
@@ -48,7 +49,7 @@ def test_planted_secrets_stay_out_of_everything_written(
     overrides = [
         f"storage.root=s3://{s3_bucket}/run",
         f"storage.s3.endpoint_url={s3_endpoint}",
-        "bootstrap.engine.kind=openai",
+        "engine.kind=openai",
         "bootstrap.sampling.n=1",
         "eval.judge.kind=api",
         "eval.judge.engine.kind=openai",
@@ -56,11 +57,11 @@ def test_planted_secrets_stay_out_of_everything_written(
     ]
     with TeacherServer() as teacher:
         cfg = load_config(
-            TINY_CONFIG, [*overrides, f"bootstrap.engine.base_url={teacher.base_url}"]
+            TINY_CONFIG, [*overrides, f"engine.base_url={teacher.base_url}"]
         )
         store = ArtifactStore.from_config(cfg.storage)
-        engine = make_engine(cfg.bootstrap.engine, "teacher", seed=0)
-        boot = run_bootstrap(cfg, store, _seed_data(store), lambda: engine)
+        engine = make_engine(cfg.engine, "teacher", seed=0)
+        boot = bootstrap_in_process(cfg, store, _seed_data(store), lambda: engine)
     dump = CliRunner().invoke(app, ["config", "show", str(TINY_CONFIG), *overrides])
     assert dump.exit_code == 0, dump.output
     assert "BOLT_JUDGE_API_KEY" in dump.output  # the variable's name, never its value

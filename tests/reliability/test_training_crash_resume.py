@@ -29,14 +29,13 @@ import pytest
 import yaml
 
 from bolt.config import ModelEntry, PipelineConfig, Precision, ZeroStage
-from bolt.online import stage as online
 from bolt.records import Message, PreferencePair, SftExample
+from bolt.stages import Stage
 from bolt.store import ArtifactStore, Manifest
 from bolt.train.checkpoints import completed_steps
-from bolt.train.dpo import STAGE as POLICY
-from bolt.train.outputs import STAGE as SFT
+from bolt.train.fingerprints import policy_fingerprint, sft_fingerprint
 from bolt.train.progress import parse_progress
-from bolt.train.sft import sft_fingerprint
+from bolt.train.reference import run_reference
 from tests.conftest import REPO, free_port
 
 pytestmark = [pytest.mark.slow, pytest.mark.integration]
@@ -208,11 +207,11 @@ def test_sft_survives_five_seeded_kills(tiny_config, tiny_llama, tmp_path, fault
 
     store, fp, job = runs["reference"]
     assert job.run(tmp_path / "reference" / "node") == list(range(1, STEPS + 1))
-    reference = (store, store.require(SFT, fp))
+    reference = (store, store.require(Stage.sft, fp))
 
     store, fp, job = runs["crashed"]
-    work = _kill_repeatedly(job, store, SFT, fp, rng)
-    _check_resumed_run(job, store, SFT, fp, work, reference, tmp_path)
+    work = _kill_repeatedly(job, store, Stage.sft, fp, rng)
+    _check_resumed_run(job, store, Stage.sft, fp, work, reference, tmp_path)
     fault_ledger.record("sigkill_sft", injected=KILLS, recovered=KILLS, lost=0)
 
 
@@ -222,26 +221,30 @@ def test_dpo_survives_five_seeded_kills(tiny_config, tiny_llama, tmp_path, fault
     for name in ("reference", "crashed"):
         cfg = _config(tiny_config, tiny_llama, tmp_path / name)
         store = ArtifactStore.from_config(cfg.storage)
-        shard = store.write_shard(online.PAIRS, "pairs", 0, _pairs())
+        shard = store.write_shard(Stage.online_pairs, "pairs", 0, _pairs())
         pairs = store.commit(
             Manifest(
-                stage=online.PAIRS, fingerprint="pairs", code_version="1", config={}, shards=[shard]
+                stage=Stage.online_pairs,
+                fingerprint="pairs",
+                code_version="1",
+                config={},
+                shards=[shard],
             )
         )
-        reference = online.run_reference(cfg, store, pairs, "tiny-llama", str(tiny_llama))
+        reference = run_reference(cfg, store, pairs, "tiny-llama", str(tiny_llama))
         initial = "catalog/tiny-llama"
-        fp = online.policy_fingerprint(cfg, pairs.fingerprint, reference.fingerprint, initial, 1)
+        fp = policy_fingerprint(cfg, pairs.fingerprint, reference.fingerprint, initial, 1)
         args = ["--iteration", "1", "--policy-dir", str(tiny_llama), "--pairs", "pairs"]
         args += ["--reference", reference.fingerprint, "--fingerprint", fp]
         runs[name] = (store, fp, Job(cfg, tmp_path / name, "bolt.train.dpo", args))
 
     store, fp, job = runs["reference"]
     assert job.run(tmp_path / "reference" / "node") == list(range(1, STEPS + 1))
-    reference = (store, store.require(POLICY, fp))
+    reference = (store, store.require(Stage.online_policy, fp))
 
     store, fp, job = runs["crashed"]
-    work = _kill_repeatedly(job, store, POLICY, fp, rng)
-    _check_resumed_run(job, store, POLICY, fp, work, reference, tmp_path)
+    work = _kill_repeatedly(job, store, Stage.online_policy, fp, rng)
+    _check_resumed_run(job, store, Stage.online_policy, fp, work, reference, tmp_path)
     fault_ledger.record("sigkill_dpo", injected=KILLS, recovered=KILLS, lost=0)
 
 

@@ -3,10 +3,11 @@ from pathlib import Path
 
 from typer.testing import CliRunner
 
-from bolt.cli import app
 from bolt.config import StorageConfig
 from bolt.records import Query
+from bolt.stages import Stage
 from bolt.store import ArtifactStore, Manifest
+from bolt_cli.main import app
 
 REPO = Path(__file__).resolve().parents[2]
 runner = CliRunner()
@@ -43,10 +44,12 @@ def test_config_schema_is_json(tmp_path):
 def test_artifacts_ls_and_show(tmp_path):
     root = f"file://{tmp_path}/a"
     store = ArtifactStore.from_config(StorageConfig(root=root))
-    shard = store.write_shard("data", "abcdef0123456789", 0, [Query(id="q", text="t", source="s")])
+    shard = store.write_shard(
+        Stage.curation, "abcdef0123456789", 0, [Query(id="q", text="t", source="s")]
+    )
     store.commit(
         Manifest(
-            stage="data",
+            stage=Stage.curation,
             fingerprint="abcdef0123456789",
             code_version="1",
             config={},

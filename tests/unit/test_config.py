@@ -1,10 +1,13 @@
+import json
 from pathlib import Path
 
 import pytest
 
+from bolt.bootstrap.stage import bootstrap_fingerprint
 from bolt.config import PipelineConfig, SftConfig, output_fields
 from bolt.config_loader import ConfigError, load_config
 from bolt.fingerprint import fingerprint
+from bolt.stages import Stage
 
 REPO = Path(__file__).resolve().parents[2]
 SHIPPED = sorted((REPO / "configs").glob("*.yaml"))
@@ -155,7 +158,7 @@ def test_throughput_knobs_do_not_change_fingerprints():
     a = load_config(REPO / "configs/tiny-cpu.yaml")
     b = load_config(
         REPO / "configs/tiny-cpu.yaml",
-        ["bootstrap.engine.concurrency=64", "sft.gradient_checkpointing=false"],
+        ["engine.concurrency=64", "sft.gradient_checkpointing=false"],
     )
     c = load_config(REPO / "configs/tiny-cpu.yaml", ["bootstrap.sampling.temperature=0.5"])
     fp = lambda cfg: fingerprint("bootstrap", cfg.bootstrap)
@@ -168,7 +171,7 @@ def test_models_nested_in_a_dict_count_only_by_output_fields():
     a = load_config(REPO / "configs/tiny-cpu.yaml")
     b = load_config(
         REPO / "configs/tiny-cpu.yaml",
-        ["models.catalog.smollm2-135m-instruct.params_b=0.2", "bootstrap.engine.concurrency=8"],
+        ["models.catalog.smollm2-135m-instruct.params_b=0.2", "engine.concurrency=8"],
     )
     c = load_config(
         REPO / "configs/tiny-cpu.yaml", ["models.catalog.smollm2-135m-instruct.context_length=4096"]
@@ -183,3 +186,28 @@ def test_models_nested_in_a_dict_count_only_by_output_fields():
 def test_stage_config_alone_rejects_unknown_keys():
     with pytest.raises(Exception, match="extra"):
         SftConfig(base_model="m", lr=1e-5, epochs=1, bogus=1)
+
+
+def test_a_stage_engine_override_replaces_the_top_level_engine_for_that_stage_only():
+    cfg = load_config(
+        REPO / "configs/tiny-cpu.yaml",
+        ["bootstrap.engine.kind=openai", "bootstrap.engine.base_url=http://127.0.0.1:9/v1"],
+    )
+    assert cfg.engine_settings(Stage.bootstrap).kind.value == "openai"
+    for stage in (Stage.curation, Stage.score, Stage.online_samples, Stage.eval_answers):
+        assert cfg.engine_settings(stage) == cfg.engine
+    assert cfg.engine.dtype == "float32"  # tiny-cpu's top-level engine is untouched
+
+
+def test_where_the_engine_is_written_does_not_fork_a_stage():
+    top = load_config(REPO / "configs/tiny-cpu.yaml")
+    moved = load_config(
+        REPO / "configs/tiny-cpu.yaml",
+        [f"bootstrap.engine={json.dumps(top.engine.model_dump(mode='json'))}", "engine.dtype=auto"],
+    )
+    assert moved.engine_settings(Stage.bootstrap) == top.engine != moved.engine
+    assert bootstrap_fingerprint(moved, "d" * 16, []) == bootstrap_fingerprint(top, "d" * 16, [])
+    changed = load_config(REPO / "configs/tiny-cpu.yaml", ["engine.dtype=auto"])
+    assert bootstrap_fingerprint(changed, "d" * 16, []) != bootstrap_fingerprint(top, "d" * 16, [])
+    for section in (top.data, top.bootstrap, top.filter, top.online, top.eval):
+        assert "engine" not in output_fields(section)

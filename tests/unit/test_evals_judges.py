@@ -23,7 +23,7 @@ from bolt.evals.judges import (
     render_reply,
     request_key,
 )
-from bolt.evals.judging import shows_tested_as_a
+from bolt.evals.wildbench import shows_tested_as_a
 
 GREEDY = SamplingConfig(n=1, temperature=0.0, max_new_tokens=16)
 

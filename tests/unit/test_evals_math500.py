@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 
+from bolt import math_answers
 from bolt.evals import math500
 
 pytest.importorskip("math_verify")
@@ -26,7 +27,7 @@ FIXTURES = Path(__file__).parents[1] / "fixtures" / "evals"
     ],
 )
 def test_last_boxed(text, boxed):
-    assert math500.last_boxed(text) == boxed
+    assert math_answers.last_boxed(text) == boxed
 
 
 EQUIVALENCES = [
@@ -43,7 +44,9 @@ EQUIVALENCES = [
 
 
 def test_equivalence_with_math_verify():
-    verdicts = math500.check_answers([(gold, predicted) for gold, predicted, _ in EQUIVALENCES])
+    verdicts = math_answers.check_answers(
+        [(gold, predicted) for gold, predicted, _ in EQUIVALENCES]
+    )
     assert verdicts == [expected for _, _, expected in EQUIVALENCES]
 
 
@@ -52,7 +55,7 @@ def test_checks_work_from_a_worker_thread():
     # runs them on its workers' main threads
     out = {}
     worker = threading.Thread(
-        target=lambda: out.update(v=math500.check_answers([(r"\frac{1}{2}", "0.5")]))
+        target=lambda: out.update(v=math_answers.check_answers([(r"\frac{1}{2}", "0.5")]))
     )
     worker.start()
     worker.join(timeout=120)

@@ -10,8 +10,6 @@ from bolt.engines.base import ChatRequest, Completion, EngineStats
 from bolt.evals import Benchmark
 from bolt.evals.judges import JudgeReply, JudgeUsage, ReplyFormat
 from bolt.evals.stage import (
-    ANSWERS_STAGE,
-    EVAL_STAGE,
     Baseline,
     EvalModel,
     load_benchmarks,
@@ -19,6 +17,7 @@ from bolt.evals.stage import (
     run_eval,
     summaries_of,
 )
+from bolt.stages import Stage
 from bolt.store import ArtifactStore
 
 pytest.importorskip("math_verify")
@@ -116,6 +115,12 @@ def test_stage_answers_grades_reports_and_resumes(cfg):
     baseline = Baseline(base, base_answers, base_eval)
     result = run_eval(cfg, store, model, items, answers, lambda: judge, baseline)
 
+    # the manifest names every input its fingerprint hashes, the baseline's eval included
+    assert result.upstream == {
+        "answers": answers.fingerprint,
+        "baseline_answers": base_answers.fingerprint,
+        "baseline_eval": base_eval.fingerprint,
+    }
     by_benchmark = {s.benchmark: s for s in summaries_of(result)}
     mt = by_benchmark[Benchmark.mt_bench]
     assert (mt.n_items, mt.n_unparsable, mt.n_judge_failed) == (6, 1, 1)
@@ -143,4 +148,4 @@ def test_stage_answers_grades_reports_and_resumes(cfg):
     assert again.fingerprint == answers.fingerprint
     assert run_eval(cfg, store, model, items, answers, lambda: judge, baseline) == result
     assert len(judge.seen) == seen
-    assert {m.stage for m in store.list_manifests()} == {ANSWERS_STAGE, EVAL_STAGE}
+    assert {m.stage for m in store.list_manifests()} == {Stage.eval_answers, Stage.eval}

@@ -5,15 +5,18 @@ from pathlib import Path
 
 import pytest
 
+from bolt.evals import Benchmark
 from bolt.evals import wildbench as wb
+from bolt.evals.data import load_items
 from bolt.evals.wildbench import Outcome, PairwiseChoice, TaskGroup
+from tests.unit import wildbench_official as official
 
 FIXTURES = Path(__file__).parents[1] / "fixtures" / "evals"
 
 
 @pytest.fixture(scope="module")
 def items():
-    return wb.load_items(FIXTURES / "wildbench_items.jsonl")
+    return load_items(Benchmark.wildbench, str(FIXTURES / "wildbench_items.jsonl"))
 
 
 def test_items_load_with_unknown_keys_and_map_to_groups(items):
@@ -121,10 +124,10 @@ def test_parse_pairwise_choice():
 
 
 def test_official_score_file_gives_the_leaderboard_numbers(items):
-    results = wb.load_official_results(
-        FIXTURES / "wildbench_score_results.json", wb.OfficialScoreResult
+    results = official.load_official_results(
+        FIXTURES / "wildbench_score_results.json", official.OfficialScoreResult
     )
-    report = wb.official_score_report(results, items)
+    report = official.official_score_report(results, items)
     # scores 8, 6, 3, 7, 9 -> 60, 20, -40, 40, 80; all five enter the overall mean
     assert report.score == pytest.approx(160 / 5)
     # s4's output is truncated: it enters no group
@@ -173,10 +176,10 @@ def test_official_score_file_gives_the_leaderboard_numbers(items):
     ],
 )
 def test_official_pairwise_file_gives_the_leaderboard_reward(items, k, reward, by_group, macro):
-    results = wb.load_official_results(
-        FIXTURES / "wildbench_pairwise_results.json", wb.OfficialPairwiseResult
+    results = official.load_official_results(
+        FIXTURES / "wildbench_pairwise_results.json", official.OfficialPairwiseResult
     )
-    report = wb.official_reward_report(results, items, reference_model="ref-model", k=k)
+    report = official.official_reward_report(results, items, reference_model="ref-model", k=k)
     assert report.reward == pytest.approx(reward)
     assert {g.value: v for g, v in report.by_group.items()} == pytest.approx(by_group)
     assert report.task_macro == pytest.approx(macro)

@@ -59,16 +59,19 @@ def test_partial_credit_per_cell(puzzles):
     assert zl.grade(puzzles[0], text).correct_cells == 0
 
 
+# The first puzzle's solution, and the same houses swapped.
+RIGHT = {
+    "House 1": {"Name": "Arnold", "Drink": "tea"},
+    "House 2": {"Name": "Peter", "Drink": "water"},
+}
+WRONG = {
+    "House 1": {"Name": "Peter", "Drink": "water"},
+    "House 2": {"Name": "Arnold", "Drink": "tea"},
+}
+
+
 def test_bare_json_and_the_last_object_win(puzzles):
-    wrong = {
-        "House 1": {"Name": "Peter", "Drink": "water"},
-        "House 2": {"Name": "Arnold", "Drink": "tea"},
-    }
-    right = {
-        "House 1": {"Name": "Arnold", "Drink": "tea"},
-        "House 2": {"Name": "Peter", "Drink": "water"},
-    }
-    text = f"Draft: {json.dumps({'solution': wrong})}\nFinal: {json.dumps({'solution': right})}"
+    text = f"Draft: {json.dumps({'solution': WRONG})}\nFinal: {json.dumps({'solution': RIGHT})}"
     assert zl.grade(puzzles[0], text).solved
 
 
@@ -96,15 +99,7 @@ def test_report_numbers(puzzles):
 
 
 def test_records_read_the_response_not_the_thoughts(puzzles):
-    wrong = {
-        "House 1": {"Name": "Peter", "Drink": "water"},
-        "House 2": {"Name": "Arnold", "Drink": "tea"},
-    }
-    right = {
-        "House 1": {"Name": "Arnold", "Drink": "tea"},
-        "House 2": {"Name": "Peter", "Drink": "water"},
-    }
-    answer = f"<thoughts>\n{_answer(right)}\n</thoughts>\n<response>\n{_answer(wrong)}\n</response>"
+    answer = f"<thoughts>\n{_answer(RIGHT)}\n</thoughts>\n<response>\n{_answer(WRONG)}\n</response>"
     result = zl.graded_result(puzzles[0], "m", answer)
     assert (result.score, result.verdict, result.parse_error) == (0.0, "unsolved", None)
     results = [result, zl.graded_result(puzzles[1], "m", "no idea")]

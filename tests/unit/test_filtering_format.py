@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from bolt.filtering.format_filter import (
+from bolt.format_rules import (
     RejectReason,
     RepetitionRule,
     check_format,

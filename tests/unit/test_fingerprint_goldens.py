@@ -22,7 +22,8 @@ from bolt.filtering.stage import filter_fingerprint, score_fingerprint
 from bolt.online import stage as online
 from bolt.prompts import load_examples
 from bolt.store import Manifest
-from bolt.train.sft import sft_fingerprint
+from bolt.train.fingerprints import policy_fingerprint, sft_fingerprint
+from bolt.train.reference import reference_fingerprint
 
 REPO = Path(__file__).resolve().parents[2]
 GOLDEN = REPO / "tests/golden/fingerprints.json"
@@ -50,12 +51,12 @@ def stage_fingerprints(path: Path) -> dict[str, str]:
     for iteration in (1, 2):
         out[f"online-prompts-{iteration}"] = online.prompts_fingerprint(cfg, iteration)
         out[f"online-pairs-{iteration}"] = online.pairs_fingerprint(cfg, "c" * 16, iteration)
-        out[f"online-policy-{iteration}"] = online.policy_fingerprint(
+        out[f"online-policy-{iteration}"] = policy_fingerprint(
             cfg, "p" * 16, "r" * 16, "i" * 16, iteration
         )
     out["online-samples"] = online.samples_fingerprint(cfg, "q" * 16, "i" * 16)
     out["online-scores"] = online.scores_fingerprint(cfg, "a" * 16)
-    out["online-reference"] = online.reference_fingerprint(cfg, "p" * 16, "i" * 16)
+    out["online-reference"] = reference_fingerprint(cfg, "p" * 16, "i" * 16)
     model = EvalModel("SFT", "/models/sft", {"folder": "/models/sft", "files": [["a", 1]]})
     out["eval-answers"] = answers_fingerprint(cfg, model, {})
     answers = _manifest("eval_answers", "e" * 16)

@@ -1,4 +1,4 @@
-"""Online DPO sub-stage fingerprints and prompt choice: what forks a stage, what does not."""
+"""Online data sub-stage fingerprints and prompt choice: what forks a stage, what does not."""
 
 from __future__ import annotations
 
@@ -12,16 +12,6 @@ def _cfg(*overrides: str):
     return load_config(TINY_CONFIG, list(overrides))
 
 
-def test_iteration_count_and_memory_knobs_leave_a_policy_alone():
-    base = stage.policy_fingerprint(_cfg(), "pairs", "ref", "sft/x", 1)
-    assert stage.policy_fingerprint(_cfg("online.iterations=5"), "pairs", "ref", "sft/x", 1) == base
-    flipped = _cfg("online.gradient_checkpointing=true")
-    assert stage.policy_fingerprint(flipped, "pairs", "ref", "sft/x", 1) == base
-    assert stage.policy_fingerprint(_cfg("online.beta=0.2"), "pairs", "ref", "sft/x", 1) != base
-    assert stage.policy_fingerprint(_cfg(), "pairs", "ref", "sft/y", 1) != base
-    assert stage.policy_fingerprint(_cfg(), "pairs", "ref", "sft/x", 2) != base
-
-
 def test_samples_fork_on_the_policy_and_prompts_on_the_iteration():
     cfg = _cfg()
     assert stage.samples_fingerprint(cfg, "p", "sft/a") != stage.samples_fingerprint(
@@ -31,6 +21,12 @@ def test_samples_fork_on_the_policy_and_prompts_on_the_iteration():
     assert stage.prompts_fingerprint(cfg, 1) == stage.prompts_fingerprint(
         _cfg("online.eval_after_iteration=false"), 1
     )
+
+
+def test_prompts_fork_on_what_decides_a_duplicate():
+    base = stage.prompts_fingerprint(_cfg(), 1)
+    assert stage.prompts_fingerprint(_cfg("data.minhash_perm=64"), 1) != base
+    assert stage.prompts_fingerprint(_cfg("data.near_dup_threshold=0.5"), 1) != base
 
 
 def test_iterations_take_successive_blocks_of_one_shuffle_then_wrap():

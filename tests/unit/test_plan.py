@@ -8,9 +8,9 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from bolt.cli import app
 from bolt.config_loader import load_config
 from bolt.plan import PlanError, count_source_queries, few_shot_prompt_tokens, plan, totals
+from bolt_cli.main import app
 
 REPO = Path(__file__).resolve().parents[2]
 

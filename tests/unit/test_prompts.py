@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+from bolt.curation.labels import CRITERIA
 from bolt.longcot import (
     ALL_TAGS,
     RESPONSE_CLOSE,
@@ -25,15 +26,6 @@ from bolt.prompts import PROMPTS_DIR, LongCoTExample, load_examples, render_temp
 
 REPO = Path(__file__).resolve().parents[2]
 DEMO_QUERIES = REPO / "data" / "queries" / "demo.jsonl"
-DIFFICULTY_CRITERIA = (
-    "specificity",
-    "domain_knowledge",
-    "complexity",
-    "problem_solving",
-    "creativity",
-    "technical_accuracy",
-    "real_world_application",
-)
 
 
 def _words(text: str) -> int:
@@ -191,7 +183,7 @@ def test_demo_queries_include_trivial_ones_for_the_difficulty_filter():
 def test_difficulty_template_names_every_criterion_and_the_query():
     text = render_template("difficulty.j2", query="Plan a week of vegetarian dinners.")
     assert "Plan a week of vegetarian dinners." in text
-    for criterion in DIFFICULTY_CRITERIA:
+    for criterion in CRITERIA:  # what the parser requires, every one asked for
         assert f"{criterion}: 0|1" in text
 
 

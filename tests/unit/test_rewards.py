@@ -14,12 +14,8 @@ from bolt.engines.base import ChatRequest, Completion
 from bolt.longcot import render_longcot
 from bolt.records import Generation, Query
 from bolt.rewards import RewardError, RewardItem, combine, make_reward
-from bolt.rewards.base import (
-    input_order_batches,
-    judged_response,
-    length_sorted_batches,
-    reward_item,
-)
+from bolt.rewards.base import judged_response, reward_item
+from bolt.rewards.batching import input_order_batches, length_sorted_batches
 from bolt.rewards.checklist import (
     FALLBACK_CHECKLIST,
     MAX_QUESTIONS,

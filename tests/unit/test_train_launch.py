@@ -15,7 +15,8 @@ import yaml
 
 from bolt.config import Launcher, ZeroStage
 from bolt.config_loader import load_config
-from bolt.train.launch import LaunchError, TrainJob, render_spec, run_job
+from bolt.train.job import LaunchError, TrainJob
+from bolt.train.launch import render_spec, run_job
 from bolt.train.plan import PlanError
 
 REPO = Path(__file__).resolve().parents[2]

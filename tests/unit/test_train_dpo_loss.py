@@ -7,7 +7,7 @@ import math
 import pytest
 import torch
 
-from bolt.online.dpo_loss import DpoLossType, dpo_loss, sequence_logps
+from bolt.train.dpo_loss import DpoLossType, dpo_loss, sequence_logps
 
 # policy chosen, policy rejected, reference chosen, reference rejected
 LOGPS = (-1.0, -2.0, -1.5, -1.8)

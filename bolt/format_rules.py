@@ -1,9 +1,11 @@
-"""The rule-based format filter of BOLT (Pang et al., 2025, §3.1, "filtering").
+"""The format rules of BOLT's filter (Pang et al., 2025, §3.1, "filtering").
 
 The paper filters bootstrapped answers with rules before any reward model sees them:
 an answer must be a well-formed LongCoT (internal thoughts, then an external
 response) and must not be broken. This module names every way an answer is refused,
-so the filter stage can count them and keep each refused row with its reason.
+so the filter stage can count them and keep each refused row with its reason, and the
+online stage's format reward (§3.3) applies the same rules; it sits beneath both
+(``bolt.filtering`` and ``bolt.rewards``), so neither imports the other.
 
 Checks run in a fixed order and the first failure is the reason reported:
 

@@ -84,7 +84,7 @@ def reference_logps(
     """(chosen, rejected) sequence log-probs of every pair under ``model``, no gradients."""
     import torch
 
-    from bolt.online.dpo_loss import sequence_logps
+    from bolt.train.dpo_loss import sequence_logps
 
     model.eval()
     out: list[tuple[float, float]] = []

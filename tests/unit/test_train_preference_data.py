@@ -6,14 +6,14 @@ from __future__ import annotations
 import pytest
 import torch
 
-from bolt.online.dpo_loss import dpo_loss, sequence_logps
-from bolt.online.preference_data import (
+from bolt.train.data import IGNORE_INDEX
+from bolt.train.dpo_loss import dpo_loss, sequence_logps
+from bolt.train.preference_data import (
     TokenizedPair,
     collate_pairs,
     collate_sequences,
     reference_logps,
 )
-from bolt.train.data import IGNORE_INDEX
 
 
 def tiny_model():

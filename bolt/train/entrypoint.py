@@ -1,0 +1,44 @@
+"""The command line every training entrypoint shares (``python -m bolt.train.sft`` and
+``python -m bolt.train.dpo``): the config and its overrides, a local scratch folder,
+and the line that names the committed output."""
+
+from __future__ import annotations
+
+import argparse
+import os
+from collections.abc import Callable
+from pathlib import Path
+
+from bolt.config import PipelineConfig
+from bolt.config_loader import load_config
+from bolt.store import ArtifactStore, Manifest
+
+# (config, store, parsed arguments, scratch folder) -> the manifest on world rank 0.
+Train = Callable[[PipelineConfig, ArtifactStore, argparse.Namespace, Path], Manifest | None]
+
+
+def job_parser(prog: str, description: str | None) -> argparse.ArgumentParser:
+    """The arguments every entrypoint takes; each adds the fingerprints of its inputs."""
+    parser = argparse.ArgumentParser(prog=prog, description=description)
+    parser.add_argument("--config", required=True, help="Pipeline config (YAML).")
+    parser.add_argument(
+        "--set", action="append", default=[], help="Dotted override, e.g. sft.max_steps=4."
+    )
+    parser.add_argument(
+        "--work-dir",
+        default=os.environ.get("BOLT_TRAIN_DIR", "./train-work"),
+        help="Local scratch for checkpoints and the final model (env BOLT_TRAIN_DIR).",
+    )
+    return parser
+
+
+def run_entrypoint(
+    parser: argparse.ArgumentParser, train: Train, label: str, argv: list[str] | None = None
+) -> None:
+    """Parse, load the config, train; rank 0 prints ``<label>: committed <uri>``."""
+    args = parser.parse_args(argv)
+    cfg = load_config(args.config, args.set)
+    store = ArtifactStore.from_config(cfg.storage)
+    manifest = train(cfg, store, args, Path(args.work_dir))
+    if manifest is not None:
+        print(f"{label}: committed {store.uri(manifest.stage, manifest.fingerprint)}", flush=True)

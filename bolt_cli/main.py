@@ -1,0 +1,100 @@
+"""The `bolt` app: `run` and `stage` hand over to the Prefect flows, the rest is library.
+
+The flows are imported inside those two commands only, so the other commands work where
+Prefect is not wanted. Config errors print the file, line and key and exit with status 2.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from typing import Annotated
+
+import typer
+from rich.table import Table
+
+from bolt.config import STAGE_SECTIONS
+from bolt.store import StoreError
+from bolt_cli.artifacts import artifacts_app
+from bolt_cli.common import DEFAULT_CONFIG, ConfigArg, Overrides, console, err, load_or_exit
+from bolt_cli.config_commands import config_app
+from bolt_cli.models import models_app
+from bolt_cli.plan import plan
+
+app = typer.Typer(
+    help="BOLT: bootstrap long chain-of-thought, as a resumable Prefect workflow.",
+    no_args_is_help=True,
+)
+app.add_typer(config_app, name="config")
+app.add_typer(artifacts_app, name="artifacts")
+app.add_typer(models_app, name="models")
+
+
+@app.command()
+def run(
+    config: ConfigArg = DEFAULT_CONFIG,
+    overrides: Overrides = None,
+    until: Annotated[
+        str | None,
+        typer.Option(help=f"Stop after this stage, one of: {', '.join(STAGE_SECTIONS)}."),
+    ] = None,
+) -> None:
+    """Run the whole pipeline as a Prefect flow (on Prefect's embedded server if none is set)."""
+    if until is not None and until not in STAGE_SECTIONS:
+        err.print(
+            f"[bold red]error:[/] --until {until!r}: expected one of {', '.join(STAGE_SECTIONS)}"
+        )
+        raise typer.Exit(2)
+    cfg = load_or_exit(config, overrides)
+    _use_prefect()
+    from flows.pipeline import run_pipeline
+
+    _print_summary(run_pipeline(cfg, until))
+
+
+@app.command()
+def stage(
+    name: Annotated[str, typer.Argument(help=f"One of: {', '.join(STAGE_SECTIONS)}.")],
+    config: ConfigArg = DEFAULT_CONFIG,
+    overrides: Overrides = None,
+) -> None:
+    """Run one stage (and, from cache, the stages it needs)."""
+    cfg = load_or_exit(config, overrides)
+    _use_prefect()
+    from flows.pipeline import STAGE_FLOWS
+
+    if name not in STAGE_FLOWS:
+        err.print(
+            f"[bold red]error:[/] unknown stage {name!r}; available: {', '.join(STAGE_FLOWS)}"
+        )
+        raise typer.Exit(2)
+    _print_summary(STAGE_FLOWS[name](cfg))
+
+
+app.command()(plan)
+
+
+def _use_prefect() -> None:
+    """Before Prefect is imported: its embedded server gets 20 s to start by default,
+    which a busy 2-core machine (vLLM loading beside it) can exceed. The user's own
+    setting wins."""
+    os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "180")
+    # Batch jobs on machines that often have no route out: no telemetry from that server.
+    os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+
+
+def _print_summary(summary: dict[str, dict]) -> None:
+    table = Table(title="stage outputs")
+    for column in ("stage", "fingerprint", "records", "where"):
+        table.add_column(column, no_wrap=column == "fingerprint", overflow="fold")
+    for stage_name, info in summary.items():
+        table.add_row(stage_name, info["fingerprint"], str(info["records"]), info["uri"])
+    console.print(table)
+
+
+def main() -> None:
+    try:
+        app()
+    except StoreError as e:
+        err.print(f"[bold red]error:[/] {e}")
+        sys.exit(2)
