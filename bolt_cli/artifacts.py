@@ -6,10 +6,10 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.table import Table
 
 from bolt.store import ArtifactStore
 from bolt_cli.common import DEFAULT_CONFIG, ConfigOpt, console, err, load_or_exit
+from bolt_cli.output import Field, Format, FormatOpt, print_rows
 
 artifacts_app = typer.Typer(help="List and inspect stored stage outputs.", no_args_is_help=True)
 
@@ -25,29 +25,41 @@ def _store(root: str | None, config: Path) -> ArtifactStore:
     return ArtifactStore.from_config(storage)
 
 
+FIELDS = (
+    Field("stage"),
+    Field("fingerprint"),
+    Field("created"),
+    Field("shards", numeric=True),
+    Field("records", cell="{:,}".format, numeric=True),
+    Field("files", numeric=True),
+    # The table shortens upstream fingerprints to 8 characters; TSV and JSON keep them whole.
+    Field("upstream", cell=lambda up: ", ".join(f"{k}:{v[:8]}" for k, v in up.items())),
+)
+
+
 @artifacts_app.command("ls")
 def artifacts_ls(
     stage_name: Annotated[str | None, typer.Argument(help="Only this stage.")] = None,
     root: RootOpt = None,
     config: ConfigOpt = DEFAULT_CONFIG,
+    fmt: FormatOpt = Format.table,
 ) -> None:
-    """List committed stage outputs."""
+    """List committed stage outputs (TSV fields: stage, fingerprint, created, shards,
+    records, files, upstream as stage:fingerprint,...)."""
     store = _store(root, config)
-    table = Table(title=f"artifacts in {store.backend.uri('')}")
-    for column in ("stage", "fingerprint", "created", "shards", "records", "files", "upstream"):
-        table.add_column(column, no_wrap=column == "fingerprint", overflow="fold")
-    for m in store.list_manifests(stage_name):
-        upstream = ", ".join(f"{k}:{v[:8]}" for k, v in m.upstream.items())
-        table.add_row(
-            m.stage,
-            m.fingerprint,
-            m.created_at,
-            str(len(m.shards)),
-            str(m.records),
-            str(len(m.files)),
-            upstream,
-        )
-    console.print(table)
+    rows = [
+        {
+            "stage": str(m.stage),
+            "fingerprint": m.fingerprint,
+            "created": m.created_at,
+            "shards": len(m.shards),
+            "records": m.records,
+            "files": len(m.files),
+            "upstream": {str(k): v for k, v in m.upstream.items()},
+        }
+        for m in store.list_manifests(stage_name)
+    ]
+    print_rows(rows, FIELDS, fmt, title=f"artifacts in {store.backend.uri('')}")
 
 
 @artifacts_app.command("show")

@@ -6,13 +6,20 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.console import Console
 
 from bolt.config import PipelineConfig
 from bolt.config_loader import ConfigError, load_config
+from bolt_cli.output import console, err
 
-console = Console()
-err = Console(stderr=True)
+__all__ = [
+    "DEFAULT_CONFIG",
+    "ConfigArg",
+    "ConfigOpt",
+    "Overrides",
+    "console",
+    "err",
+    "load_or_exit",
+]
 
 ConfigArg = Annotated[
     Path, typer.Argument(help="Pipeline config YAML, e.g. configs/tiny-cpu.yaml.")

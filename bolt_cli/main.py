@@ -11,15 +11,16 @@ import sys
 from typing import Annotated
 
 import typer
-from rich.table import Table
 
 from bolt.config import STAGE_SECTIONS
 from bolt.store import StoreError
 from bolt_cli.artifacts import artifacts_app
-from bolt_cli.common import DEFAULT_CONFIG, ConfigArg, Overrides, console, err, load_or_exit
+from bolt_cli.common import DEFAULT_CONFIG, ConfigArg, Overrides, err, load_or_exit
 from bolt_cli.config_commands import config_app
 from bolt_cli.models import models_app
+from bolt_cli.output import Field, print_rows
 from bolt_cli.plan import plan
+from bolt_cli.preflight import preflight
 
 app = typer.Typer(
     help="BOLT: bootstrap long chain-of-thought, as a resumable Prefect workflow.",
@@ -72,6 +73,7 @@ def stage(
 
 
 app.command()(plan)
+app.command()(preflight)
 
 
 def _use_prefect() -> None:
@@ -83,13 +85,17 @@ def _use_prefect() -> None:
     os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
 
 
+SUMMARY_FIELDS = (
+    Field("stage"),
+    Field("fingerprint"),
+    Field("records", cell="{:,}".format, numeric=True),
+    Field("uri", "where"),
+)
+
+
 def _print_summary(summary: dict[str, dict]) -> None:
-    table = Table(title="stage outputs")
-    for column in ("stage", "fingerprint", "records", "where"):
-        table.add_column(column, no_wrap=column == "fingerprint", overflow="fold")
-    for stage_name, info in summary.items():
-        table.add_row(stage_name, info["fingerprint"], str(info["records"]), info["uri"])
-    console.print(table)
+    rows = [{"stage": name, **info} for name, info in summary.items()]
+    print_rows(rows, SUMMARY_FIELDS, title="stage outputs")
 
 
 def main() -> None:

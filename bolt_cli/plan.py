@@ -2,36 +2,45 @@
 
 from __future__ import annotations
 
-import json
+from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
-from rich.table import Table
 
 from bolt.config import PipelineConfig
-from bolt_cli.common import DEFAULT_CONFIG, ConfigArg, Overrides, console, err, load_or_exit
+from bolt_cli.common import DEFAULT_CONFIG, ConfigArg, Overrides, err, load_or_exit
+from bolt_cli.output import Field, Format, FormatOpt, print_rows
 
-COLUMNS = (
-    "stage",
-    "params (B)",
-    "tokens read",
-    "tokens generated",
-    "PFLOP",
-    "device-h",
-    "wall-h",
-    "storage GB",
-    "cost $",
-    "notes",
+
+def _number(spec: str, scale: float | None = None) -> Callable[[Any], str]:
+    return lambda value: format(value / scale if scale else value, spec)
+
+
+FIELDS = (
+    Field("stage"),
+    Field("model_params_b", "params (B)", _number("g"), numeric=True),
+    Field("tokens_read", "tokens read", _number(",.0f"), numeric=True),
+    Field("tokens_generated", "tokens generated", _number(",.0f"), numeric=True),
+    Field("flops", "PFLOP", _number(",.1f", 1e15), numeric=True),
+    Field("device_hours", "device-h", _number(",.2f"), numeric=True),
+    Field("wall_hours", "wall-h", _number(",.2f"), numeric=True),
+    Field("storage_gb", "storage GB", _number(",.2f"), numeric=True),
+    Field("cost_usd", "cost $", _number(",.2f"), numeric=True),
+    Field("notes", cell="; ".join),
 )
 
 
 def plan(
     config: ConfigArg = DEFAULT_CONFIG,
     overrides: Overrides = None,
-    as_json: Annotated[bool, typer.Option("--json", help="Print the figures as JSON.")] = False,
+    fmt: FormatOpt = Format.table,
+    as_json: Annotated[bool, typer.Option("--json", help="Same as --format json.")] = False,
 ) -> None:
-    """Per stage: tokens, FLOPs, device-hours, wall-clock, storage and cost of a full run."""
+    """Per stage: tokens, FLOPs, device-hours, wall-clock, storage and cost of a full run.
+
+    TSV and JSON: raw figures named as in bolt.plan.StagePlan (flops, not PFLOP).
+    """
     from bolt.plan import PlanError, as_rows
 
     cfg = load_or_exit(config, overrides)
@@ -40,10 +49,7 @@ def plan(
     except PlanError as exc:
         err.print(f"[bold red]error:[/] {config}: {exc}")
         raise typer.Exit(2) from exc
-    if as_json:
-        console.print_json(json.dumps(rows))
-    else:
-        console.print(_table(cfg, rows))
+    print_rows(rows, FIELDS, Format.json if as_json else fmt, title=_title(cfg))
 
 
 def _stage_plans(cfg: PipelineConfig) -> list:
@@ -63,25 +69,9 @@ def _stage_plans(cfg: PipelineConfig) -> list:
     )
 
 
-def _table(cfg: PipelineConfig, rows: list[dict]) -> Table:
+def _title(cfg: PipelineConfig) -> str:
     devices = max(1, cfg.compute.nodes * cfg.compute.gpus_per_node)
-    table = Table(
-        title=f"{cfg.name}: {devices} x {cfg.compute.gpu_type or cfg.compute.device}, "
+    return (
+        f"{cfg.name}: {devices} x {cfg.compute.gpu_type or cfg.compute.device}, "
         f"${cfg.compute.gpu_hour_usd}/device-hour"
     )
-    for column in COLUMNS:
-        table.add_column(column, justify="left" if column in ("stage", "notes") else "right")
-    for row in rows:
-        table.add_row(
-            row["stage"],
-            f"{row['model_params_b']:g}",
-            f"{row['tokens_read']:,}",
-            f"{row['tokens_generated']:,}",
-            f"{row['flops'] / 1e15:,.1f}",
-            f"{row['device_hours']:,.2f}",
-            f"{row['wall_hours']:,.2f}",
-            f"{row['storage_gb']:,.2f}",
-            f"{row['cost_usd']:,.2f}",
-            "; ".join(row["notes"]),
-        )
-    return table

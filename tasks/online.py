@@ -11,34 +11,18 @@ from prefect import task
 from prefect.context import TaskRunContext
 
 from bolt.config import PipelineConfig
-from bolt.engines import make_engine
-from bolt.engines.base import Engine
 from bolt.online import stage
-from bolt.resources import POOL, Role
+from bolt.rewards.live import rewards_for
 from bolt.stages import Stage
 from bolt.store import ArtifactStore, Manifest
 from bolt.train.fingerprints import policy_fingerprint
 from bolt.train.job import TrainJob
 from bolt.train.reference import reference_fingerprint, run_reference
 from bolt.train.stage import train_stage
-from tasks.reward_pool import rewards_for
 from tasks.runtime import CACHED_RESULT, stage_key
 from tasks.training import TrainingProgress
 
 DPO_MODULE = "bolt.train.dpo"
-
-
-def policy_engine(cfg: PipelineConfig, policy_dir: str) -> Engine:
-    """The sampling engine on the policy in ``policy_dir``, shared through the pool: each
-    iteration's policy is a new folder, hence a new engine."""
-    settings = cfg.engine_settings(Stage.online_samples)
-    return POOL.get(
-        f"{policy_dir}|{settings.model_dump_json()}",
-        Role.generation,
-        lambda: make_engine(
-            settings, policy_dir, seed=cfg.online.sampling.seed, device=cfg.compute.device
-        ),
-    )
 
 
 def _prompts_key(_: TaskRunContext, p: dict[str, Any]) -> str:
@@ -83,14 +67,20 @@ def sample_policy(
     cfg: PipelineConfig, prompts: Manifest, policy_id: str, policy_dir: str
 ) -> Manifest:
     store = ArtifactStore.from_config(cfg.storage)
-    return stage.run_samples(cfg, store, prompts, policy_id, lambda: policy_engine(cfg, policy_dir))
+    return stage.run_samples(
+        cfg, store, prompts, policy_id, lambda: stage.policy_engine(cfg, policy_dir)
+    )
 
 
 @task(name="online-scores", retries=1, cache_key_fn=_scores_key, **CACHED_RESULT)
 def score_samples(cfg: PipelineConfig, samples: Manifest, prompts: Manifest) -> Manifest:
     store = ArtifactStore.from_config(cfg.storage)
     return stage.run_scores(
-        cfg, store, samples, prompts, lambda: rewards_for(cfg, cfg.online.rewards)
+        cfg,
+        store,
+        samples,
+        prompts,
+        lambda: rewards_for(cfg, cfg.online.rewards, Stage.online_scores),
     )
 
 

@@ -115,6 +115,11 @@ class ComputeConfig(Strict):
         description="Wall-clock limit of one training job (Kubernetes activeDeadlineSeconds, Slurm --time).",
         json_schema_extra=AFFECTS_OUTPUT_NOT,
     )
+    work_pool: str | None = Field(
+        None,
+        description="Prefect work pool the run's deployments use (prefect.yaml); preflight checks it exists on the Prefect server (unset: not checked).",
+        json_schema_extra=AFFECTS_OUTPUT_NOT,
+    )
     poll_seconds: float = Field(
         30,
         gt=0,

