@@ -25,6 +25,7 @@ import tempfile
 import time
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 from common import REPO, write_result
 
@@ -82,15 +83,11 @@ def timed_passes(rewards: dict, items, repeats: int) -> tuple[dict, dict]:
     return scores, seconds
 
 
-def run(args: argparse.Namespace) -> dict:
-    import torch
-
-    torch.set_num_threads(args.threads)
-
+def random_reward_models(args: argparse.Namespace) -> tuple[Any, Any]:
+    """One random reward model (SmolLM2's tokenizer) twice: length-sorted, input order."""
     from bolt.config import ModelEntry, ModelsConfig
     from bolt.config_loader import load_config
     from bolt.models import prepare_model
-    from bolt.rewards.batching import input_order_batches, length_sorted_batches
     from bolt.rewards.sequence_classifier import SequenceClassifierReward
     from tests.random_reward_model import save_random_reward_model
 
@@ -112,6 +109,17 @@ def run(args: argparse.Namespace) -> dict:
     naive_rm = SequenceClassifierReward(
         sorted_rm.model, sorted_rm.tokenizer, batch_size=args.batch_size, sort_by_length=False
     )
+    return sorted_rm, naive_rm
+
+
+def run(args: argparse.Namespace) -> dict:
+    import torch
+
+    torch.set_num_threads(args.threads)
+
+    from bolt.rewards.batching import input_order_batches, length_sorted_batches
+
+    sorted_rm, naive_rm = random_reward_models(args)
     response_lengths = sample_lengths(args.items, args.median, args.sigma, args.seed)
     items = build_items(sorted_rm.tokenizer, response_lengths, args.seed)
     lengths = [len(sorted_rm.token_ids(item)) for item in items]

@@ -17,6 +17,7 @@ from bolt.store import StoreError
 from bolt_cli.artifacts import artifacts_app
 from bolt_cli.common import DEFAULT_CONFIG, ConfigArg, Overrides, err, load_or_exit
 from bolt_cli.config_commands import config_app
+from bolt_cli.export import export
 from bolt_cli.models import models_app
 from bolt_cli.output import Field, print_rows
 from bolt_cli.plan import plan
@@ -74,6 +75,7 @@ def stage(
 
 app.command()(plan)
 app.command()(preflight)
+app.command()(export)
 
 
 def _use_prefect() -> None:

@@ -15,12 +15,11 @@ imports: they live in ``tasks.preflight`` and are passed in through ``checks``.
 
 from __future__ import annotations
 
-import threading
 import time
 from collections.abc import Sequence
 
 from bolt.config import PipelineConfig
-from bolt.preflight.base import DEADLINE_S, Check, Context, PreflightError, Problem
+from bolt.preflight.base import DEADLINE_S, Check, Context, PreflightError, Problem, in_thread
 from bolt.preflight.infra import check_cluster, check_credentials, check_memory, check_storage
 from bolt.preflight.sources import check_datasets, check_models
 
@@ -66,8 +65,7 @@ def preflight(
                     Problem(check.key, f"{check.name} check failed: {type(e).__name__}: {e}")
                 ]
 
-        thread = threading.Thread(target=target, daemon=True, name=f"preflight-{check.name}")
-        thread.start()
+        thread = in_thread(target, f"preflight-{check.name}")
         threads.append((check, thread))
     end = time.monotonic() + deadline_s
     problems: list[Problem] = []

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextvars
 import os
 import threading
 from collections.abc import Callable, Sequence
@@ -63,6 +64,16 @@ def offline() -> bool:
     return os.environ.get("HF_HUB_OFFLINE", "").strip().lower() in TRUTHY
 
 
+def in_thread(target: Callable[[], None], name: str) -> threading.Thread:
+    """A started daemon thread running ``target`` in a copy of the caller's context
+    (so a Prefect settings context, the API URL of a test harness, carries over)."""
+    thread = threading.Thread(
+        target=contextvars.copy_context().run, args=(target,), daemon=True, name=name
+    )
+    thread.start()
+    return thread
+
+
 def bounded(fn: Callable[[], Any], timeout_s: float) -> Any:
     """``fn()`` in a daemon thread; TimeoutError when it has not returned in time
     (the thread is left to finish on its own: it holds nothing the run needs)."""
@@ -74,8 +85,7 @@ def bounded(fn: Callable[[], Any], timeout_s: float) -> Any:
         except BaseException as e:  # noqa: BLE001 -- handed to the caller as is
             box["error"] = e
 
-    thread = threading.Thread(target=target, daemon=True, name="preflight-probe")
-    thread.start()
+    thread = in_thread(target, "preflight-probe")
     thread.join(timeout_s)
     if thread.is_alive():
         raise TimeoutError(f"no answer within {timeout_s:.0f} s")
@@ -119,7 +129,7 @@ class S3Probe:
                     config=Config(
                         connect_timeout=S3_CONNECT_TIMEOUT_S,
                         read_timeout=S3_READ_TIMEOUT_S,
-                        retries={"max_attempts": 1, "mode": "standard"},
+                        retries={"total_max_attempts": 1, "mode": "standard"},
                     ),
                 )
             return self._client
