@@ -198,8 +198,8 @@ def engine_override(used_by: str) -> Any:
     """A stage section's ``engine`` field: unset, the stage runs on the top-level ``engine``."""
     return Field(
         None,
-        description=f"Engine settings of {used_by}; when set, they replace the top-level "
-        "`engine` as a whole.",
+        description=f"Engine settings of {used_by}: the fields named here override the "
+        "top-level `engine`'s, the rest are inherited.",
         json_schema_extra=override_of("engine"),
     )
 

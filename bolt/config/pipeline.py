@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from pydantic import Field, model_validator
+from typing import Any
+
+from pydantic import BaseModel, Field, model_validator
 
 from bolt.config.base import Strict
 from bolt.config.compute import ComputeConfig, EngineConfig, StorageConfig
@@ -46,8 +48,8 @@ class PipelineConfig(Strict):
     engine: EngineConfig = Field(
         default_factory=EngineConfig,
         description="The generation engine every stage runs its models on (labeller, teacher, "
-        "reward models, policy sampling, answering); a stage section's own `engine` replaces "
-        "it for that stage.",
+        "reward models, policy sampling, answering); a stage section's own `engine` overrides "
+        "the fields it names for that stage.",
     )
     data: DataConfig = Field(description="Stage 1a: query curation.")
     bootstrap: BootstrapConfig = Field(description="Stage 1b: LongCoT bootstrapping.")
@@ -58,6 +60,25 @@ class PipelineConfig(Strict):
     plan: PlanConfig = Field(
         default_factory=PlanConfig, description="Assumptions of the `bolt plan` estimate."
     )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _stage_engines_inherit(cls, data: Any) -> Any:
+        """A stage's ``engine`` names only what differs from the top-level ``engine``: the
+        fields it leaves out are the top-level's (``eval.engine: {kind: openai, base_url:
+        ...}`` keeps the top-level dtype), so ``bootstrap.engine.enforce_eager=true`` on the
+        command line changes one field, not every field back to its default."""
+        if not isinstance(data, dict):
+            return data
+        top = data.get("engine")
+        top = top.model_dump(exclude_unset=True) if isinstance(top, BaseModel) else top or {}
+        merged = dict(data)
+        for section in set(ENGINE_SECTION.values()):
+            stage = merged.get(section)
+            own = stage.get("engine") if isinstance(stage, dict) else None
+            if isinstance(own, dict):
+                merged[section] = {**stage, "engine": {**top, **own}}
+        return merged
 
     @model_validator(mode="after")
     def _models_exist(self) -> PipelineConfig:

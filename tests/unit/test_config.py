@@ -199,6 +199,15 @@ def test_a_stage_engine_override_replaces_the_top_level_engine_for_that_stage_on
     assert cfg.engine.dtype == "float32"  # tiny-cpu's top-level engine is untouched
 
 
+def test_a_stage_engine_override_inherits_the_fields_it_does_not_name():
+    cfg = load_config(REPO / "configs/tiny-cpu.yaml", ["bootstrap.engine.max_model_len=4096"])
+    own = cfg.engine_settings(Stage.bootstrap)
+    assert own.max_model_len == 4096 and cfg.engine.max_model_len != 4096
+    assert own.model_dump(exclude={"max_model_len"}) == cfg.engine.model_dump(
+        exclude={"max_model_len"}
+    )
+
+
 def test_where_the_engine_is_written_does_not_fork_a_stage():
     top = load_config(REPO / "configs/tiny-cpu.yaml")
     moved = load_config(
