@@ -6,8 +6,10 @@ fields as columns) and a ``README.md`` dataset card whose YAML names the files, 
 
 from __future__ import annotations
 
+import shutil
 from collections import Counter
 from collections.abc import Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -68,13 +70,30 @@ def pair_features():
     )
 
 
+@contextmanager
+def _quiet():
+    """No per-file progress bars from ``datasets`` (the CLI shows one step for all)."""
+    import datasets
+
+    was_on = datasets.is_progress_bar_enabled()
+    datasets.disable_progress_bars()
+    try:
+        yield
+    finally:
+        if was_on:
+            datasets.enable_progress_bars()
+
+
 def write_parquet_shards(
     store: ArtifactStore, manifest: Manifest, record_type: type, features: Any, folder: Path
 ) -> list[Any]:
-    """One Parquet file per store shard (an empty shard keeps its schema); the records."""
+    """One Parquet file per store shard (an empty shard keeps its schema) in a fresh
+    ``folder``; returns the records."""
     import datasets
 
-    (folder / DATA_DIR).mkdir(parents=True, exist_ok=True)
+    if folder.exists():  # a previous export's shards must not join this one's
+        shutil.rmtree(folder)
+    (folder / DATA_DIR).mkdir(parents=True)
     total = max(1, len(manifest.shards))
     everything: list[Any] = []
     shards = manifest.shards or [None]
@@ -88,7 +107,8 @@ def write_parquet_shards(
         rows = [r.model_dump(mode="json") for r in records]
         columns = {name: [row[name] for row in rows] for name in features}
         path = folder / DATA_DIR / f"{SPLIT}-{i:05d}-of-{total:05d}.parquet"
-        datasets.Dataset.from_dict(columns, features=features).to_parquet(str(path))
+        with _quiet():
+            datasets.Dataset.from_dict(columns, features=features).to_parquet(str(path))
     return everything
 
 

@@ -1,0 +1,170 @@
+"""The issue-18 curation methods as steps of the curation stage (``bolt.curation.stage``).
+
+Each step takes the stage's queries and rejects and returns what goes on: generated
+queries from the synthetic sources (Magpie, Instruct-SkillMix), semantic near-duplicate
+removal after MinHash, and the choice of the kept set (``selection``). A config that
+uses none of them runs none of them, and ``fingerprint_payload`` adds nothing to its
+curation fingerprint. The methods' choices are dispatched here, in one place.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, assert_never
+
+from bolt.config import PipelineConfig
+from bolt.config.data import MagpieSource, QuerySelection, SkillExtraction, SkillMixSource
+from bolt.curation.embeddings import Embedder, load_embedder
+from bolt.curation.magpie import magpie_queries, template_of_tokenizer
+from bolt.curation.mig import mig_select, parse_tags, tags_prompt
+from bolt.curation.semantic_dedup import semantic_deduplicate
+from bolt.curation.skillmix import (
+    Skills,
+    draw_mixes,
+    extract_skills,
+    read_skills,
+    skillmix_queries,
+    write_skills,
+)
+from bolt.curation.sources import SourceRow, read_source, row_to_query
+from bolt.engines.base import ChatRequest, Engine
+from bolt.records import Query, Reject
+from bolt.stages import Stage
+
+# A catalog model's live engine (the stage's pool hands out one per model).
+EngineFor = Callable[[str], Engine]
+
+
+def method_models(cfg: PipelineConfig) -> list[str]:
+    """The catalog models the methods use (their entries enter the fingerprint)."""
+    names = [s.model for s in cfg.data.synthetic_sources]
+    if cfg.data.embedding is not None and cfg.data.embedding.model:
+        names.append(cfg.data.embedding.model)
+    return sorted(set(names))
+
+
+def fingerprint_payload(cfg: PipelineConfig) -> dict[str, Any]:
+    """What the methods add to the curation fingerprint: nothing when none is used."""
+    settings = cfg.data.method_settings()
+    if not settings:
+        return {}
+    models = {name: cfg.models.catalog[name] for name in method_models(cfg)}
+    return {"methods": settings, "method_models": models}
+
+
+def synthetic_queries(
+    cfg: PipelineConfig, engine_for: EngineFor, skills_dir: Path
+) -> tuple[list[Query], list[Reject]]:
+    """Every synthetic source's queries and rejects; skills lists are written to
+    ``skills_dir/<source>.jsonl`` (the stage stores them beside its output)."""
+    queries: list[Query] = []
+    rejects: list[Reject] = []
+    for source in cfg.data.synthetic_sources:
+        engine = engine_for(source.model)
+        if isinstance(source, MagpieSource):
+            tokenizer = getattr(engine, "_tokenizer", None)
+            template = template_of_tokenizer(tokenizer, source.model, source.system_prompt)
+            got, bad = magpie_queries(engine, source, template)
+        elif isinstance(source, SkillMixSource):
+            skills = source_skills(cfg, source, engine, skills_dir)
+            mixes = draw_mixes(
+                skills, source.skills_per_example, source.examples, cfg.seed, source.name
+            )
+            got, bad = skillmix_queries(engine, source, mixes)
+        else:
+            assert_never(source)
+        queries += got
+        rejects += bad
+    return queries, rejects
+
+
+def source_skills(
+    cfg: PipelineConfig, source: SkillMixSource, engine: Engine, skills_dir: Path
+) -> Skills:
+    """The source's skills list: its file, or extracted now and written for reuse."""
+    if source.skills_file:
+        return read_skills(source.skills_file, source.skills_per_example)
+    examples = None
+    if source.extraction == SkillExtraction.from_queries and source.extraction_source:
+        examples = []
+        for item in read_source(source.extraction_source, cfg.storage.s3):
+            mapped = (
+                row_to_query(item, source.extraction_source)
+                if isinstance(item, SourceRow)
+                else item
+            )
+            if isinstance(mapped, Query):
+                examples.append(mapped.text)
+            if len(examples) >= source.extraction_queries:
+                break
+    skills = extract_skills(engine, source, examples)
+    skills_dir.mkdir(parents=True, exist_ok=True)
+    write_skills(skills_dir / f"{source.name}.jsonl", skills)
+    return skills
+
+
+def embedder_of(cfg: PipelineConfig) -> Embedder | None:
+    spec = cfg.data.embedding
+    return load_embedder(spec, cfg.models, cfg.storage.s3) if spec is not None else None
+
+
+def remove_semantic_duplicates(
+    cfg: PipelineConfig, queries: list[Query], embedder: Embedder | None
+) -> tuple[list[Query], list[Reject]]:
+    """Magpie's minimum-neighbour distance, when ``data.semantic_dedup`` is set."""
+    if cfg.data.semantic_dedup is None or embedder is None:
+        return queries, []
+    result = semantic_deduplicate(
+        queries, embedder.embed([q.text for q in queries]), cfg.data.semantic_dedup.min_distance
+    )
+    rejects = [
+        _reject(q, "near_duplicate", f"semantic duplicate of {kept} (cosine distance {d})")
+        for q, kept, d in result.duplicates
+    ]
+    return result.kept, rejects
+
+
+def label_tags(
+    queries: list[Query], engine: Engine, max_tags: int, rejects: list[Reject]
+) -> list[Query]:
+    """Free-form tags from the labeller (MIG ``labels: tags``); unparsable -> set aside."""
+    from bolt.config import SamplingConfig
+
+    sampling = SamplingConfig(n=1, temperature=0.0, max_new_tokens=64, seed=0)
+    answers = engine.generate(
+        [ChatRequest(q.id, tags_prompt(q.text, max_tags)) for q in queries], sampling
+    )
+    kept = []
+    for query, completions in zip(queries, answers, strict=True):
+        tags = parse_tags(completions[0].text, max_tags)
+        if tags is None:
+            rejects.append(
+                _reject(query, "unparsable_tags", f"labeller answered: {completions[0].text[:500]}")
+            )
+            continue
+        kept.append(query.model_copy(update={"meta": {**query.meta, "tags": tags}}))
+    return kept
+
+
+def select(
+    cfg: PipelineConfig, balanced: list[Query], embedder: Embedder | None
+) -> tuple[list[Query], str]:
+    """The kept queries chosen from the balanced pool, and the reject reason of the rest."""
+    budget = cfg.data.max_queries
+    match cfg.data.selection:
+        case QuerySelection.shuffled:
+            return (balanced[:budget] if budget else balanced), "over_topic_balance"
+        case QuerySelection.mig:
+            if embedder is None or budget is None:
+                raise ValueError("selection mig needs data.embedding and data.max_queries")
+            chosen = mig_select(balanced, budget, cfg.data.mig_settings, embedder.embed).chosen
+            return chosen, "not_selected_mig"
+        case _:
+            assert_never(cfg.data.selection)
+
+
+def _reject(query: Query, reason: str, detail: str) -> Reject:
+    return Reject(
+        stage=Stage.curation, reason=reason, source=query.id, raw=query.text[:2000], detail=detail
+    )
