@@ -167,6 +167,14 @@ def magpie_run(engine, count: int, max_new_tokens: int, embedder) -> dict:
     }
 
 
+def _hand_skills():
+    from bolt.curation.skillmix import Skill, Skills
+
+    names = ["step-by-step reasoning", "concise writing", "giving examples", "code writing"]
+    kinds = ["math word problem", "how-to question", "short story request"]
+    return Skills(tuple(Skill(n, n) for n in names), tuple(Skill(k, k) for k in kinds))
+
+
 def skillmix_run(engine, count: int, max_new_tokens: int) -> dict:
     from bolt.config import SamplingConfig
     from bolt.config.data import SkillMixSource
@@ -183,8 +191,12 @@ def skillmix_run(engine, count: int, max_new_tokens: int) -> dict:
         min_response_words=20,
         sampling=sampling,
     )
+    hand_skills = _hand_skills()
     started = time.perf_counter()
-    skills = extract_skills(engine, source)
+    try:  # guided on vLLM, as the stage does with data.guided_labels
+        skills, extracted = extract_skills(engine, source, guided=True), True
+    except ValueError:  # too few skills named: the hand-written list below stands in
+        skills, extracted = hand_skills, False
     extraction_s = time.perf_counter() - started
     mixes = draw_mixes(skills, source.skills_per_example, count, seed=0, name=source.name)
     started = time.perf_counter()
@@ -194,6 +206,7 @@ def skillmix_run(engine, count: int, max_new_tokens: int) -> dict:
     for r in rejects:
         reasons[r.reason] = reasons.get(r.reason, 0) + 1
     return {
+        "skills_extracted": extracted,
         "skills": len(skills.skills),
         "query_types": len(skills.query_types),
         "extraction_seconds": round(extraction_s, 2),

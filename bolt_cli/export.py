@@ -83,5 +83,6 @@ def export(
         for e in exported
     ]
     print_rows(rows, FIELDS, fmt, title=f"exported to {out}")
-    if fmt == Format.table:
-        console.print(f"load one: datasets.load_dataset({str(out / 'sft-data')!r})")
+    first = next((e for e in exported if e.kind == "dataset"), None)
+    if fmt == Format.table and first is not None:
+        console.print(f"load one: datasets.load_dataset({str(first.folder)!r})")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from pydantic import Field, field_validator
+from pydantic import Field, field_validator, model_validator
 
 from bolt.config.base import AFFECTS_OUTPUT_NOT, Strict, override_of
 from bolt.config.enums import EngineKind, Launcher, ServerSideEncryption, TaskRunnerKind
@@ -129,6 +129,20 @@ class ComputeConfig(Strict):
 
 
 class EngineConfig(Strict):
+    @model_validator(mode="before")
+    @classmethod
+    def _old_timeout_name(cls, data: Any) -> Any:
+        """``timeout_s`` (the openai engine's per-request timeout) is ``request_timeout_s`` now."""
+        if not isinstance(data, dict) or "timeout_s" not in data:
+            return data
+        data = dict(data)
+        old = data.pop("timeout_s")
+        if data.setdefault("request_timeout_s", old) != old:
+            raise ValueError(
+                "timeout_s is the old name of request_timeout_s: set one of them, not both"
+            )
+        return data
+
     kind: EngineKind = Field(EngineKind.vllm, description="Which generation engine.")
     tensor_parallel_size: int = Field(
         1, ge=1, description="GPUs per vLLM engine.", json_schema_extra=AFFECTS_OUTPUT_NOT
@@ -180,10 +194,21 @@ class EngineConfig(Strict):
         description="Requests in flight (kind=openai).",
         json_schema_extra=AFFECTS_OUTPUT_NOT,
     )
-    timeout_s: float = Field(
-        120,
+    request_timeout_s: float = Field(
+        600,
         gt=0,
-        description="Per-request timeout (kind=openai).",
+        description="Longest a request may go without progress: kind=openai, one HTTP request "
+        "(each retry gets its own); kind=vllm, the engine core sending no output while requests "
+        "are in flight (the engine is then `EngineHung`: killed and replaced on the retry). "
+        "Formerly `timeout_s`, still accepted.",
+        json_schema_extra=AFFECTS_OUTPUT_NOT,
+    )
+    shard_timeout_s: float = Field(
+        86400,
+        gt=0,
+        description="Longest one `generate` call (a stage's shard) may take, retries included; "
+        "past it the shard fails with `EngineTimeout` (kind=vllm: `EngineHung`, the engine is "
+        "replaced; kind=transformers: checked between batches).",
         json_schema_extra=AFFECTS_OUTPUT_NOT,
     )
     max_retries: int = Field(

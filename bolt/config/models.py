@@ -24,6 +24,14 @@ class ModelEntry(Strict):
     gguf_file: str | None = Field(
         None, description="File name of the GGUF inside gguf_package (the only .gguf when unset)."
     )
+    served_name: str | None = Field(
+        None,
+        description="The name an OpenAI-compatible server knows this model by (`vllm serve "
+        "--served-model-name`, a hosted API's model id); kind=openai sends it as `model` and "
+        "loads nothing here. Unset: the hf_id, else the catalog name. It names the same "
+        "weights, so it leaves fingerprints unchanged.",
+        json_schema_extra=AFFECTS_OUTPUT_NOT,
+    )
     revision: str | None = Field(None, description="Hub revision or commit to pin.")
     trust_remote_code: bool = Field(
         False,

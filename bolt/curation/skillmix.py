@@ -130,6 +130,7 @@ def write_skills(path: str | Path, skills: Skills) -> Path:
 def extraction_prompt(source: SkillMixSource, queries: list[str] | None = None) -> list[dict]:
     """Ask for skills directly, or (``queries`` given) for those the queries need."""
     wanted = {"skills": source.skills_wanted, "query_types": max(2, source.skills_wanted // 3)}
+    # (extraction_regex asks for the same numbers)
     if queries is None:
         text = render_template("skillmix_skills.j2", **wanted)
     else:
@@ -153,20 +154,29 @@ def parse_skills(text: str) -> Skills:
     return Skills(tuple(found["skill"].values()), tuple(found["query_type"].values()))
 
 
+def extraction_regex(skills: int, query_types: int) -> str:
+    """The answer shape guided decoding forces: the asked-for numbers of item lines."""
+    item = r" [A-Za-z][A-Za-z0-9 ,'/&()-]{1,60} - [^\n]{5,200}\n"
+    return f"(Skill:{item}){{{skills}}}(Query type:{item}){{{query_types}}}"
+
+
 def extract_skills(
-    engine: Engine, source: SkillMixSource, queries: list[str] | None = None
+    engine: Engine, source: SkillMixSource, queries: list[str] | None = None, guided: bool = False
 ) -> Skills:
-    """One call of the model; fails when it names too few skills or no query type."""
+    """One call of the model (its answer shape forced when ``guided``, on vLLM); fails
+    naming the source and model when it names too few skills or no query type."""
     sampling = source.sampling.model_copy(update={"n": 1})
-    answer = engine.generate(
-        [ChatRequest(f"{source.name}-skills", extraction_prompt(source, queries))], sampling
-    )
-    skills = parse_skills(answer[0][0].text)
+    prompt = extraction_prompt(source, queries)
+    wanted = (source.skills_wanted, max(2, source.skills_wanted // 3))
+    regex = extraction_regex(*wanted) if guided else None
+    request = ChatRequest(f"{source.name}-skills", prompt)
+    answer = engine.generate([request], sampling, guided_regex=regex)[0][0].text
+    skills = parse_skills(answer)
     if len(skills.skills) < source.skills_per_example or not skills.query_types:
         raise ValueError(
             f"skill extraction for source {source.name!r} by {source.model!r} gave "
             f"{len(skills.skills)} skills and {len(skills.query_types)} query types (need "
-            f"{source.skills_per_example} and 1); answer began: {answer[0][0].text[:300]!r}"
+            f"{source.skills_per_example} and 1); answer began: {answer[:300]!r}"
         )
     return skills
 

@@ -58,16 +58,9 @@ def tiny_llama(folder: Path, seed: int) -> Path:
     from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
 
     torch.manual_seed(seed)
-    config = LlamaConfig(
-        vocab_size=32,
-        hidden_size=16,
-        intermediate_size=32,
-        num_hidden_layers=2,
-        num_attention_heads=2,
-        num_key_value_heads=2,
-        max_position_embeddings=64,
-    )
-    LlamaForCausalLM(config).save_pretrained(folder)
+    sizes = {"hidden_size": 16, "intermediate_size": 32, "max_position_embeddings": 64}
+    heads = {"num_hidden_layers": 2, "num_attention_heads": 2, "num_key_value_heads": 2}
+    LlamaForCausalLM(LlamaConfig(vocab_size=32, **sizes, **heads)).save_pretrained(folder)
     vocab = {w: i for i, w in enumerate(["<unk>", "<s>", "</s>", "hello", "world"])}
     tok = Tokenizer(models.WordLevel(vocab, unk_token="<unk>"))
     tok.pre_tokenizer = pre_tokenizers.Whitespace()
@@ -124,23 +117,12 @@ def pairs(iteration: int, n: int) -> list[PreferencePair]:
 
 def _data_stages(store: ArtifactStore, cfg) -> Manifest:
     query = Query(id="q0", text="question 0", source="tiny")
-    commit(
-        store,
-        Stage.curation,
-        "data",
-        config={},
-        records=[[query]],
-        counts={"kept": 1, "rejects.near_duplicate": 3},
-    )
-    commit(
-        store,
-        Stage.bootstrap,
-        "boot",
-        config={},
-        upstream={"data": fp("data")},
-        counts={"samples": 12},
-    )
+    counts = {"kept": 1, "rejects.near_duplicate": 3}
+    commit(store, Stage.curation, "data", config={}, records=[[query]], counts=counts)
+    upstream = {"data": fp("data")}
+    commit(store, Stage.bootstrap, "boot", config={}, upstream=upstream, counts={"samples": 12})
     commit(store, Stage.score, "score", config={}, upstream={"bootstrap": fp("boot")})
+    reasons = {"dropped.format.missing_thoughts": 4, "dropped.percentile": 3}
     return commit(
         store,
         Stage.filter,
@@ -148,12 +130,7 @@ def _data_stages(store: ArtifactStore, cfg) -> Manifest:
         config={"filter": cfg.filter.model_dump(mode="json")},
         upstream={"score": fp("score"), "data": fp("data")},
         records=[sft_examples(3), sft_examples(5)[3:]],
-        counts={
-            "samples": 12,
-            "kept": 5,
-            "dropped.format.missing_thoughts": 4,
-            "dropped.percentile": 3,
-        },
+        counts={"samples": 12, "kept": 5, **reasons},
         stats={"format_pass_rate": 0.6667, "mean_kept_reward": 0.7},
     )
 
@@ -191,13 +168,8 @@ def build_store(root: Path, cfg) -> ArtifactStore:
     policy = f"sft/{fp('sft')}"
     for k in (1, 2):
         commit(store, Stage.online_samples, f"samples{k}", config={}, upstream={"policy": policy})
-        commit(
-            store,
-            Stage.online_scores,
-            f"scores{k}",
-            config={},
-            upstream={"samples": fp(f"samples{k}")},
-        )
+        upstream = {"samples": fp(f"samples{k}")}
+        commit(store, Stage.online_scores, f"scores{k}", config={}, upstream=upstream)
         commit(
             store,
             Stage.online_pairs,
@@ -247,14 +219,8 @@ def exported(tmp_path_factory):
 
 def test_export_chooses_the_chain(exported):
     _, selection, done = exported
-    assert sorted(done) == [
-        "dpo-iter1",
-        "dpo-iter2",
-        "pairs-iter1",
-        "pairs-iter2",
-        "sft",
-        "sft-data",
-    ]
+    names = ["sft-data", "pairs-iter1", "pairs-iter2", "sft", "dpo-iter1", "dpo-iter2"]
+    assert list(done) == names  # datasets, then models
     assert selection.sft_set.fingerprint == fp("filter")
     assert [it.policy.fingerprint for it in selection.iterations] == [fp("policy1"), fp("policy2")]
     assert selection.evals["sft"].fingerprint == fp("eval-sft")
@@ -315,14 +281,8 @@ def test_dataset_cards_say_how_the_data_was_made(exported):
     assert {"bolt", "long-cot", "sft"} <= set(meta["tags"])
     assert meta["task_categories"] == ["text-generation"] and meta["size_categories"] == ["n<1K"]
     text = card.text
-    for needle in (
-        fp("filter"),
-        fp("score"),
-        fp("data"),
-        fp("boot"),
-        "dropped.format.missing_thoughts",
-    ):
-        assert needle in text
+    needles = [fp("filter"), fp("score"), fp("data"), fp("boot"), "dropped.format.missing"]
+    assert all(needle in text for needle in needles)
     assert "| dropped.percentile | 3 |" in text and "| kept | 5 |" in text
     assert "rejects.near_duplicate 3" in text  # the curation stage's rejects, in the lineage
     assert "format_pass_rate" in text and "reward of kept examples" in text
