@@ -239,7 +239,11 @@ def commit_bootstrap(
             fingerprint=fp,
             code_version=CODE_VERSION,
             config={
-                "bootstrap": cfg.bootstrap.model_dump(mode="json"),
+                # The engine it ran on, wherever the config wrote it (top level or override).
+                "bootstrap": {
+                    **cfg.bootstrap.model_dump(mode="json"),
+                    "engine": cfg.engine_settings(Stage.bootstrap).model_dump(mode="json"),
+                },
                 "teacher": cfg.models.catalog[cfg.bootstrap.teacher_model].model_dump(mode="json"),
             },
             upstream={Stage.curation: data.fingerprint},

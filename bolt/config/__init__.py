@@ -12,7 +12,14 @@ from ``bolt.config``; the modules are how it is kept, not an interface.
 
 from __future__ import annotations
 
-from bolt.config.base import AFFECTS_OUTPUT_NOT, Strict, output_fields, output_value, override_of
+from bolt.config.base import (
+    AFFECTS_OUTPUT_NOT,
+    ENTERS_WHEN_SET,
+    Strict,
+    output_fields,
+    output_value,
+    override_of,
+)
 from bolt.config.compute import (
     ComputeConfig,
     EngineConfig,
@@ -47,10 +54,12 @@ from bolt.config.evaluation import EvalConfig, JudgeConfig
 from bolt.config.models import ModelEntry, ModelsConfig
 from bolt.config.pipeline import STAGE_SECTIONS, PipelineConfig
 from bolt.config.plan import PlanConfig
+from bolt.config.reward_methods import Principle, PrincipleFilter, RefinementConfig
 from bolt.config.train import OnlineConfig, SftConfig, TrainCommon
 
 __all__ = [
     "AFFECTS_OUTPUT_NOT",
+    "ENTERS_WHEN_SET",
     "STAGE_SECTIONS",
     "BalanceMode",
     "BenchmarkName",
@@ -71,9 +80,12 @@ __all__ = [
     "PairStrategyName",
     "PipelineConfig",
     "PlanConfig",
+    "Principle",
+    "PrincipleFilter",
     "Precision",
     "QuerySource",
     "ReferencePolicy",
+    "RefinementConfig",
     "RewardBackend",
     "RewardKind",
     "S3Options",

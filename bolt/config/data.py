@@ -9,11 +9,12 @@ from __future__ import annotations
 from enum import StrEnum
 from typing import Annotated, Any, Literal
 
-from pydantic import Field, model_validator
+from pydantic import Field, field_validator, model_validator
 
-from bolt.config.base import AFFECTS_OUTPUT_NOT, Strict, output_value
+from bolt.config.base import AFFECTS_OUTPUT_NOT, ENTERS_WHEN_SET, Strict
 from bolt.config.compute import EngineConfig, SamplingConfig, engine_override
 from bolt.config.enums import BalanceMode, RewardKind, SelectionMode
+from bolt.config.reward_methods import Principle, RefinementConfig, principle_key
 
 
 class QuerySource(Strict):
@@ -47,13 +48,6 @@ class QuerySource(Strict):
         None, ge=1, description="Take at most this many rows from the source."
     )
 
-
-# A curation setting added after the fingerprints were pinned: it enters the curation
-# fingerprint only while it differs from its default (``DataConfig.method_settings``), so
-# every config that leaves it alone keeps its fingerprint. Until ``bolt.config.base``
-# applies that rule itself, the field is kept out of ``output_fields`` and the stage adds
-# ``method_settings()`` to its fingerprint (as it adds the resolved value of an override).
-WHEN_SET: dict[str, Any] = {**AFFECTS_OUTPUT_NOT, "enters_fingerprint": "when_set"}
 
 # The StrEnums of the curation methods (issue 18); they join bolt/config/enums.py once
 # that file is open again.
@@ -245,26 +239,35 @@ class DataConfig(Strict):
     synthetic_sources: list[SyntheticSource] = Field(
         default_factory=list,
         description="Queries a model writes (kind magpie or skillmix), curated like the rest.",
-        json_schema_extra=WHEN_SET,
+        json_schema_extra=ENTERS_WHEN_SET,
     )
     semantic_dedup: SemanticDedupConfig | None = Field(
         None,
         description="Embedding near-duplicate removal after MinHash (off when unset).",
-        json_schema_extra=WHEN_SET,
+        json_schema_extra=ENTERS_WHEN_SET,
     )
     selection: QuerySelection = Field(
         QuerySelection.shuffled,
         description="How the max_queries kept are chosen after balancing.",
-        json_schema_extra=WHEN_SET,
+        json_schema_extra=ENTERS_WHEN_SET,
     )
     mig: MigConfig | None = Field(
-        None, description="MIG settings (selection: mig).", json_schema_extra=WHEN_SET
+        None, description="MIG settings (selection: mig).", json_schema_extra=ENTERS_WHEN_SET
     )
     embedding: EmbeddingModel | None = Field(
         None,
         description="The sentence-embedding model of semantic_dedup and MIG's label graph.",
-        json_schema_extra=WHEN_SET,
+        json_schema_extra=ENTERS_WHEN_SET,
     )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _mig_settings_resolved(cls, data: Any) -> Any:
+        """selection mig without a ``mig`` section runs the published settings, written
+        out, so that they enter the fingerprint (a later change of a default forks)."""
+        if isinstance(data, dict) and data.get("selection") == "mig" and data.get("mig") is None:
+            data = {**data, "mig": {}}
+        return data
 
     @model_validator(mode="after")
     def _methods_complete(self) -> DataConfig:
@@ -284,24 +287,8 @@ class DataConfig(Strict):
 
     @property
     def mig_settings(self) -> MigConfig:
-        """The MIG settings selection: mig runs with (the published ones when unset)."""
+        """The MIG settings of selection: mig (set by ``_mig_settings_resolved``)."""
         return self.mig or MigConfig()
-
-    def method_settings(self) -> dict[str, Any]:
-        """The ``WHEN_SET`` fields that differ from their defaults, as they enter the
-        curation fingerprint (MIG's settings resolved): empty for a config that uses none
-        of the issue-18 methods, so its fingerprint is what it was."""
-        out = {}
-        for name, field in type(self).model_fields.items():
-            extra = field.json_schema_extra
-            if not (isinstance(extra, dict) and extra.get("enters_fingerprint") == "when_set"):
-                continue
-            value = getattr(self, name)
-            if value != field.get_default(call_default_factory=True):
-                out[name] = output_value(value)
-        if self.selection == QuerySelection.mig:
-            out["mig"] = output_value(self.mig_settings)
-        return out
 
 
 class BootstrapConfig(Strict):
@@ -334,6 +321,12 @@ class BootstrapConfig(Strict):
     shard_size: int = Field(
         64, ge=1, description="Queries per shard (the unit of retry and resume)."
     )
+    refinement: RefinementConfig | None = Field(
+        None,
+        description="STICK self-refinement of the samples that fail checklist items "
+        "(revisions kept beside the originals, with their lineage); off when unset.",
+        json_schema_extra=ENTERS_WHEN_SET,
+    )
 
 
 class RewardBackend(Strict):
@@ -344,6 +337,54 @@ class RewardBackend(Strict):
     batch_size: int = Field(
         8, ge=1, description="Scoring batch size.", json_schema_extra=AFFECTS_OUTPUT_NOT
     )
+    principles: list[Principle] | None = Field(
+        None,
+        description="kind=principles: the binary principles the judge checks one by one "
+        "(RLBFF); the score is the weighted mean of the applicable ones' p(Yes).",
+        json_schema_extra=ENTERS_WHEN_SET,
+    )
+    judge_engine: EngineConfig | None = Field(
+        None,
+        description="kind=principles: the engine the judge runs on (vllm or an openai "
+        "server; replies parsed as Yes/No); unset: `model` is loaded with transformers and "
+        "p(Yes) read from its next-token distribution.",
+        json_schema_extra=ENTERS_WHEN_SET,
+    )
+    checklist_weights: str | None = Field(
+        None,
+        description="kind=lm_checklist: path or s3:// URI of the RocketEval item weights "
+        "(`python -m bolt.rewards.reweighting fit`); the plain mean p(Yes) when unset.",
+        json_schema_extra=ENTERS_WHEN_SET,
+    )
+
+    @field_validator("principles")
+    @classmethod
+    def _principles_listed_once(cls, value: list[Principle] | None) -> list[Principle] | None:
+        if value is None:
+            return value
+        if not value:
+            raise ValueError("principles is empty: list at least one principle")
+        keys = [principle_key(p.text) for p in value]
+        twice = sorted({p.text for p, k in zip(value, keys, strict=True) if keys.count(k) > 1})
+        if twice:
+            raise ValueError(f"principles lists the same principle more than once: {twice}")
+        return value
+
+    @model_validator(mode="after")
+    def _method_fields_match_kind(self) -> RewardBackend:
+        is_principles = self.kind == RewardKind.principles
+        if is_principles and self.principles is None:
+            raise ValueError(f"reward {self.name!r}: kind principles needs `principles`")
+        if is_principles and self.model is None:
+            raise ValueError(f"reward {self.name!r}: kind principles needs `model` (the judge)")
+        for key in ("principles", "judge_engine"):
+            if getattr(self, key) is not None and not is_principles:
+                raise ValueError(f"reward {self.name!r}: `{key}` is for kind principles only")
+        if self.checklist_weights is not None and self.kind != RewardKind.lm_checklist:
+            raise ValueError(
+                f"reward {self.name!r}: `checklist_weights` is for kind lm_checklist only"
+            )
+        return self
 
 
 class FilterConfig(Strict):

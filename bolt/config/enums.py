@@ -51,6 +51,7 @@ class RewardKind(StrEnum):
     lm_checklist = "lm_checklist"
     math_verify = "math_verify"
     format = "format"
+    principles = "principles"
 
 
 class PairStrategyName(StrEnum):

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from pydantic import Field
 
-from bolt.config.base import AFFECTS_OUTPUT_NOT, Strict
+from bolt.config.base import AFFECTS_OUTPUT_NOT, ENTERS_WHEN_SET, Strict
 from bolt.config.compute import EngineConfig, SamplingConfig, engine_override
 from bolt.config.data import QuerySource, RewardBackend
 from bolt.config.enums import DpoLoss, PairStrategyName, Precision, ReferencePolicy, ZeroStage
+from bolt.config.reward_methods import RefinementConfig
 
 
 class TrainCommon(Strict):
@@ -59,6 +60,13 @@ class OnlineConfig(TrainCommon):
     )
     rewards: list[RewardBackend] = Field(
         description="Outcome reward + format reward (paper: ArmoRM + rule)."
+    )
+    refinement: RefinementConfig | None = Field(
+        None,
+        description="STICK self-refinement of the policy's samples that fail checklist "
+        "items, before scoring (revisions join the samples pairs are chosen from); off "
+        "when unset.",
+        json_schema_extra=ENTERS_WHEN_SET,
     )
     pair_strategy: PairStrategyName = Field(
         PairStrategyName.max_min, description="How pairs are built (paper: max vs min)."

@@ -3,8 +3,8 @@
 Each step takes the stage's queries and rejects and returns what goes on: generated
 queries from the synthetic sources (Magpie, Instruct-SkillMix), semantic near-duplicate
 removal after MinHash, and the choice of the kept set (``selection``). A config that
-uses none of them runs none of them, and ``fingerprint_payload`` adds nothing to its
-curation fingerprint. The methods' choices are dispatched here, in one place.
+uses none of them runs none of them, and its curation fingerprint is what it was (the
+fields are ``ENTERS_WHEN_SET``; ``fingerprint_payload`` adds the methods' models). The methods' choices are dispatched here, in one place.
 """
 
 from __future__ import annotations
@@ -45,12 +45,11 @@ def method_models(cfg: PipelineConfig) -> list[str]:
 
 
 def fingerprint_payload(cfg: PipelineConfig) -> dict[str, Any]:
-    """What the methods add to the curation fingerprint: nothing when none is used."""
-    settings = cfg.data.method_settings()
-    if not settings:
-        return {}
-    models = {name: cfg.models.catalog[name] for name in method_models(cfg)}
-    return {"methods": settings, "method_models": models}
+    """What the curation fingerprint adds for the methods: the catalog entries of their
+    models (their settings enter through ``data`` itself, ``ENTERS_WHEN_SET``); nothing
+    for a config that uses none."""
+    models = method_models(cfg)
+    return {"method_models": {name: cfg.models.catalog[name] for name in models}} if models else {}
 
 
 def synthetic_queries(

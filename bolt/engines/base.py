@@ -9,8 +9,9 @@ prompt as the model sees it, rendered once here).
 
 from __future__ import annotations
 
+import math
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Protocol, runtime_checkable
 
 from bolt.config import SamplingConfig
@@ -25,6 +26,40 @@ class EngineError(RuntimeError):
 class EngineDead(EngineError):
     """The engine's own process is gone: this engine will never answer again, and the
     engine reports ``dead`` so that a retry starts a new one."""
+
+
+class EngineTimeout(EngineError):
+    """A generation ran past a time limit of its engine config: ``request_timeout_s`` (one
+    request, or a vLLM engine core, without progress) or ``shard_timeout_s`` (one
+    ``generate`` call, i.e. one stage shard)."""
+
+
+class EngineHung(EngineDead, EngineTimeout):
+    """The engine's process is alive but stopped making progress (or ran past the shard's
+    time): it was shut down, it reports ``dead``, and the pool starts a new one."""
+
+
+@dataclass(frozen=True)
+class Deadline:
+    """When one ``generate`` call must be done: ``limit_s`` after it began (None: never)."""
+
+    limit_s: float | None
+    started: float = field(default_factory=time.monotonic)
+
+    def left(self) -> float:
+        if self.limit_s is None:
+            return math.inf
+        return self.limit_s - (time.monotonic() - self.started)
+
+    def expired(self) -> bool:
+        return self.left() <= 0
+
+    def message(self, model: str) -> str:
+        elapsed = time.monotonic() - self.started
+        return (
+            f"generation on {model} ran {elapsed:.1f} s, past engine.shard_timeout_s = "
+            f"{self.limit_s:g} s"
+        )
 
 
 @dataclass(frozen=True)
@@ -123,9 +158,11 @@ def chat_template_ids(tokenizer: Any, messages: Messages) -> list[int]:
 
 class EngineBase:
     """What the engines share: ``generate`` and the running stats of its calls. A
-    subclass generates a non-empty list of requests in ``_generate``."""
+    subclass generates a non-empty list of requests in ``_generate`` before ``deadline``
+    (``shard_timeout_s`` after the call began), raising ``EngineTimeout`` past it."""
 
     _stats = EngineStats()
+    shard_timeout_s: float | None = None
 
     @property
     def stats(self) -> EngineStats:
@@ -142,7 +179,8 @@ class EngineBase:
         if not requests:
             return []
         started = time.perf_counter()
-        completions = self._generate(requests, sampling, stop, guided_regex)
+        deadline = Deadline(self.shard_timeout_s)
+        completions = self._generate(requests, sampling, stop, guided_regex, deadline)
         self._stats = self._stats + tally(completions, time.perf_counter() - started)
         return completions
 
@@ -152,6 +190,7 @@ class EngineBase:
         sampling: SamplingConfig,
         stop: list[str] | None,
         guided_regex: str | None,
+        deadline: Deadline,
     ) -> list[list[Completion]]:
         raise NotImplementedError
 

@@ -1,6 +1,6 @@
 """transformers fallback: batched ``generate`` where vLLM is not available.
 
-Slower than vLLM (DESIGN.md §4: ~66 against ~110 output tok/s for SmolLM2 on this
+Slower than vLLM (ARCHITECTURE.md §6: ~66 against ~110 output tok/s for SmolLM2 on this
 machine's CPUs) and without prefix caching or guided decoding, but it needs nothing
 beyond transformers and gives the same ``Completion`` records.
 """
@@ -10,7 +10,14 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from bolt.config import EngineKind, SamplingConfig
-from bolt.engines.base import ChatRequest, Completion, EngineError, LocalEngine
+from bolt.engines.base import (
+    ChatRequest,
+    Completion,
+    Deadline,
+    EngineError,
+    EngineTimeout,
+    LocalEngine,
+)
 
 # Prompts per generate call (each expanded to n rows): bounds the padded batch's memory.
 PROMPTS_PER_BATCH = 8
@@ -19,13 +26,22 @@ PROMPTS_PER_BATCH = 8
 class HFEngine(LocalEngine):
     name = EngineKind.transformers.value
 
-    def __init__(self, model_path: str, *, seed: int, device: str = "cpu"):
+    def __init__(
+        self,
+        model_path: str,
+        *,
+        seed: int,
+        device: str = "cpu",
+        shard_timeout_s: float | None = None,
+    ):
         # Imported here: torch and transformers take seconds to import.
         import torch
         from transformers import AutoModelForCausalLM, AutoTokenizer
 
         self.model = self.model_path = str(model_path)
         self.device = device
+        # Checked between batches: a batch in transformers' generate cannot be interrupted.
+        self.shard_timeout_s = shard_timeout_s
         self._tokenizer = AutoTokenizer.from_pretrained(self.model_path, padding_side="left")
         if self._tokenizer.pad_token_id is None:
             self._tokenizer.pad_token = self._tokenizer.eos_token
@@ -45,6 +61,7 @@ class HFEngine(LocalEngine):
         sampling: SamplingConfig,
         stop: list[str] | None,
         guided_regex: str | None,
+        deadline: Deadline,
     ) -> list[list[Completion]]:
         if guided_regex is not None:
             raise EngineError(
@@ -54,6 +71,8 @@ class HFEngine(LocalEngine):
             raise EngineError("this transformers engine is closed")
         completions: list[list[Completion]] = []
         for first in range(0, len(requests), PROMPTS_PER_BATCH):
+            if first and deadline.expired():
+                raise EngineTimeout(deadline.message(self.model))
             completions += self._generate_batch(
                 requests[first : first + PROMPTS_PER_BATCH], sampling, stop or []
             )

@@ -11,10 +11,10 @@ the Ray task runner every worker process holds its own pool.
 
 from __future__ import annotations
 
-from bolt.config import EngineConfig, PipelineConfig
+from bolt.config import EngineConfig, EngineKind, ModelsConfig, PipelineConfig
 from bolt.engines import make_engine
 from bolt.engines.base import Engine
-from bolt.models import resolve_model
+from bolt.models import catalog_entry, resolve_model
 from bolt.resources import POOL, Role
 
 
@@ -25,10 +25,33 @@ def engine_key(model_path: str, engine_cfg: EngineConfig, role: Role) -> str:
     )
 
 
+def served_name(models: ModelsConfig, name: str) -> str:
+    """The name an OpenAI-compatible server knows catalog model ``name`` by: its
+    ``served_name``, else its ``hf_id`` (what ``vllm serve <hf_id>`` serves), else ``name``."""
+    entry = catalog_entry(models, name)
+    return entry.served_name or entry.hf_id or name
+
+
 def engine_for(
     cfg: PipelineConfig, model_name: str, engine_cfg: EngineConfig, role: Role = Role.generation
 ) -> Engine:
-    """The live engine on catalog model ``model_name``, started when there is none (or it died)."""
+    """The live engine on catalog model ``model_name``, started when there is none (or it died).
+
+    kind=openai asks a server for the model by its served name: nothing is resolved,
+    downloaded or loaded here (the server holds the weights and the tokenizer)."""
+    if engine_cfg.kind is EngineKind.openai:
+        served = served_name(cfg.models, model_name)
+        return POOL.get(
+            engine_key(served, engine_cfg, role),
+            role,
+            lambda: make_engine(
+                engine_cfg,
+                served,
+                seed=cfg.seed,
+                device=cfg.compute.device,
+                model_key=f"models.catalog.{model_name}",
+            ),
+        )
     path = resolve_model(cfg.models, model_name, cfg.storage.s3)
     return POOL.get(
         engine_key(path, engine_cfg, role),

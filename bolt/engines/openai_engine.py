@@ -9,29 +9,38 @@ no ``EngineError`` can carry it.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 import os
 import random
+import threading
 import time
+from collections import OrderedDict
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
+
+import httpx
 
 from bolt.config import EngineConfig, EngineKind, SamplingConfig
 from bolt.engines.base import (
     ChatRequest,
     Completion,
+    Deadline,
     EngineBase,
     EngineError,
+    EngineTimeout,
     Messages,
-    chat_template_ids,
 )
 
 # A local server started without --api-key accepts any key, but the client insists on one.
 NO_KEY = "no-key"
+# How long the server gets to list its models (once per engine).
+PROBE_TIMEOUT_S = 10.0
+# Prompt token counts kept per engine (a shard's retry asks for the same prompts again).
+COUNT_CACHE = 4096
 
 
 class MalformedResponse(ValueError):
@@ -141,6 +150,9 @@ def estimate_tokens(messages: Messages) -> int:
 
 
 class OpenAIEngine(EngineBase):
+    """``model`` is the name the server knows the model by (``models.catalog.<name>.served_name``);
+    no weights or tokenizer are loaded here. ``model_key`` is the catalog entry errors name."""
+
     name = EngineKind.openai.value
 
     def __init__(
@@ -148,6 +160,7 @@ class OpenAIEngine(EngineBase):
         cfg: EngineConfig,
         model: str,
         *,
+        model_key: str | None = None,
         policy: RetryPolicy | None = None,
         sleep: Callable[[float], None] = time.sleep,
         rng: random.Random | None = None,
@@ -155,29 +168,31 @@ class OpenAIEngine(EngineBase):
         import openai
 
         if not cfg.base_url:
-            raise EngineError("engine.base_url must be set for kind=openai")
+            raise EngineError(
+                "engine.base_url (or the stage's engine.base_url) must be set for kind=openai"
+            )
         self.model = self.model_path = str(model)
+        self.model_key = model_key or "the catalog entry's served_name"
         self.concurrency = cfg.concurrency
+        self.request_timeout_s, self.shard_timeout_s = cfg.request_timeout_s, cfg.shard_timeout_s
         self.policy = policy or RetryPolicy(cfg.max_retries)
         self._sleep, self._rng = sleep, rng or random.Random()
         # The client's own retries are off: this engine retries, with its own policy and errors.
         self._client = openai.OpenAI(
             base_url=cfg.base_url,
             api_key=os.environ.get(cfg.api_key_env) or NO_KEY,
-            timeout=cfg.timeout_s,
+            timeout=cfg.request_timeout_s,
             max_retries=0,
         )
-        self._tokenizer: Any = None
+        self._server = ServedModel(self._client, self.model, self.model_key, cfg.base_url)
 
     def count_prompt_tokens(self, messages: Messages) -> int:
-        """Exact with the model's tokenizer when ``model`` is a local folder, else an estimate."""
-        if not (Path(self.model_path) / "tokenizer_config.json").is_file():
+        """Exact where the server tokenizes (vLLM's ``/tokenize``), else an estimate."""
+        if not self._server.tokenizes():
             return estimate_tokens(messages)
-        if self._tokenizer is None:
-            from transformers import AutoTokenizer
-
-            self._tokenizer = AutoTokenizer.from_pretrained(self.model_path)
-        return len(chat_template_ids(self._tokenizer, messages))
+        return self._with_retries(
+            "tokenize", lambda timeout: self._server.count(messages, timeout), Deadline(None)
+        )
 
     def _generate(
         self,
@@ -185,13 +200,18 @@ class OpenAIEngine(EngineBase):
         sampling: SamplingConfig,
         stop: list[str] | None,
         guided_regex: str | None,
+        deadline: Deadline,
     ) -> list[list[Completion]]:
+        self._server.check()
         with ThreadPoolExecutor(max_workers=min(self.concurrency, len(requests))) as pool:
             return list(
-                pool.map(lambda r: self._complete(r, sampling, stop, guided_regex), requests)
+                pool.map(
+                    lambda r: self._complete(r, sampling, stop, guided_regex, deadline), requests
+                )
             )
 
     def close(self) -> None:
+        self._server.close()
         self._client.close()
 
     def _complete(
@@ -200,40 +220,139 @@ class OpenAIEngine(EngineBase):
         sampling: SamplingConfig,
         stop: list[str] | None,
         guided_regex: str | None,
+        deadline: Deadline,
     ) -> list[Completion]:
         arguments = chat_arguments(self.model, request, sampling, stop, guided_regex)
-        for attempt in range(self.policy.max_retries + 1):
-            outcome = self._attempt(request.id, arguments, sampling.n)
+        return self._with_retries(
+            f"request {request.id!r}",
+            lambda timeout: self._attempt(request.id, arguments, sampling.n, timeout),
+            deadline,
+        )
+
+    def _with_retries(self, what: str, attempt: Callable[[float], Any], deadline: Deadline) -> Any:
+        """``attempt(timeout)`` until it returns something else than a ``Failure``, with
+        backoff, each try given at most what is left of ``deadline``."""
+        for tried in range(self.policy.max_retries + 1):
+            if deadline.expired():
+                raise EngineTimeout(f"{what}: {deadline.message(self.model)}")
+            outcome = attempt(min(self.request_timeout_s, deadline.left()))
             if not isinstance(outcome, Failure):
                 return outcome
-            if not outcome.retryable or attempt == self.policy.max_retries:
+            if outcome.status.startswith("HTTP 404") and "does not exist" in outcome.status:
+                raise EngineError(f"{what}: {self._server.unknown(outcome.status)}")
+            if not outcome.retryable or tried == self.policy.max_retries:
                 break
-            self._sleep(self.policy.delay(attempt, self._rng, outcome.retry_after))
+            self._sleep(
+                min(self.policy.delay(tried, self._rng, outcome.retry_after), deadline.left())
+            )
         # Raised outside any except block, so no client exception (whose request holds the
         # Authorization header) rides along as __context__ into logs or pickled task results.
+        if deadline.expired():
+            raise EngineTimeout(f"{what}: {deadline.message(self.model)}")
         raise EngineError(
-            f"request {request.id!r} failed after {attempt + 1} attempt(s); last status: {outcome.status}"
+            f"{what} failed after {tried + 1} attempt(s); last status: {outcome.status}"
         )
 
     def _attempt(
-        self, request_id: str, arguments: dict[str, Any], n: int
+        self, request_id: str, arguments: dict[str, Any], n: int, timeout: float
     ) -> list[Completion] | Failure:
-        import openai
+        create = self._client.chat.completions.create
+        return call_safely(
+            lambda: to_completions(request_id, create(**arguments, timeout=timeout), n)
+        )
 
-        try:
-            return to_completions(request_id, self._client.chat.completions.create(**arguments), n)
-        except openai.APIStatusError as e:
-            return Failure(
-                f"HTTP {e.status_code}: {_short(e.message)}",
-                is_retryable(e.status_code),
-                _retry_after(e),
-            )
-        except openai.APITimeoutError:
-            return Failure("timeout", True)
-        except openai.APIConnectionError:
-            return Failure("connection error", True)
-        except (MalformedResponse, json.JSONDecodeError, openai.APIResponseValidationError) as e:
-            return Failure(f"malformed response: {_short(str(e))}", True)
+
+def call_safely(call: Callable[[], Any]) -> Any:
+    """``call()``'s value, or the ``Failure`` its error means (retryable or not)."""
+    import openai
+
+    try:
+        return call()
+    except openai.APIStatusError as e:
+        return Failure(
+            f"HTTP {e.status_code}: {_short(e.message)}",
+            is_retryable(e.status_code),
+            _retry_after(e),
+        )
+    except openai.APITimeoutError:
+        return Failure("timeout", True)
+    except openai.APIConnectionError:
+        return Failure("connection error", True)
+    except (MalformedResponse, json.JSONDecodeError, openai.APIResponseValidationError) as e:
+        return Failure(f"malformed response: {_short(str(e))}", True)
+
+
+class ServedModel:
+    """What the server says about the model, asked once (``GET /models``) on first use.
+
+    A server that lists models must list ``model``: otherwise the first call fails naming
+    the catalog key to fix, before any chat request. A vLLM server (``owned_by: vllm``)
+    also tokenizes (``POST /tokenize`` beside ``/v1``), so prompt counts are exact without
+    local weights; any other server (or one that lists nothing) gets the estimate. Prompt
+    and output tokens of completions always come from the server's ``usage``.
+    """
+
+    def __init__(self, client: Any, model: str, model_key: str, base_url: str):
+        self._client, self._model, self._key, self._base_url = client, model, model_key, base_url
+        self._tokenize_url = base_url.rstrip("/").removesuffix("/v1") + "/tokenize"
+        self._lock = threading.Lock()
+        self._listed: tuple[list[str], bool] | None = None  # (served ids, tokenizes)
+        self._counts: OrderedDict[str, int] = OrderedDict()
+
+    def check(self) -> None:
+        served, _ = self._probe()
+        if served and self._model not in served:
+            raise EngineError(self.unknown(f"it serves {', '.join(served)}"))
+
+    def tokenizes(self) -> bool:
+        return self._probe()[1]
+
+    def unknown(self, status: str) -> str:
+        return (
+            f"{self._key}.served_name: the server at {self._base_url} does not serve "
+            f"{self._model!r} ({status}); set it to the name the server serves"
+        )
+
+    def count(self, messages: Messages, timeout: float) -> int | Failure:
+        key = hashlib.sha256(json.dumps(messages, sort_keys=True).encode()).hexdigest()
+        with self._lock:
+            if key in self._counts:
+                return self._counts[key]
+        body = {"model": self._model, "messages": messages, "add_generation_prompt": True}
+        outcome = call_safely(
+            lambda: self._client.post(
+                self._tokenize_url, cast_to=httpx.Response, body=body, options={"timeout": timeout}
+            ).json()
+        )
+        if isinstance(outcome, Failure):
+            return outcome
+        if not isinstance(outcome.get("count") if isinstance(outcome, dict) else None, int):
+            return Failure("malformed response: /tokenize without a count", True)
+        with self._lock:
+            self._counts[key] = outcome["count"]
+            while len(self._counts) > COUNT_CACHE:
+                self._counts.popitem(last=False)
+        return outcome["count"]
+
+    def close(self) -> None:
+        with self._lock:
+            self._counts.clear()
+
+    def _probe(self) -> tuple[list[str], bool]:
+        with self._lock:
+            if self._listed is not None:
+                return self._listed
+            outcome = call_safely(lambda: list(self._client.models.list(timeout=PROBE_TIMEOUT_S)))
+            if isinstance(outcome, Failure):
+                if outcome.status in ("timeout", "connection error"):
+                    return [], False  # not an answer: asked again on the next call
+                self._listed = ([], False)  # the server lists nothing (501, 404): taken at its word
+            else:
+                self._listed = (
+                    [m.id for m in outcome],
+                    any(getattr(m, "owned_by", None) == "vllm" for m in outcome),
+                )
+            return self._listed
 
 
 def _field(obj: Any, name: str) -> Any:

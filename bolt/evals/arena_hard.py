@@ -1,40 +1,36 @@
-"""Arena-Hard-Auto v0.1: win rate against a baseline, plain and style-controlled.
+"""Arena-Hard-Auto: win rate against a baseline, plain and style-controlled.
 
 Li et al., 2024 (arXiv 2406.11939), as implemented in lmarena/arena-hard-auto:
 each question is judged twice, the baseline as A then as B (``gen_judgment.py``); the
 verdict label comes from ``[[A>B]]``-style brackets (``regex_pattern`` of
-``config/judge_config.yaml``); strong verdicts count as 3 battles, ties as half a win
-(``show_result.py``, ``WEIGHT=3``). BOLT reports the style-controlled score: a
-Bradley-Terry model fitted with style features (length and markdown header / list /
-bold counts, each as (baseline - model) / (baseline + model + 1), then standardized,
-``construct_style_matrices``), whose win rate is read off the ratings alone. The
-features are centred over all battles in the fit, so the controlled win rate is read
-at the pool's average style difference and depends on which models are fitted
-together. To compare with published numbers, fit a model together with the official
-v0.1 judgments of the leaderboard models
-(``battles_from_official_judgment``, ``StyleFeatures.from_official``).
+``config/judge_config.yaml``, v0.1); strong verdicts count as 3 battles, ties as half a
+win (``show_result.py``, ``WEIGHT=3``). BOLT reports the style-controlled score
+(:mod:`bolt.evals.style_control`), whose number depends on which models are fitted
+together: fitted in the pool of the official v0.1 leaderboard's battles (their
+judgments and the style of their answers, :mod:`bolt.evals.arena_hard_files`) against
+gpt-4-0314 by gpt-4-1106-preview, it is on the leaderboard's scale; fitted on our own
+battles alone it is a local number, and the report says so.
 
-The fit is sklearn's default ``LogisticRegression`` objective (L2 with C=1, as
-``fit_bt`` calls it), solved here with Newton's method in numpy.
+Both layouts of the official files are read: the current one (``uid``, ``prompt``;
+judgments keyed by ``uid``) and the 2024 one (``question_id``, ``turns``).
 """
 
 from __future__ import annotations
 
-import math
 import re
 from collections import defaultdict
-from collections.abc import Callable, Iterable, Sequence
-from dataclasses import asdict, dataclass, fields
+from collections.abc import Iterable, Sequence
+from dataclasses import asdict, dataclass, field
 from enum import StrEnum
 from typing import Any
 
-import numpy as np
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from bolt.engines.base import Messages
 from bolt.evals import Benchmark
 from bolt.evals.judges import JudgeRequest, ReplyFormat
 from bolt.evals.spec import (
+    BenchmarkContext,
     BenchmarkSpec,
     JudgingContext,
     judged_record,
@@ -42,16 +38,22 @@ from bolt.evals.spec import (
     system_and_user,
     user_turn,
 )
+from bolt.evals.style_control import (
+    BOOTSTRAP_ROUNDS,
+    StyledBattle,
+    StyleFeatures,
+    bootstrap,
+    fit_style_controlled,
+    style_of,
+)
 from bolt.prompts import render_template
 from bolt.records import EvalAnswer, EvalItemResult
 
 STRONG_VERDICT_WEIGHT = 3
-BOOTSTRAP_ROUNDS = 100  # show_result.py default --num-rounds
-CI_PERCENTILES = (2.5, 97.5)
 UNPARSABLE_VERDICT = "unparsable_verdict"
+V01_CATEGORY = "arena-hard-v0.1"  # the category of every v0.1 question
 
 _VERDICT_PATTERN = re.compile(r"\[\[([AB<>=]+)\]\]")
-_CODE_BLOCK = re.compile(r"```[^`]*```")
 
 
 class Verdict(StrEnum):
@@ -98,45 +100,41 @@ class Battle:
     weight: int
 
 
-@dataclass(frozen=True)
-class StyleFeatures:
-    """What arena-hard-auto's style control measures of one answer
-    (``utils/add_markdown_info.py``). ``length`` is a token count (arena-hard-auto uses
-    tiktoken's gpt-4o encoding; any one tokenizer used for both sides will do)."""
-
-    length: int
-    headers: int
-    lists: int
-    bolds: int
-
-    @classmethod
-    def from_official(cls, conv_metadata: dict[str, Any]) -> StyleFeatures:
-        """From the ``conv_metadata`` of an official model-answer file, whose counts are
-        dicts by kind (h1..h6, ordered/unordered, ``**``/``__``) that style control sums."""
-        return cls(
-            length=conv_metadata["token_len"],
-            headers=sum(conv_metadata["header_count"].values()),
-            lists=sum(conv_metadata["list_count"].values()),
-            bolds=sum(conv_metadata["bold_count"].values()),
-        )
-
-
-STYLE_FEATURE_NAMES = tuple(f.name for f in fields(StyleFeatures))
-
-
 class ArenaHardQuestion(BaseModel):
-    """One line of arena-hard-auto's ``data/arena-hard-v0.1/question.jsonl``."""
+    """One question of ``data/arena-hard-v0.1/question.jsonl`` or ``arena-hard-v2.0``.
+
+    Current layout: ``uid``, ``category``, ``cluster`` (v0.1) or ``subcategory`` (v2.0),
+    ``prompt``; the 2024 layout (``question_id``, ``turns: [{"content": ...}]``) is read
+    into the same fields.
+    """
 
     model_config = ConfigDict(extra="allow", frozen=True)
 
-    question_id: str
-    category: str = "arena-hard-v0.1"
+    uid: str
+    category: str = V01_CATEGORY
     cluster: str | None = None
-    turns: list[dict[str, str]] = Field(description="[{'content': prompt}]: one user turn.")
+    subcategory: str | None = None
+    prompt: str
+
+    @model_validator(mode="before")
+    @classmethod
+    def _from_2024_layout(cls, row: Any) -> Any:
+        if isinstance(row, dict) and "uid" not in row and "question_id" in row:
+            row = dict(row)
+            row["uid"] = str(row.pop("question_id"))
+            row.setdefault("prompt", row.pop("turns")[0]["content"])
+        return row
 
     @property
-    def prompt(self) -> str:
-        return self.turns[0]["content"]
+    def question_id(self) -> str:
+        return self.uid
+
+
+def version(questions: Sequence[ArenaHardQuestion]) -> str:
+    """"v0.1" for the v0.1 questions, "v2.0" for v2.0's (categories ``hard_prompt``,
+    ``creative_writing``, ...)."""
+    categories = {q.category for q in questions}
+    return "v0.1" if categories <= {V01_CATEGORY} else "v2.0"
 
 
 class WinRate(BaseModel):
@@ -152,11 +150,35 @@ class ArenaHardReport(BaseModel):
     plain: dict[str, WinRate]
     style_controlled: dict[str, WinRate]
     style_coefficients: dict[str, float] = Field(description="Fitted on the full data.")
+    pool: dict[str, Any] | None = Field(
+        None, description="The leaderboard pool the style control was fitted in; None: local."
+    )
+
+
+@dataclass(frozen=True)
+class LeaderboardPool:
+    """The official leaderboard's battles against its baseline, with the style of every
+    answer in them: what our model's battles are fitted together with."""
+
+    baseline: str
+    judge: str | None
+    battles: list[Battle]
+    model_styles: dict[tuple[str, str], StyleFeatures]
+    baseline_styles: dict[str, StyleFeatures]
+    models: list[str] = field(default_factory=list)
+
+    def describe(self) -> dict[str, Any]:
+        return {
+            "baseline": self.baseline,
+            "judge": self.judge,
+            "models": self.models,
+            "n_battles": len(self.battles),
+        }
 
 
 def parse_verdict(text: str) -> Verdict | None:
     """The judge's verdict label; None when there is none or when two labels disagree
-    (``get_score`` in ``gen_judgment.py``). Equivalent spellings (``[[B<A]]`` for
+    (``get_score`` in ``gen_judgment.py``, v0.1). Equivalent spellings (``[[B<A]]`` for
     ``[[A>B]]``) agree; labels outside the accepted set are ignored."""
     verdicts = {_LABELS[label] for label in _VERDICT_PATTERN.findall(text) if label in _LABELS}
     return verdicts.pop() if len(verdicts) == 1 else None
@@ -174,37 +196,26 @@ def battle(model: str, question_id: str, verdict: Verdict, model_side: Side) -> 
     )
 
 
-def markdown_style(text: str, length: int) -> StyleFeatures:
-    """Count headers, list items and bold spans outside code blocks, as
-    ``add_markdown_info.py`` does."""
-    prose = _CODE_BLOCK.sub("", text)
-    return StyleFeatures(
-        length=length,
-        headers=len(re.findall(r"^#{1,6}\s", prose, re.MULTILINE)),
-        lists=len(re.findall(r"^\s*\d+\.\s", prose, re.MULTILINE))
-        + len(re.findall(r"^\s*[-*+]\s", prose, re.MULTILINE)),
-        bolds=len(re.findall(r"\*\*[^*\n]+\*\*", prose)) + len(re.findall(r"__[^_\n]+__", prose)),
-    )
+def battles_from_official_judgment(row: dict[str, Any]) -> list[Battle]:
+    """Battles of one line of an official ``model_judgment/<judge>/<model>.jsonl``.
+
+    Current layout ``{"uid", "category", "judge", "model", "baseline", "games": [game, game]}``
+    (a game is None where the judge call failed), 2024 layout keyed by ``question_id``;
+    each game ``{"score": "A>B", ...}``. A game whose score is null or unknown is dropped,
+    as v0.1's ``get_battles_from_row`` gives it weight 0; the other game still counts.
+    """
+    uid = str(row["uid"] if "uid" in row else row["question_id"])
+    model = str(row["model"]).split("/")[-1]  # show_result.py strips a model path
+    return [
+        battle(model, uid, _LABELS[game["score"]], MODEL_SIDE_BY_GAME[i])
+        for i, game in enumerate(row["games"], start=1)
+        if game is not None and game.get("score") in _LABELS
+    ]
 
 
 def _expanded(battles: Sequence[Battle]) -> list[Battle]:
     """Each battle repeated ``weight`` times, as show_result.py explodes them."""
     return [b for b in battles for _ in range(b.weight)]
-
-
-def _percent(p: float) -> float:
-    return 100.0 * p
-
-
-def _bootstrap(
-    n: int, statistic: Callable[[np.ndarray], Any], rounds: int, seed: int
-) -> tuple[Any, Any]:
-    """Percentile interval of ``statistic`` (a number or an array of numbers) over
-    ``rounds`` resamples, with replacement, of ``n`` rows; seeded, so reruns agree."""
-    rng = np.random.default_rng(seed)
-    values = [statistic(rng.integers(0, n, size=n)) for _ in range(rounds)]
-    low, high = np.percentile(values, CI_PERCENTILES, axis=0)
-    return low, high
 
 
 def win_rate(
@@ -216,66 +227,14 @@ def win_rate(
     reduces to the weighted share of wins, ties counting half; the interval resamples
     the expanded battles, as its bootstrap does.
     """
-    scores = np.array([b.score for b in _expanded(battles)])
-    if scores.size == 0:
+    scores = [b.score for b in _expanded(battles)]
+    if not scores:
         raise ValueError("no judged battles")
-    low, high = _bootstrap(scores.size, lambda idx: _percent(scores[idx].mean()), rounds, seed)
-    return _percent(scores.mean()), float(low), float(high)
-
-
-def style_matrix(
-    model_styles: Sequence[StyleFeatures], baseline_styles: Sequence[StyleFeatures]
-) -> np.ndarray:
-    """Standardized style differences, one row per battle (baseline is "model_a").
-
-    Each feature is (baseline - model) / (baseline + model + 1), then centred and scaled
-    over all battles; a feature that never varies becomes 0, where the official code
-    would divide by zero.
-    """
-    a = np.array([list(asdict(s).values()) for s in baseline_styles], dtype=float)
-    b = np.array([list(asdict(s).values()) for s in model_styles], dtype=float)
-    diff = (a - b) / (a + b + 1.0)
-    std = diff.std(axis=0)
-    centred = diff - diff.mean(axis=0)
-    return np.divide(centred, std, out=np.zeros_like(centred), where=std > 0)
-
-
-def fit_logistic(
-    x: np.ndarray, y: np.ndarray, sample_weight: np.ndarray, l2: float = 1.0
-) -> np.ndarray:
-    """Minimize 0.5 * l2 * |w|^2 + sum_i sample_weight_i * logloss(y_i, sigmoid(x_i . w)).
-
-    ``y`` may be soft (0.5 for a tie). Damped Newton steps; the objective is strictly
-    convex for l2 > 0, so this converges to sklearn's ``LogisticRegression(C=1/l2,
-    fit_intercept=False)`` solution.
-    """
-    w = np.zeros(x.shape[1])
-
-    def objective(v: np.ndarray) -> float:
-        z = x @ v
-        # log(1 + e^z) - y z, computed without overflow
-        return 0.5 * l2 * v @ v + float(sample_weight @ (np.logaddexp(0.0, z) - y * z))
-
-    for _ in range(100):
-        p = np.exp(-np.logaddexp(0.0, -(x @ w)))  # sigmoid without overflow
-        grad = l2 * w + x.T @ (sample_weight * (p - y))
-        hessian = l2 * np.eye(w.size) + (x.T * (sample_weight * p * (1.0 - p))) @ x
-        step = np.linalg.solve(hessian, grad)
-        t, current = 1.0, objective(w)
-        while objective(w - t * step) > current and t > 1e-8:
-            t /= 2
-        w = w - t * step
-        if np.max(np.abs(t * step)) < 1e-10:
-            break
-    return w
-
-
-def _bt_win_rates(w: np.ndarray, n_players: int) -> np.ndarray:
-    """Each non-baseline player's win rate (percent) from fitted coefficients ``w``:
-    P(model beats baseline) = 1 / (1 + 10^(r_baseline - r_model)), with the style
-    features at 0 (the pool's average style difference)."""
-    ratings = w[:n_players]
-    return _percent(1.0 / (1.0 + 10.0 ** (ratings[0] - ratings[1:])))
+    mean = 100.0 * sum(scores) / len(scores)
+    low, high = bootstrap(
+        len(scores), lambda idx: 100.0 * sum(scores[i] for i in idx) / len(idx), rounds, seed
+    )
+    return mean, float(low), float(high)
 
 
 def style_controlled_win_rates(
@@ -285,50 +244,21 @@ def style_controlled_win_rates(
     rounds: int = BOOTSTRAP_ROUNDS,
     seed: int = 0,
 ) -> tuple[dict[str, tuple[float, float, float]], dict[str, float]]:
-    """Style-controlled (win rate, CI low, CI high) per model, and the style coefficients.
-
-    All models are fitted together, sharing the style coefficients, as the official
-    leaderboard does; so a model's number depends on the others in the fit. Every
-    battle enters twice in ``construct_style_matrices`` (a tie as one win and one loss):
-    soft labels with sample weight 2 are the same objective.
-    """
-    expanded = _expanded(battles)
-    if not expanded:
-        raise ValueError("no judged battles")
-    models = sorted({b.model for b in expanded})
-    n_players = len(models) + 1  # column 0 is the baseline ("model_a" of every battle)
-    x_players = np.zeros((len(expanded), n_players))
-    for i, b in enumerate(expanded):
-        x_players[i, 0], x_players[i, 1 + models.index(b.model)] = math.log(10), -math.log(10)
-    features = style_matrix(
-        [model_styles[(b.model, b.question_id)] for b in expanded],
-        [baseline_styles[b.question_id] for b in expanded],
+    """Style-controlled (win rate, CI low, CI high) of every model in ``battles``, all
+    fitted together (:func:`bolt.evals.style_control.fit_style_controlled`)."""
+    return fit_style_controlled(
+        [
+            StyledBattle(
+                b.model,
+                b.score,
+                model_styles[(b.model, b.question_id)],
+                baseline_styles[b.question_id],
+            )
+            for b in _expanded(battles)
+        ],
+        rounds,
+        seed,
     )
-    x = np.hstack([x_players, features])
-    y = np.array([1.0 - b.score for b in expanded])  # the label is "baseline (A) wins"
-    weight = np.full(len(expanded), 2.0)
-
-    def fit(rows: np.ndarray) -> np.ndarray:
-        return fit_logistic(x[rows], y[rows], weight[rows])
-
-    w = fit(np.arange(len(expanded)))
-    point = _bt_win_rates(w, n_players)
-    low, high = _bootstrap(
-        len(expanded), lambda rows: _bt_win_rates(fit(rows), n_players), rounds, seed
-    )
-    results = {m: (float(point[i]), float(low[i]), float(high[i])) for i, m in enumerate(models)}
-    return results, dict(zip(STYLE_FEATURE_NAMES, map(float, w[n_players:])))
-
-
-def battles_from_official_judgment(row: dict[str, Any]) -> list[Battle]:
-    """Battles of one line of an official ``model_judgment/<judge>/<model>.jsonl``
-    (``{"question_id", "model", "games": [{"score": "A>B", ...}, ...]}``); a game whose
-    ``score`` is null or unknown is dropped, as v0.1's ``get_battles_from_judgment`` does."""
-    return [
-        battle(row["model"], str(row["question_id"]), _LABELS[game["score"]], MODEL_SIDE_BY_GAME[i])
-        for i, game in enumerate(row["games"], start=1)
-        if game.get("score") in _LABELS
-    ]
 
 
 # ------------------------------------------------------------- our own judged records
@@ -343,6 +273,7 @@ def game_result(
     model_style: StyleFeatures,
     baseline_style: StyleFeatures,
     judged_text: str | None = None,
+    baseline: str | None = None,
 ) -> EvalItemResult:
     """One judged game as a record; ``verdict`` is the label as the judge gave it (A/B
     as shown), ``meta['model_side']`` says where the model's answer was."""
@@ -362,18 +293,14 @@ def game_result(
             "model_side": MODEL_SIDE_BY_GAME[game].value,
             "model_style": asdict(model_style),
             "baseline_style": asdict(baseline_style),
+            "baseline": baseline,
         },
     )
 
 
-def summarize(
-    results: Iterable[EvalItemResult], rounds: int = BOOTSTRAP_ROUNDS, seed: int = 0
-) -> ArenaHardReport:
-    """Plain and style-controlled win rates of every model in ``results``.
-
-    A game without a verdict is dropped and counted (arena-hard-auto v0.1 gives it
-    weight 0); the other game of the same question still counts.
-    """
+def _our_battles(
+    results: Iterable[EvalItemResult],
+) -> tuple[list[Battle], dict[str, int], dict[tuple[str, str], StyleFeatures], dict]:
     battles: list[Battle] = []
     unparsable: dict[str, int] = defaultdict(int)
     model_styles: dict[tuple[str, str], StyleFeatures] = {}
@@ -386,28 +313,54 @@ def summarize(
             unparsable[r.model] += 1
             continue
         battles.append(battle(r.model, qid, Verdict(r.verdict), Side(r.meta["model_side"])))
+    return battles, unparsable, model_styles, baseline_styles
+
+
+def summarize(
+    results: Iterable[EvalItemResult],
+    rounds: int = BOOTSTRAP_ROUNDS,
+    seed: int = 0,
+    pool: LeaderboardPool | None = None,
+) -> ArenaHardReport:
+    """Plain and style-controlled win rates of every model in ``results``; with ``pool``,
+    the style control is fitted together with the leaderboard's battles (whose models'
+    own rates are left out of the report).
+
+    A game without a verdict is dropped and counted (arena-hard-auto v0.1 gives it
+    weight 0); the other game of the same question still counts.
+    """
+    battles, unparsable, model_styles, baseline_styles = _our_battles(results)
     by_model: dict[str, list[Battle]] = defaultdict(list)
     for b in battles:
         by_model[b.model].append(b)
+    fitted = list(battles)
+    if pool is not None:
+        clash = set(by_model) & set(pool.models)
+        if clash:
+            raise ValueError(f"models {sorted(clash)} are already in the leaderboard pool")
+        fitted += pool.battles
+        model_styles = pool.model_styles | model_styles
+        # the baseline's answers are the pool's own: its measured styles win
+        baseline_styles = baseline_styles | pool.baseline_styles
 
     def report(model: str, numbers: tuple[float, float, float]) -> WinRate:
-        n_games = len(by_model[model])
         return WinRate(
             model=model,
             win_rate=numbers[0],
             ci_low=numbers[1],
             ci_high=numbers[2],
-            n_games=n_games,
+            n_games=len(by_model[model]),
             n_unparsable=unparsable[model],
         )
 
     controlled, coefficients = style_controlled_win_rates(
-        battles, model_styles, baseline_styles, rounds, seed
+        fitted, model_styles, baseline_styles, rounds, seed
     )
     return ArenaHardReport(
         plain={m: report(m, win_rate(bs, rounds, seed)) for m, bs in sorted(by_model.items())},
-        style_controlled={m: report(m, numbers) for m, numbers in controlled.items()},
+        style_controlled={m: report(m, controlled[m]) for m in sorted(by_model)},
         style_coefficients=coefficients,
+        pool=pool.describe() if pool is not None else None,
     )
 
 
@@ -418,23 +371,21 @@ def question_turn(question: ArenaHardQuestion) -> Messages:
     return user_turn(question.prompt)
 
 
-def style_of(text: str) -> StyleFeatures:
-    """Style features with length in whitespace tokens (one tokenizer for both sides)."""
-    return markdown_style(text, len(text.split()))
-
-
 def grade(
     ctx: JudgingContext, questions: Sequence[ArenaHardQuestion], answers: dict[str, EvalAnswer]
 ) -> list[EvalItemResult]:
-    """Both games of every question against the baseline's answer (none without one)."""
-    if ctx.baseline is None:
+    """Both games of every question against the baseline's answer (the first reference;
+    nothing is judged without one). Style features are measured on what the judge saw."""
+    if not ctx.references:
         return []
+    baseline, reference_answers = next(iter(ctx.references.items()))
     system = render_template("evals/arena_hard_system.j2").strip()
     requests, build = [], []
     for q in questions:
-        text = answers[q.question_id].turns[0]
+        text = answers[q.uid].turns[0]
         shown = ctx.shown(text)
-        reference = ctx.shown(ctx.baseline[q.question_id].turns[0])
+        reference = ctx.shown(reference_answers[q.uid].turns[0])
+        styles = (style_of(shown), style_of(reference))
         for game, side in MODEL_SIDE_BY_GAME.items():
             a, b = (shown, reference) if side is Side.a else (reference, shown)
             user = render_template(
@@ -442,7 +393,7 @@ def grade(
             )
             requests.append(
                 JudgeRequest(
-                    id=f"arena_hard/{q.question_id}/game{game}",
+                    id=f"arena_hard/{q.uid}/game{game}",
                     messages=system_and_user(system, user),
                     reply_format=ReplyFormat.verdict,
                     query=q.prompt,
@@ -450,38 +401,65 @@ def grade(
                 )
             )
             build.append(
-                lambda raw, q=q, game=game, text=text, shown=shown, ref=reference: game_result(
-                    q.question_id, game, ctx.model, text, raw, style_of(shown), style_of(ref), shown
+                lambda raw, q=q, game=game, text=text, shown=shown, styles=styles: game_result(
+                    q.uid, game, ctx.model, text, raw, *styles, shown, baseline
                 )
             )
     return run_judge(ctx, requests, build)
 
 
+SC_METRICS = ("arena_hard_sc", "arena_hard_sc_ci_low", "arena_hard_sc_ci_high")
+
+
 def metrics(
-    results: list[EvalItemResult], questions: Sequence[Any], k: int
+    results: list[EvalItemResult],
+    questions: Sequence[Any],
+    k: int,
+    context: BenchmarkContext | None = None,
 ) -> tuple[dict[str, float | None], dict[str, Any]]:
-    """The style-controlled win rate (BOLT's number) with its interval, then the plain one."""
+    """The style-controlled win rate (BOLT's number) with its interval, then the plain one.
+
+    Fitted in the leaderboard pool where ``eval.arena_hard`` names one and our baseline is
+    the pool's; otherwise on our battles alone, and ``details['local_only']`` names the
+    numbers that are therefore on no leaderboard's scale.
+    """
     if not any(r.verdict for r in results):
         return {"arena_hard_sc": None, "arena_hard": None}, {}
-    report = summarize(results)
+    pool = context.pool if context is not None else None
+    baselines = {r.meta.get("baseline") for r in results}
+    if pool is not None and baselines != {pool.baseline}:
+        pool = None  # our games were against another baseline: the pool does not apply
+    report = summarize(results, pool=pool)
     sc = next(iter(report.style_controlled.values()))
     plain = next(iter(report.plain.values()))
+    details = report.model_dump(mode="json")
+    if pool is None:
+        details["local_only"] = list(SC_METRICS)
     return {
         "arena_hard_sc": sc.win_rate,
         "arena_hard_sc_ci_low": sc.ci_low,
         "arena_hard_sc_ci_high": sc.ci_high,
         "arena_hard": plain.win_rate,
-    }, report.model_dump(mode="json")
+    }, details
+
+
+def _prepare(eval_cfg: Any, s3: Any, questions: Sequence[Any]) -> BenchmarkContext:
+    from bolt.evals.arena_hard_files import prepare
+
+    return prepare(eval_cfg, s3, questions)
 
 
 SPEC = BenchmarkSpec(
     name=Benchmark.arena_hard,
     item_type=ArenaHardQuestion,
-    item_id=lambda q: q.question_id,
+    item_id=lambda q: q.uid,
     messages=question_turn,
     grade=grade,
     metrics=metrics,
     headline="arena_hard_sc",
     judged=True,
     pairwise=True,
+    version=version,
+    prepare=_prepare,
+    uses_context=True,
 )

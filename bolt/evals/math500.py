@@ -1,10 +1,13 @@
 """MATH500: the 500-problem subset of MATH (Hendrycks et al., 2021) chosen by Lightman
 et al. (2023, "Let's Verify Step by Step"), graded by final-answer equivalence.
 
-The answer is the content of the last ``\\boxed{...}`` of the response, compared with
-the reference answer by Hugging Face's ``math-verify`` (see :mod:`bolt.math_answers`,
-which the math-verify reward shares, so training and evaluation agree on what is
-correct). Accuracy is reported overall, by level (1-5) and by subject.
+The answer is the content of the last ``\\boxed{...}`` of the response (an empty box is
+no answer), compared with the reference answer by Hugging Face's ``math-verify``, with
+the official MATH graders' rules as fallbacks (Hendrycks' normalised strings, the
+PRM800K grader): see :mod:`bolt.math_answers`, which the math-verify reward shares, so
+training and evaluation agree on what is correct. Each record names the grader that
+accepted its answer (``meta["equivalent_by"]``). Accuracy is reported overall, by level
+(1-5) and by subject.
 """
 
 from __future__ import annotations
@@ -19,7 +22,7 @@ from bolt.engines.base import Messages
 from bolt.evals import Benchmark
 from bolt.evals.spec import BenchmarkSpec, JudgingContext, user_turn
 from bolt.longcot import strip_thoughts
-from bolt.math_answers import check_answers, last_boxed
+from bolt.math_answers import judge_answers, last_boxed
 from bolt.prompts import render_template
 from bolt.records import EvalAnswer, EvalItemResult
 
@@ -60,11 +63,11 @@ def graded_results(
     responses = [strip_thoughts(a) if response_only else a for a in answers]
     boxed = [last_boxed(r) for r in responses]
     to_check = [(p.answer, b) for p, b in zip(problems, boxed, strict=True) if b is not None]
-    verdicts = iter(check_answers(to_check, max_workers))
+    verdicts = iter(judge_answers(to_check, max_workers))
     results = []
     for problem, answer, response, box in zip(problems, answers, responses, boxed, strict=True):
         # verdicts hold only the boxed answers, in order: draw one only for those
-        correct = box is not None and next(verdicts)
+        accepted_by = next(verdicts) if box is not None else None
         results.append(
             EvalItemResult(
                 benchmark=Benchmark.math500,
@@ -72,10 +75,14 @@ def graded_results(
                 model=model,
                 answer=answer,
                 judged_text=response,
-                score=float(correct),
+                score=float(accepted_by is not None),
                 verdict=box,
                 parse_error=None if box is not None else NO_BOXED_ANSWER,
-                meta={"level": problem.level, "subject": problem.subject},
+                meta={
+                    "level": problem.level,
+                    "subject": problem.subject,
+                    "equivalent_by": accepted_by,
+                },
             )
         )
     return results
@@ -113,7 +120,7 @@ def problem_turn(problem: MathProblem) -> Messages:
 def grade_answers(
     ctx: JudgingContext, problems: Sequence[MathProblem], answers: dict[str, EvalAnswer]
 ) -> list[EvalItemResult]:
-    """Graded by rule, by math-verify: no judge."""
+    """Graded by rule (math-verify and the MATH graders' rules): no judge."""
     texts = [answers[p.unique_id].turns[0] for p in problems]
     return graded_results(problems, ctx.model, texts, response_only=ctx.response_only)
 

@@ -14,7 +14,7 @@ running a batch of judge requests, and a judge's reply as a record.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from pydantic import BaseModel
@@ -28,15 +28,37 @@ from bolt.records import EvalAnswer, EvalItemResult
 GREEDY = 0.0
 
 
+# Reference model -> item id -> its answer: the answers a pairwise benchmark compares with.
+References = dict[str, dict[str, EvalAnswer]]
+
+
+@dataclass(frozen=True)
+class BenchmarkContext:
+    """What a benchmark's own config section adds to its items (``eval.arena_hard``,
+    ``eval.wildbench``): the official reference answers it is judged against (Arena-Hard's
+    gpt-4-0314, WildBench's three references) and a published pool it is summarized in
+    (the Arena-Hard v0.1 leaderboard's battles). ``digest`` identifies all of it and
+    enters the eval fingerprint; ``describe`` is what the manifest records of it."""
+
+    references: References = field(default_factory=dict)
+    pool: Any = None
+    digest: str = ""
+    describe: dict[str, Any] = field(default_factory=dict)
+
+
 @dataclass(frozen=True)
 class JudgingContext:
-    """What grading one model's answers needs besides the items and the answers."""
+    """What grading one model's answers needs besides the items and the answers.
+
+    ``references``: the answers each pairwise comparison is made against, by model (the
+    benchmark's official references where its config names them, else the local
+    baseline model's answers); empty: no pairwise judging.
+    """
 
     model: str
     judge: Judge | None
     response_only: bool
-    baseline_model: str | None = None
-    baseline: dict[str, EvalAnswer] | None = None
+    references: References = field(default_factory=dict)
     seed: int = 0
 
     def shown(self, text: str) -> str:
@@ -52,9 +74,18 @@ Metrics = Callable[
 ]
 
 
+# The benchmark config section (``cfg.eval``), the S3 options and the items -> context.
+Prepare = Callable[[Any, Any, Sequence[Any]], BenchmarkContext]
+
+
 def greedy(item: Any) -> float:
     """Most benchmarks answer greedily (Arena-Hard, WildBench, ZeroEval, MATH500)."""
     return GREEDY
+
+
+def official(items: Sequence[Any]) -> str:
+    """The version of a benchmark that has one official file (MATH-500, ZebraLogic grid)."""
+    return "official"
 
 
 @dataclass(frozen=True)
@@ -62,8 +93,12 @@ class BenchmarkSpec:
     """One benchmark, as the generic stage code uses it.
 
     ``metrics`` returns the headline metric first (the one BOLT reports, named by
-    ``headline``), then the others. ``judged``: its grader calls the judge. ``pairwise``:
-    its grader reads the baseline's answers, where there is a baseline.
+    ``headline``), then the others; with ``uses_context`` it also takes the benchmark's
+    :class:`BenchmarkContext` as keyword ``context``. ``judged``: its grader calls the
+    judge. ``pairwise``: its grader reads reference answers, where there are some.
+    ``version`` names the benchmark version the items are (a published figure is shown
+    only beside a number on the same version); ``prepare`` reads the benchmark's own
+    config section into its context.
     """
 
     name: Benchmark
@@ -78,6 +113,9 @@ class BenchmarkSpec:
     load_default: Callable[[], Sequence[Any]] | None = None
     judged: bool = False
     pairwise: bool = False
+    version: Callable[[Sequence[Any]], str] = official
+    prepare: Prepare | None = None
+    uses_context: bool = False
 
 
 def user_turn(content: str) -> Messages:

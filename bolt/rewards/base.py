@@ -35,13 +35,17 @@ class RewardItem:
 
     ``response`` is the full text the model wrote (for BOLT models a LongCoT answer,
     thoughts and response); ``reference`` is a gold answer where one exists (math);
-    ``key`` identifies the item in errors and logs (e.g. ``query_id:sample_index``).
+    ``key`` identifies the item in errors and logs (e.g. ``query_id:sample_index``);
+    ``query_id`` and ``topic`` are the query's, where known (the checklist weights are
+    per query id, a principle may apply to some topics only).
     """
 
     query: str
     response: str
     reference: str | None
     key: str
+    query_id: str | None = None
+    topic: str | None = None
 
 
 def reward_item(generation: Generation, query: Query) -> RewardItem:
@@ -53,6 +57,8 @@ def reward_item(generation: Generation, query: Query) -> RewardItem:
         response=generation.raw_text,
         reference=query.reference_answer,
         key=f"{generation.query_id}:{generation.sample_index}",
+        query_id=query.id,
+        topic=query.topic,
     )
 
 

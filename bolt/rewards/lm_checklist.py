@@ -12,7 +12,10 @@ token is the answer. From the logits at that position:
 where P(Yes) sums the probabilities of every single-token spelling of the word
 (" Yes", "Yes", "yes", ...) and likewise P(No). The softmax normaliser cancels, so this
 is ``sigmoid(logsumexp(yes logits) - logsumexp(no logits))``. An item's reward is the
-mean over its questions, in [0, 1]. Any causal LM in transformers can judge.
+mean over its questions, in [0, 1], or, with RocketEval's supervised item weights of its
+query (``checklist_weights``, :mod:`bolt.rewards.reweighting`), their blend with that
+mean. Any causal LM in transformers can judge. A checklist without questions is an
+error naming the item, never a score.
 
 Prompts are scored in length-sorted batches, padded on the left so that the last
 position of every row is its next-token position; position ids follow the attention
@@ -21,6 +24,7 @@ mask, as ``generate`` sets them, so a padded row scores as it would alone.
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Sequence
 from typing import Any
 
@@ -30,6 +34,7 @@ from bolt.rewards.base import RewardError, RewardItem, judged_response
 from bolt.rewards.batching import length_sorted_batches, padded, score_in_batches
 from bolt.rewards.checklist import ChecklistMaker
 from bolt.rewards.loading import checked_model_path, dtype_for
+from bolt.rewards.reweighting import ChecklistWeights
 
 AUTO_CLASS = "AutoModelForCausalLM"
 YES_SPELLINGS = ("Yes", " Yes", "yes", " yes", "YES", " YES")
@@ -40,14 +45,25 @@ class LMChecklistReward:
     """Scores items by the judge's mean normalised p(Yes) over their query's checklist."""
 
     def __init__(
-        self, model: Any, tokenizer: Any, maker: ChecklistMaker, *, batch_size: int, device: str
+        self,
+        model: Any,
+        tokenizer: Any,
+        maker: ChecklistMaker,
+        *,
+        batch_size: int,
+        device: str,
+        weights: ChecklistWeights | None = None,
     ):
         self.model, self.tokenizer, self.maker = model, tokenizer, maker
         self.batch_size, self.device = batch_size, device
+        self.weights = weights
         self.yes_ids = answer_token_ids(tokenizer, YES_SPELLINGS)
         self.no_ids = answer_token_ids(tokenizer, NO_SPELLINGS)
         pad_id = tokenizer.pad_token_id
         self.pad_id = tokenizer.eos_token_id if pad_id is None else pad_id
+        # How each item was scored: "mean", or which of the weights ("query", "pooled",
+        # "stale": weights fitted on another checklist, so the mean was used).
+        self.stats: Counter[str] = Counter()
 
     @classmethod
     def from_catalog(
@@ -59,66 +75,120 @@ class LMChecklistReward:
         batch_size: int,
         device: str = "cpu",
         s3: S3Options | None = None,
+        weights: ChecklistWeights | None = None,
     ) -> LMChecklistReward:
         """Load catalog model ``name`` as the judge (remote code only when allow-listed)."""
-        from transformers import AutoModelForCausalLM, AutoTokenizer
-
-        path, trust = checked_model_path(models, name, AUTO_CLASS, s3=s3)
-        tokenizer = AutoTokenizer.from_pretrained(path, trust_remote_code=trust)
-        model = AutoModelForCausalLM.from_pretrained(
-            path, dtype=dtype_for(device), trust_remote_code=trust
+        model, tokenizer = load_causal_lm(models, name, device=device, s3=s3)
+        return cls(
+            model, tokenizer, maker, batch_size=batch_size, device=device, weights=weights
         )
-        return cls(model.to(device).eval(), tokenizer, maker, batch_size=batch_size, device=device)
 
     def score(self, items: Sequence[RewardItem]) -> list[float]:
         checklists = self.maker.checklists([(item.query, item.reference) for item in items])
+        questions = [checklist.questions for checklist in checklists]
+        answers = self.item_probabilities(items, questions)
+        scores = []
+        for item, asked, p_yes in zip(items, questions, answers, strict=True):
+            if self.weights is None:
+                self.stats["mean"] += 1
+                scores.append(sum(p_yes) / len(p_yes))
+                continue
+            score, source = self.weights.score(item.query_id, asked, p_yes)
+            self.stats[source] += 1
+            scores.append(score)
+        return scores
+
+    def item_probabilities(
+        self, items: Sequence[RewardItem], questions: Sequence[Sequence[str]]
+    ) -> list[list[float]]:
+        """Per item, the normalised p(Yes) of each of its questions, in their order.
+
+        The judge sees each item's external response only (:func:`judged_response`).
+        """
         owners, prompts = [], []
-        for index, (item, checklist) in enumerate(zip(items, checklists, strict=True)):
+        for index, (item, asked) in enumerate(zip(items, questions, strict=True)):
+            if not asked:
+                raise RewardError(f"item {item.key!r}: its checklist has no question to answer")
             response = judged_response(item)
-            for question in checklist.questions:
+            for question in asked:
                 owners.append(index)
                 prompts.append(self.judge_prompt_ids(item.query, response, question))
-        answers = self.yes_probabilities(prompts)
-        totals, counts = [0.0] * len(items), [0] * len(items)
-        for owner, p_yes in zip(owners, answers, strict=True):
-            totals[owner] += p_yes
-            counts[owner] += 1
-        return [total / count for total, count in zip(totals, counts, strict=True)]
+        out: list[list[float]] = [[] for _ in items]
+        for owner, p_yes in zip(owners, self.yes_probabilities(prompts), strict=True):
+            out[owner].append(p_yes)
+        return out
 
     def judge_prompt_ids(self, query: str, response: str, question: str) -> list[int]:
         """The judge's prompt, ending where its answer (Yes or No) begins."""
         content = render_template(
             "checklist_judge.j2", query=query, response=response, question=question
         )
-        text = self.tokenizer.apply_chat_template(
-            [{"role": "user", "content": content}], tokenize=False, add_generation_prompt=True
-        )
-        # The template already holds any special tokens; adding them again would double a BOS.
-        return self.tokenizer.encode(text, add_special_tokens=False)
+        return prompt_ids(self.tokenizer, content)
 
     def yes_probabilities(self, prompts: Sequence[list[int]]) -> list[float]:
         """Normalised p(Yes) of the next token after each prompt, in the prompts' order."""
-        batches = length_sorted_batches([len(p) for p in prompts], self.batch_size)
-        return score_in_batches(prompts, batches, self._batch_yes)
+        return next_token_yes(
+            self.model, prompts, self.pad_id, (self.yes_ids, self.no_ids), self.batch_size,
+            self.device,
+        )
 
-    def _batch_yes(self, prompts: list[list[int]]) -> list[float]:
-        import torch
 
-        input_ids, attention_mask = padded(prompts, self.pad_id, left=True)
+def load_causal_lm(
+    models: ModelsConfig, name: str, *, device: str, s3: S3Options | None
+) -> tuple[Any, Any]:
+    """Catalog model ``name`` as a causal LM in eval mode on ``device``, and its tokenizer."""
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    path, trust = checked_model_path(models, name, AUTO_CLASS, s3=s3)
+    tokenizer = AutoTokenizer.from_pretrained(path, trust_remote_code=trust)
+    model = AutoModelForCausalLM.from_pretrained(
+        path, dtype=dtype_for(device), trust_remote_code=trust
+    )
+    return model.to(device).eval(), tokenizer
+
+
+def prompt_ids(tokenizer: Any, content: str) -> list[int]:
+    """One user turn in the chat template, ending in the assistant header."""
+    text = tokenizer.apply_chat_template(
+        [{"role": "user", "content": content}], tokenize=False, add_generation_prompt=True
+    )
+    # The template already holds any special tokens; adding them again would double a BOS.
+    return tokenizer.encode(text, add_special_tokens=False)
+
+
+def next_token_yes(
+    model: Any,
+    prompts: Sequence[list[int]],
+    pad_id: int,
+    answer_ids: tuple[list[int], list[int]],
+    batch_size: int,
+    device: str,
+) -> list[float]:
+    """P(Yes) / (P(Yes) + P(No)) of the next token after each prompt, in length-sorted
+    batches, returned in the prompts' order. ``answer_ids`` is (yes ids, no ids)."""
+    import torch
+
+    yes_ids, no_ids = answer_ids
+
+    def batch_yes(batch: list[list[int]]) -> list[float]:
+        input_ids, attention_mask = padded(batch, pad_id, left=True)
         position_ids = (attention_mask.cumsum(-1) - 1).clamp(min=0)
         with torch.inference_mode():
             # logits_to_keep=1: only the last position's logits, not [batch, length, vocab].
             logits = (
-                self.model(
-                    input_ids=input_ids.to(self.device),
-                    attention_mask=attention_mask.to(self.device),
-                    position_ids=position_ids.to(self.device),
+                model(
+                    input_ids=input_ids.to(device),
+                    attention_mask=attention_mask.to(device),
+                    position_ids=position_ids.to(device),
                     logits_to_keep=1,
                 )
                 .logits[:, -1, :]
                 .float()
             )
-        return normalised_yes(logits, self.yes_ids, self.no_ids).tolist()
+        return normalised_yes(logits, yes_ids, no_ids).tolist()
+
+    batches = length_sorted_batches([len(p) for p in prompts], batch_size)
+    return score_in_batches(prompts, batches, batch_yes)
 
 
 def normalised_yes(logits: Any, yes_ids: list[int], no_ids: list[int]) -> Any:

@@ -4,9 +4,11 @@ Runs inside the job like ``bolt.train.sft`` (same launchers, same DeepSpeed plum
 
     RANK=0 WORLD_SIZE=1 LOCAL_RANK=0 MASTER_ADDR=127.0.0.1 MASTER_PORT=29500 \\
         python -m bolt.train.dpo --config run.yaml --iteration 1 \\
-        --policy-dir <init model> --pairs <fp> --reference <fp> --fingerprint <fp>
+        --policy sft/<fp> --pairs <fp> --reference <fp> --fingerprint <fp>
 
-It reads the iteration's pairs and the reference log-probs cached for them, so only the
+It fetches the initial policy from the store by its id (``sft/<fp>``,
+``online-policy/<fp>`` or ``catalog/<name>``) into its own scratch, reads the iteration's
+pairs and the reference log-probs cached for them (joined by prompt id), so only the
 policy is in memory; it trains with the loss of ``bolt.train.dpo_loss``, uploads every
 checkpoint to the store, resumes from the store's last complete checkpoint, and on rank
 0 stores the policy, the loss and reward-margin curves and commits the manifest.
@@ -25,11 +27,13 @@ from bolt.stages import Stage
 from bolt.store import ArtifactStore, Manifest
 from bolt.train.entrypoint import job_parser, run_entrypoint
 from bolt.train.fingerprints import MODEL_DIR, POLICY_CODE_VERSION
-from bolt.train.modeling import load_model
+from bolt.train.model_ref import fetch_model
+from bolt.train.modeling import load_model, pad_token_id
 from bolt.train.preference_data import (
     ReferenceLogps,
     TokenizedPair,
     collate_pairs,
+    join_reference,
     tokenize_pair,
 )
 from bolt.train.progress import progress_callback
@@ -37,8 +41,8 @@ from bolt.train.trainer import Dist, store_callback, train_and_save, trainer_arg
 
 
 def dataset_rows(pairs: list[TokenizedPair], refs: list[ReferenceLogps]) -> list[dict[str, Any]]:
-    if len(pairs) != len(refs):
-        raise ValueError(f"{len(pairs)} pairs but {len(refs)} reference log-probs")
+    """Training rows of the tokenized pairs and their reference log-probs, already joined
+    by id (``join_reference``) into the same order."""
     return [
         {
             "chosen_ids": p.chosen_ids,
@@ -135,24 +139,33 @@ def train(
     cfg: PipelineConfig,
     fp: str,
     iteration: int,
-    policy_dir: str,
+    policy_id: str,
     pairs: Manifest,
     reference: Manifest,
     work_dir: Path,
 ) -> Manifest | None:
-    """Train one iteration's policy on every rank; world rank 0 commits the manifest."""
+    """Train one iteration's policy on every rank; world rank 0 commits the manifest.
+
+    ``policy_id`` names the initial policy (``sft/<fp>``, ``online-policy/<fp>``,
+    ``catalog/<name>``); the job fetches it from the store into ``work_dir``."""
     from transformers import AutoTokenizer
 
     store, dist = ArtifactStore.from_config(cfg.storage), Dist.from_env()
     if (done := store.manifest(Stage.online_policy, fp)) is not None:
         return done
     started = time.perf_counter()
-    tokenizer = AutoTokenizer.from_pretrained(policy_dir)
     records = list(store.read_records(pairs, PreferencePair))
     if not records:
         raise ValueError(f"iteration {iteration}: the pair set {pairs.fingerprint} is empty")
+    refs = join_reference(
+        records,
+        list(store.read_records(reference, ReferenceLogps)),
+        pairs.fingerprint,
+        reference.fingerprint,
+    )
+    policy_dir = fetch_model(cfg, store, policy_id, work_dir)
+    tokenizer = AutoTokenizer.from_pretrained(policy_dir)
     tokenized = [tokenize_pair(tokenizer, r, cfg.online.max_length) for r in records]
-    refs = list(store.read_records(reference, ReferenceLogps))
     # Before the model: ZeRO-3 init needs it.
     args = trainer_arguments(cfg.online, cfg.compute.device, work_dir / fp, dist)
     model = load_model(policy_dir, cfg.online.precision, cfg.compute.device)
@@ -163,7 +176,7 @@ def train(
         model=model,
         args=args,
         train_dataset=datasets.Dataset.from_list(dataset_rows(tokenized, refs)),
-        data_collator=make_collator(tokenizer.pad_token_id),
+        data_collator=make_collator(pad_token_id(tokenizer)),
         processing_class=tokenizer,
         callbacks=[progress, store_callback(store, Stage.online_policy, fp, dist)],
         beta=cfg.online.beta,
@@ -238,7 +251,7 @@ def _train(
         cfg,
         args.fingerprint,
         args.iteration,
-        args.policy_dir,
+        args.policy,
         store.require(Stage.online_pairs, args.pairs),
         store.require(Stage.online_reference, args.reference),
         work_dir,
@@ -248,7 +261,11 @@ def _train(
 def main(argv: list[str] | None = None) -> None:
     parser = job_parser("python -m bolt.train.dpo", __doc__)
     parser.add_argument("--iteration", type=int, required=True, help="Online iteration (1-based).")
-    parser.add_argument("--policy-dir", required=True, help="Local folder of the initial policy.")
+    parser.add_argument(
+        "--policy",
+        required=True,
+        help="Id of the initial policy: sft/<fp>, online-policy/<fp> or catalog/<name>.",
+    )
     parser.add_argument("--pairs", required=True, help="Fingerprint of the iteration's pairs.")
     parser.add_argument("--reference", required=True, help="Fingerprint of its reference logps.")
     parser.add_argument("--fingerprint", required=True, help="Fingerprint of the policy stage.")

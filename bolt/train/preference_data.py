@@ -87,16 +87,17 @@ def reference_logps(
     from bolt.train.dpo_loss import sequence_logps
 
     model.eval()
+    device = next(model.parameters()).device
     out: list[tuple[float, float]] = []
     with torch.no_grad():
         for chunk in batched(pairs, batch_size):
-            batch = collate_pairs(chunk, pad_token_id)
+            batch = {k: v.to(device) for k, v in collate_pairs(chunk, pad_token_id).items()}
             logits = model(
                 input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]
             ).logits
             logps = sequence_logps(logits, batch["labels"], batch["loss_mask"])
-            chosen, rejected = logps[: len(chunk)], logps[len(chunk) :]
-            out += list(zip(chosen.tolist(), rejected.tolist(), strict=True))
+            chosen, rejected = logps[: len(chunk)].float(), logps[len(chunk) :].float()
+            out += list(zip(chosen.cpu().tolist(), rejected.cpu().tolist(), strict=True))
     return out
 
 
@@ -106,3 +107,43 @@ class ReferenceLogps(Record):
     prompt_id: str
     chosen_logp: float
     rejected_logp: float
+
+
+class ReferenceMismatch(ValueError):
+    """The reference log-probs do not cover the pairs one for one."""
+
+
+def _duplicates(ids: Sequence[str]) -> list[str]:
+    seen: set[str] = set()
+    return sorted({i for i in ids if i in seen or seen.add(i)})
+
+
+def _few(ids: Sequence[str], shown: int = 10) -> str:
+    more = f" (+{len(ids) - shown} more)" if len(ids) > shown else ""
+    return ", ".join(ids[:shown]) + more
+
+
+def join_reference(
+    pairs: Sequence[PreferencePair],
+    refs: Sequence[ReferenceLogps],
+    pairs_fp: str,
+    reference_fp: str,
+) -> list[ReferenceLogps]:
+    """Each pair's reference log-probs, joined by ``prompt_id`` (never by position), in
+    the pairs' order; a duplicate, missing or extra id is a ReferenceMismatch naming
+    both manifests and the ids."""
+    where = f"pairs online-pairs/{pairs_fp} and reference log-probs online-reference/{reference_fp}"
+    pair_ids, ref_ids = [p.prompt_id for p in pairs], [r.prompt_id for r in refs]
+    problems = []
+    if dup := _duplicates(pair_ids):
+        problems.append(f"duplicate pair ids: {_few(dup)}")
+    if dup := _duplicates(ref_ids):
+        problems.append(f"duplicate reference ids: {_few(dup)}")
+    if missing := sorted(set(pair_ids) - set(ref_ids)):
+        problems.append(f"pairs without reference log-probs: {_few(missing)}")
+    if extra := sorted(set(ref_ids) - set(pair_ids)):
+        problems.append(f"reference log-probs of no pair: {_few(extra)}")
+    if problems:
+        raise ReferenceMismatch(f"{where} do not match: " + "; ".join(problems))
+    by_id = {r.prompt_id: r for r in refs}
+    return [by_id[i] for i in pair_ids]

