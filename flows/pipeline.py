@@ -20,6 +20,7 @@ from flows.evaluation import eval_stage_flow, eval_trajectory_flow
 from flows.online import MODEL_CACHE, online_flow
 from flows.sft import sft_flow
 from flows.stages import bootstrap_flow, curation_flow, filter_flow
+from tasks.preflight import preflight_task
 from tasks.reporting import summary_row
 from tasks.runtime import result_storage, task_runner
 
@@ -35,6 +36,8 @@ def _check_until(until: str | None) -> None:
 def pipeline(cfg: PipelineConfig, until: str | None = None) -> Summary:
     """Every stage in order, or those up to and including ``until``."""
     _check_until(until)
+    # Every model, dataset, credential, pool and cluster the config names, in seconds.
+    preflight_task(cfg)
     store = ArtifactStore.from_config(cfg.storage)
     wanted = STAGE_SECTIONS[: STAGE_SECTIONS.index(until) + 1] if until else STAGE_SECTIONS
     done: list[Manifest] = []
@@ -101,6 +104,7 @@ def pipeline_from_config(
 
 def _one_stage(stage_flow: Flow[..., Manifest]) -> Callable[[PipelineConfig], Summary]:
     def run(cfg: PipelineConfig) -> Summary:
+        preflight_task(cfg)
         try:
             with tags("bolt", f"config:{cfg.name}"):
                 manifest = stage_flow.with_options(
