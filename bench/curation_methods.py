@@ -186,15 +186,16 @@ def skillmix_run(engine, count: int, max_new_tokens: int) -> dict:
         name="skillmix",
         model="smollm2",
         examples=count,
-        skills_wanted=12,
+        skills_wanted=4,
         critique=False,
         min_response_words=20,
+        guided=True,
         sampling=sampling,
     )
     hand_skills = _hand_skills()
     started = time.perf_counter()
     try:  # guided on vLLM, as the stage does with data.guided_labels
-        skills, extracted = extract_skills(engine, source, guided=True), True
+        skills, extracted = extract_skills(engine, source), True
     except ValueError:  # too few skills named: the hand-written list below stands in
         skills, extracted = hand_skills, False
     extraction_s = time.perf_counter() - started
@@ -263,7 +264,7 @@ def main() -> None:
     parser.add_argument("--magpie", type=int, default=32)
     parser.add_argument("--magpie-tokens", type=int, default=96)
     parser.add_argument("--skillmix", type=int, default=8)
-    parser.add_argument("--skillmix-tokens", type=int, default=256)
+    parser.add_argument("--skillmix-tokens", type=int, default=320)
     args = parser.parse_args()
 
     from bolt.config import ModelsConfig

@@ -76,10 +76,11 @@ def equivalence(reference: str, predicted: str | None) -> str | None:
         return None
     for name, rule in GRADERS:
         try:
-            if rule(reference, predicted):
-                return name
-        except Exception:  # a grader's crash on one odd answer is its "no"
-            continue
+            accepted = rule(reference, predicted)
+        except Exception:  # noqa: BLE001 -- a grader's crash on one odd answer is its "no"
+            accepted = False
+        if accepted:
+            return name
     return None
 
 

@@ -222,7 +222,7 @@ def _environment(s: str) -> str:
         body = m.group(2).replace("\\\\", ";").replace("&", ",")
         return f"[{body}]"
 
-    return re.sub(r"\\begin\{(\w+\*?)\}(?:\{[^}]*\})?(.*?)\\end\{\1\}", rows, s, flags=re.S)
+    return re.sub(r"\\begin\{(\w+\*?)\}(?:\{[^}]*\})?(.*?)\\end\{\1\}", rows, s, flags=re.DOTALL)
 
 
 def latex_to_text(s: str) -> str:
@@ -294,9 +294,9 @@ def _split_tuple(s: str) -> list[str]:
     if not s:
         return []
     inner = s[1:-1]
-    if len(s) > 2 and s[0] in _TUPLE_CHARS and s[-1] in _TUPLE_CHARS:
-        if not any(c in inner for c in _TUPLE_CHARS):
-            return [e.strip() for e in inner.split(",")]
+    bracketed = len(s) > 2 and s[0] in _TUPLE_CHARS and s[-1] in _TUPLE_CHARS
+    if bracketed and not any(c in inner for c in _TUPLE_CHARS):
+        return [e.strip() for e in inner.split(",")]
     return [s]
 
 
@@ -349,7 +349,7 @@ def sympy_equal(reference: str, predicted: str) -> bool:
     try:
         with _time_limit(SYMPY_TIMEOUT_S):
             return simplify(sp.parse_expr(expr.replace("^", "**"), transformations=rules)) == 0
-    except Exception:  # a parse error, a timeout, anything sympy raises: not equal
+    except Exception:  # noqa: BLE001 -- a parse error, a timeout, any sympy error: not equal
         return False
 
 

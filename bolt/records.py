@@ -88,6 +88,31 @@ class PreferencePair(Record):
     iteration: int
 
 
+class GroupSample(Record):
+    """One GRPO sample with its group-relative advantage (RLMT's online RL): the prompt
+    it answers, the sampled text, its reward and ``(r - mean) / (std + eps)`` of its group."""
+
+    prompt_id: str
+    prompt: list[Message]
+    completion: str
+    sample_index: int
+    reward: float
+    advantage: float
+    malformed: bool = Field(False, description="Strict mode scored it as an empty response.")
+    iteration: int
+
+
+class DissatisfactionRow(Record):
+    """A real conversation turn the user was dissatisfied with (DRIFT, WildFeedback-style)."""
+
+    id: str
+    source: str
+    prompt: list[Message] = Field(description="The turns before, ending with the user's turn.")
+    dissatisfying: str = Field(description="The assistant turn the user complained about.")
+    feedback: str = Field(description="The user's complaint or correction that followed.")
+    satisfied: str | None = Field(None, description="The follow-up the user accepted, if any.")
+
+
 class EvalAnswer(Record):
     """A model's answer to one benchmark item, before any judge: one text per user turn
     (MT-Bench has two), each everything the model wrote, thoughts included."""

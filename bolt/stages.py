@@ -21,6 +21,8 @@ class Stage(StrEnum):
     online_samples = "online-samples"
     online_scores = "online-scores"
     online_pairs = "online-pairs"
+    online_groups = "online-groups"  # GRPO: samples with group-relative advantages
+    online_feedback = "online-feedback"  # DRIFT: the dissatisfaction rows of an iteration
     online_reference = "online-reference"
     online_policy = "online-policy"
     eval_answers = "eval_answers"

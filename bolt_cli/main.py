@@ -19,6 +19,7 @@ from bolt_cli.common import DEFAULT_CONFIG, ConfigArg, Overrides, err, load_or_e
 from bolt_cli.config_commands import config_app
 from bolt_cli.export import export
 from bolt_cli.models import models_app
+from bolt_cli.official import eval_app
 from bolt_cli.output import Field, print_rows
 from bolt_cli.plan import plan
 from bolt_cli.preflight import preflight
@@ -30,6 +31,7 @@ app = typer.Typer(
 app.add_typer(config_app, name="config")
 app.add_typer(artifacts_app, name="artifacts")
 app.add_typer(models_app, name="models")
+app.add_typer(eval_app, name="eval")
 
 
 @app.command()

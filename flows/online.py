@@ -51,12 +51,10 @@ def online_flow(cfg: PipelineConfig, sft: Manifest | None = None) -> Manifest:
         samples = sample_policy(cfg, prompts, policy_id, policy_dir)
         scores = score_samples(cfg, samples, prompts)
         pairs = make_pairs(cfg, scores, prompts, iteration)
-        if cfg.online.reference == ReferencePolicy.sft:
-            reference_id, reference_dir = sft_id, sft_dir
-        else:
-            reference_id, reference_dir = policy_id, policy_dir
-        reference = reference_logps(cfg, pairs, reference_id, reference_dir)
-        policy = train_policy(cfg, iteration, pairs, reference, policy_id, policy_dir)
+        # The reference pass and DPO are jobs: they take the models by store id, not folder.
+        reference_id = sft_id if cfg.online.reference == ReferencePolicy.sft else policy_id
+        reference = reference_logps(cfg, pairs, reference_id)
+        policy = train_policy(cfg, iteration, pairs, reference, policy_id)
         policy_id = f"{policy.stage}/{policy.fingerprint}"
         policy_dir = local_model_dir(store, policy, MODEL_DIR, MODEL_CACHE)
         logger.info(

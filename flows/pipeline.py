@@ -14,10 +14,9 @@ from prefect import Flow, flow, tags
 from bolt.config import STAGE_SECTIONS, PipelineConfig
 from bolt.config_loader import load_config
 from bolt.resources import POOL
-from bolt.store import ArtifactStore, Manifest, local_model_dir
-from bolt.train.fingerprints import MODEL_DIR
-from flows.evaluation import eval_stage_flow, eval_trajectory_flow
-from flows.online import MODEL_CACHE, online_flow
+from bolt.store import ArtifactStore, Manifest
+from flows.evaluation import checkpoint_models, eval_stage_flow, eval_trajectory_flow
+from flows.online import online_flow
 from flows.sft import sft_flow
 from flows.stages import bootstrap_flow, curation_flow, filter_flow
 from tasks.preflight import preflight_task
@@ -75,14 +74,9 @@ def pipeline(cfg: PipelineConfig, until: str | None = None) -> Summary:
 def _checkpoints(
     cfg: PipelineConfig, store: ArtifactStore, sft: Manifest, policy: Manifest
 ) -> list[tuple[str, str]]:
-    """The models the final evaluation compares: the SFT model, then the last policy."""
-    return [
-        ("SFT", local_model_dir(store, sft, MODEL_DIR, MODEL_CACHE)),
-        (
-            f"DPO-{cfg.online.iterations}",
-            local_model_dir(store, policy, MODEL_DIR, MODEL_CACHE),
-        ),
-    ]
+    """The models the final evaluation compares: the SFT model, then the last policy
+    (labelled as ``bolt stage eval`` labels them, so its evals are these)."""
+    return checkpoint_models(store, [sft, policy])
 
 
 def run_pipeline(cfg: PipelineConfig, until: str | None = None) -> Summary:

@@ -10,6 +10,7 @@ from prefect.context import TaskRunContext
 from bolt.config import PipelineConfig
 from bolt.curation.stage import curation_fingerprint, run_curation
 from bolt.engines.live import context_length, engine_for
+from bolt.evals.contamination import index_for
 from bolt.stages import Stage
 from bolt.store import ArtifactStore, Manifest
 from tasks.runtime import CACHED_RESULT, stage_key
@@ -28,4 +29,8 @@ def curate_queries(cfg: PipelineConfig) -> Manifest:
         store,
         lambda: engine_for(cfg, labeller, engine_cfg),
         context_length(cfg, labeller, engine_cfg),
+        # The models of data.synthetic_sources (Magpie, SkillMix) on the same engine settings.
+        engine_for=lambda model: engine_for(cfg, model, engine_cfg),
+        # The evaluated benchmarks' prompts (data.decontamination).
+        contamination=index_for(cfg),
     )

@@ -16,10 +16,11 @@ import os
 from prefect import task
 from prefect.cache_policies import NO_CACHE
 
-from bolt.config import JudgeKind, PipelineConfig
+from bolt.config import JudgeConfig, JudgeKind, PipelineConfig
 from bolt.engines import make_engine
 from bolt.engines.base import Engine
 from bolt.engines.live import engine_for, engine_key
+from bolt.evals import Benchmark
 from bolt.evals.judges import Judge, make_judge
 from bolt.evals.stage import Baseline, EvalModel, Items, run_answers, run_eval
 from bolt.resources import POOL, Role
@@ -27,31 +28,38 @@ from bolt.stages import Stage
 from bolt.store import ArtifactStore, Manifest
 
 
-def resolve_judge_key(cfg: PipelineConfig) -> None:
+def resolve_judge_key(cfg: PipelineConfig, judge: JudgeConfig | None = None) -> None:
     """Put the Secret block's key in the judge engine's environment variable."""
-    judge = cfg.eval.judge
+    judge = judge or cfg.eval.judge
     if judge.kind is JudgeKind.api and judge.api_key_secret_block:
         from prefect.blocks.system import Secret
 
         os.environ[judge.engine.api_key_env] = Secret.load(judge.api_key_secret_block).get()
 
 
-def _make_judge(cfg: PipelineConfig) -> Judge:
-    resolve_judge_key(cfg)
-    judge = cfg.eval.judge
+def _with_judge(cfg: PipelineConfig, judge: JudgeConfig) -> PipelineConfig:
+    """``cfg`` with ``judge`` as ``eval.judge`` (what ``make_judge`` reads)."""
+    return cfg.model_copy(update={"eval": cfg.eval.model_copy(update={"judge": judge})})
+
+
+def _make_judge(cfg: PipelineConfig, judge: JudgeConfig) -> Judge:
+    resolve_judge_key(cfg, judge)
     # the checklist writer is part of the judge: a scoring engine, released with it
     checklist_engine = (
         engine_for(cfg, judge.model, cfg.engine_settings(Stage.eval), Role.scoring)
         if judge.kind is JudgeKind.local_checklist
         else None
     )
-    return make_judge(cfg, checklist_engine=checklist_engine)
+    return make_judge(_with_judge(cfg, judge), checklist_engine=checklist_engine)
 
 
-def judge_for(cfg: PipelineConfig) -> Judge:
-    """The live judge of this judge config (a local judge holds a model in memory)."""
-    key = f"judge {cfg.eval.judge.model_dump_json()}"
-    return POOL.get(key, Role.scoring, lambda: _make_judge(cfg))
+def judge_for(cfg: PipelineConfig, benchmark: Benchmark | None = None) -> Judge:
+    """The live judge of ``benchmark`` (its ``eval.judges`` entry, else ``eval.judge``);
+    benchmarks that share a judge config share the judge (a local one holds a model)."""
+    judge = cfg.eval.judge_of(benchmark) if benchmark is not None else cfg.eval.judge
+    return POOL.get(
+        f"judge {judge.model_dump_json()}", Role.scoring, lambda: _make_judge(cfg, judge)
+    )
 
 
 def answering_engine(cfg: PipelineConfig, model: EvalModel) -> Engine:
@@ -86,4 +94,4 @@ def grade_benchmarks(
     baseline: Baseline | None = None,
 ) -> Manifest:
     store = ArtifactStore.from_config(cfg.storage)
-    return run_eval(cfg, store, model, items, answers, lambda: judge_for(cfg), baseline)
+    return run_eval(cfg, store, model, items, answers, lambda b: judge_for(cfg, b), baseline)

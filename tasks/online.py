@@ -1,7 +1,8 @@
 """Prefect tasks of online DPO: one per sub-stage of an iteration, each cached by its
 fingerprint (a rerun shows finished sub-stages as Cached), each retried as its work
 allows: sampling and scoring hold models and retry once; training relaunches the job,
-which resumes from the store's last checkpoint."""
+which resumes from the store's last checkpoint. The reference log-prob pass and DPO are
+jobs (bolt.train.stage): each gets its inputs by store reference, never a worker folder."""
 
 from __future__ import annotations
 
@@ -11,18 +12,16 @@ from prefect import task
 from prefect.context import TaskRunContext
 
 from bolt.config import PipelineConfig
+from bolt.evals.contamination import index_for
 from bolt.online import stage
 from bolt.rewards.live import rewards_for
 from bolt.stages import Stage
 from bolt.store import ArtifactStore, Manifest
 from bolt.train.fingerprints import policy_fingerprint
-from bolt.train.job import TrainJob
-from bolt.train.reference import reference_fingerprint, run_reference
-from bolt.train.stage import train_stage
+from bolt.train.reference import reference_fingerprint
+from bolt.train.stage import dpo_job, reference_job, train_stage
 from tasks.runtime import CACHED_RESULT, stage_key
 from tasks.training import TrainingProgress
-
-DPO_MODULE = "bolt.train.dpo"
 
 
 def _prompts_key(_: TaskRunContext, p: dict[str, Any]) -> str:
@@ -59,7 +58,8 @@ def _policy_key(_: TaskRunContext, p: dict[str, Any]) -> str:
 
 @task(name="online-prompts", retries=1, cache_key_fn=_prompts_key, **CACHED_RESULT)
 def choose_prompts(cfg: PipelineConfig, iteration: int) -> Manifest:
-    return stage.run_prompts(cfg, ArtifactStore.from_config(cfg.storage), iteration)
+    store = ArtifactStore.from_config(cfg.storage)
+    return stage.run_prompts(cfg, store, iteration, contamination=index_for(cfg))
 
 
 @task(name="online-samples", retries=1, cache_key_fn=_samples_key, **CACHED_RESULT)
@@ -92,11 +92,10 @@ def make_pairs(
 
 
 @task(name="online-reference", retries=1, cache_key_fn=_reference_key, **CACHED_RESULT)
-def reference_logps(
-    cfg: PipelineConfig, pairs: Manifest, reference_id: str, reference_dir: str
-) -> Manifest:
-    store = ArtifactStore.from_config(cfg.storage)
-    return run_reference(cfg, store, pairs, reference_id, reference_dir)
+def reference_logps(cfg: PipelineConfig, pairs: Manifest, reference_id: str) -> Manifest:
+    """Launch the reference pass (compute.launcher) under the model ``reference_id``."""
+    job = reference_job(cfg, pairs.fingerprint, reference_id)
+    return train_stage(cfg, job, TrainingProgress(f"reference {job.fingerprint}", {}))
 
 
 @task(
@@ -108,17 +107,9 @@ def train_policy(
     pairs: Manifest,
     reference: Manifest,
     policy_id: str,
-    policy_dir: str,
 ) -> Manifest:
-    """Launch the DPO job (compute.launcher); a retry relaunches it and it resumes."""
-    fp = policy_fingerprint(cfg, pairs.fingerprint, reference.fingerprint, policy_id, iteration)
-    args = (
-        "--iteration", str(iteration),
-        "--policy-dir", policy_dir,
-        "--pairs", pairs.fingerprint,
-        "--reference", reference.fingerprint,
-        "--fingerprint", fp,
-    )  # fmt: skip
-    job = TrainJob(Stage.online_policy, fp, DPO_MODULE, args, cfg.name, section="online")
+    """Launch the DPO job (compute.launcher) from the policy ``policy_id`` (a store id the
+    job fetches itself); a retry relaunches it and it resumes."""
+    job = dpo_job(cfg, iteration, pairs.fingerprint, reference.fingerprint, policy_id)
     progress = TrainingProgress(f"dpo iteration {iteration}", {"reward margin": "reward_margin"})
     return train_stage(cfg, job, progress)

@@ -2,9 +2,9 @@
 
 The job runs wherever ``compute.launcher`` says (bolt.train.launch, through
 bolt.train.stage.train_stage); this task turns its progress lines into a Prefect
-progress artifact and log lines. A failed job (a node lost, a pod evicted) fails the
-task; Prefect's retry relaunches it and the entrypoint resumes from the last checkpoint
-in the store, so a retry redoes at most ``sft.save_steps`` steps.
+progress artifact and log lines. A failed job (a node lost, a pod evicted, an scancel)
+fails the task; Prefect's retry relaunches it and the entrypoint resumes from the last
+checkpoint in the store, so a retry redoes at most ``sft.save_steps`` steps.
 """
 
 from __future__ import annotations
@@ -18,12 +18,9 @@ from bolt.config import PipelineConfig
 from bolt.stages import Stage
 from bolt.store import Manifest
 from bolt.train.fingerprints import sft_fingerprint
-from bolt.train.job import TrainJob
-from bolt.train.stage import train_stage
+from bolt.train.stage import sft_job, train_stage
 from tasks.runtime import CACHED_RESULT, stage_key
 from tasks.training import TrainingProgress
-
-SFT_MODULE = "bolt.train.sft"
 
 
 def _sft_key(_: TaskRunContext, params: dict[str, Any]) -> str:
@@ -33,6 +30,6 @@ def _sft_key(_: TaskRunContext, params: dict[str, Any]) -> str:
 
 @task(name="train-sft", retries=2, retry_delay_seconds=60, cache_key_fn=_sft_key, **CACHED_RESULT)
 def train_sft(cfg: PipelineConfig, sft_set: Manifest) -> Manifest:
-    fp = sft_fingerprint(cfg, sft_set.fingerprint)
-    job = TrainJob(Stage.sft, fp, SFT_MODULE, ("--sft-set", sft_set.fingerprint), cfg.name)
-    return train_stage(cfg, job, TrainingProgress(f"sft {fp}", {"tokens/s": "tokens_per_s"}))
+    job = sft_job(cfg, sft_set.fingerprint)
+    progress = TrainingProgress(f"sft {job.fingerprint}", {"tokens/s": "tokens_per_s"})
+    return train_stage(cfg, job, progress)

@@ -106,3 +106,6 @@ def vllm_engine(tiny_config, smollm2_path):
 
 # The real one-node Slurm cluster on loopback (tests/slurm_cluster.py), one per session.
 from slurm_cluster import slurm_cluster  # noqa: F401
+
+# The real vLLM OpenAI server on SmolLM2 (tests/vllm_server.py), one per session.
+from vllm_server import vllm_server  # noqa: F401

@@ -24,6 +24,7 @@ from bolt.bootstrap.prompting import (
     longcot_regex,
     system_text,
 )
+from bolt.bootstrap.refinement import refine_shard, refinement_payload
 from bolt.config import PipelineConfig, output_fields
 from bolt.engines.base import ChatRequest, Completion, Engine
 from bolt.fingerprint import fingerprint
@@ -60,7 +61,8 @@ def bootstrap_fingerprint(cfg: PipelineConfig, data_fp: str, examples: list[Long
     boot = {**output_fields(cfg.bootstrap), "engine": cfg.engine_settings(Stage.bootstrap)}
     return fingerprint(
         Stage.bootstrap,
-        {"bootstrap": boot, "teacher": teacher},
+        # The STICK round's judge and prompts count only while it is on.
+        {"bootstrap": boot, "teacher": teacher, **refinement_payload(cfg)},
         upstream={Stage.curation: data_fp, "examples": examples_digest(examples)},
         code_version=CODE_VERSION,
     )
@@ -168,6 +170,11 @@ def run_shard(
     if (done := store.finished_shards(Stage.bootstrap, fp).get(plan.index)) is not None:
         return done
     records, rejects, meta = generate_shard(plan, cfg, examples, engine(), context_length)
+    if cfg.bootstrap.refinement is not None:
+        records, refined = refine_shard(
+            store, fp, plan.index, plan.queries, cfg, examples, engine, records, context_length
+        )
+        meta = {**meta, **refined}
     rejects_file = store.put_records(
         Stage.bootstrap, fp, f"rejects/part-{plan.index:05d}.jsonl.gz", rejects
     )
@@ -219,6 +226,11 @@ def commit_bootstrap(
         "prefix_cache_hit_rate": round(cached / prompt_tokens, 4) if prompt_tokens else 0.0,
     }
     files = [FileInfo.model_validate(s.meta["rejects_file"]) for s in shards]
+    files += [
+        FileInfo.model_validate(s.meta["refinement_file"])
+        for s in shards
+        if "refinement_file" in s.meta
+    ]
     lengths = {
         "all samples": [g.output_tokens for g in generations],
         "format-valid": [g.output_tokens for g in valid],
@@ -254,6 +266,7 @@ def commit_bootstrap(
                 "samples": len(generations),
                 "format_valid": len(valid),
                 "rejected": sum(s.meta.get("rejected", 0) for s in shards),
+                **_revision_counts(shards),
             },
             timings={"generate_seconds": round(sum(s.meta.get("seconds", 0) for s in shards), 3)},
             tokens={
@@ -269,3 +282,13 @@ def commit_bootstrap(
 def _iter_shards(store: ArtifactStore, fp: str, shards: list[ShardInfo]) -> Iterator[Generation]:
     for shard in shards:
         yield from store.read_shard(Stage.bootstrap, fp, shard, Generation)
+
+
+def _revision_counts(shards: list[ShardInfo]) -> dict[str, int]:
+    """Revisions per STICK round over all shards (nothing when refinement is off)."""
+    counts: Counter[str] = Counter()
+    for shard in shards:
+        for round_, n in shard.meta.get("refinement", {}).get("versions_per_round", {}).items():
+            if round_ != "0":
+                counts[f"revisions.round_{round_}"] += n
+    return dict(counts)

@@ -39,8 +39,10 @@ from bolt.config.enums import (
     BenchmarkName,
     DpoLoss,
     EngineKind,
+    GrpoLossAggregation,
     JudgeKind,
     Launcher,
+    OnlineAlgorithm,
     PairStrategyName,
     Precision,
     ReferencePolicy,
@@ -52,13 +54,20 @@ from bolt.config.enums import (
 )
 from bolt.config.evaluation import EvalConfig, JudgeConfig
 from bolt.config.models import ModelEntry, ModelsConfig
+from bolt.config.online_methods import DRIFT_INSTRUCTION, DriftConfig, GrpoConfig
 from bolt.config.pipeline import STAGE_SECTIONS, PipelineConfig
 from bolt.config.plan import PlanConfig
-from bolt.config.reward_methods import Principle, PrincipleFilter, RefinementConfig
+from bolt.config.reward_methods import (
+    Principle,
+    PrincipleFilter,
+    RefinementConfig,
+    principle_key,
+)
 from bolt.config.train import OnlineConfig, SftConfig, TrainCommon
 
 __all__ = [
     "AFFECTS_OUTPUT_NOT",
+    "DRIFT_INSTRUCTION",
     "ENTERS_WHEN_SET",
     "STAGE_SECTIONS",
     "BalanceMode",
@@ -67,22 +76,26 @@ __all__ = [
     "ComputeConfig",
     "DataConfig",
     "DpoLoss",
+    "DriftConfig",
     "EngineConfig",
     "EngineKind",
     "EvalConfig",
     "FilterConfig",
+    "GrpoConfig",
+    "GrpoLossAggregation",
     "JudgeConfig",
     "JudgeKind",
     "Launcher",
     "ModelEntry",
     "ModelsConfig",
+    "OnlineAlgorithm",
     "OnlineConfig",
     "PairStrategyName",
     "PipelineConfig",
     "PlanConfig",
+    "Precision",
     "Principle",
     "PrincipleFilter",
-    "Precision",
     "QuerySource",
     "ReferencePolicy",
     "RefinementConfig",
@@ -101,4 +114,5 @@ __all__ = [
     "output_fields",
     "output_value",
     "override_of",
+    "principle_key",
 ]

@@ -177,6 +177,11 @@ class SkillMixSource(Strict):
     min_response_words: int = Field(
         40, ge=0, description="Quality gate: a shorter response is a shirker and is set aside."
     )
+    guided: bool = Field(
+        False,
+        description="Force the skills list's and the pair's shapes with structured outputs "
+        "(vLLM): small models do not follow the format otherwise.",
+    )
     sampling: SamplingConfig = Field(
         default_factory=lambda: SamplingConfig(
             n=1, temperature=0.7, top_p=0.95, max_new_tokens=2048
@@ -193,6 +198,23 @@ class SkillMixSource(Strict):
 
 
 SyntheticSource = Annotated[MagpieSource | SkillMixSource, Field(discriminator="kind")]
+
+
+class DecontaminationConfig(Strict):
+    """Training prompts checked against the evaluated benchmarks' prompts (bolt.decontamination)."""
+
+    enabled: bool = Field(
+        True,
+        description="Curated queries and online prompts sharing a word n-gram with a prompt of any benchmark in eval.benchmarks are rejected as contaminated:<benchmark>.",
+    )
+    ngram: int = Field(
+        13,
+        ge=4,
+        description="Words per n-gram, after lower-casing, punctuation removed, whitespace collapsed (13: GPT-3's contamination analysis).",
+    )
+    min_overlap: int = Field(
+        1, ge=1, description="Distinct shared n-grams that make a prompt contaminated (1: any)."
+    )
 
 
 class DataConfig(Strict):
@@ -258,6 +280,10 @@ class DataConfig(Strict):
         None,
         description="The sentence-embedding model of semantic_dedup and MIG's label graph.",
         json_schema_extra=ENTERS_WHEN_SET,
+    )
+    decontamination: DecontaminationConfig = Field(
+        default_factory=DecontaminationConfig,
+        description="Benchmark decontamination of curated queries and online prompts (on by default).",
     )
 
     @model_validator(mode="before")
@@ -353,7 +379,7 @@ class RewardBackend(Strict):
     checklist_weights: str | None = Field(
         None,
         description="kind=lm_checklist: path or s3:// URI of the RocketEval item weights "
-        "(`python -m bolt.rewards.reweighting fit`); the plain mean p(Yes) when unset.",
+        "(written by `python -m bolt.rewards.reweighting`); the plain mean p(Yes) when unset.",
         json_schema_extra=ENTERS_WHEN_SET,
     )
 

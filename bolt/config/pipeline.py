@@ -115,6 +115,12 @@ class PipelineConfig(Strict):
                 for i, b in enumerate(backends)
                 if b.model
             ]
+        for section, refinement in (
+            ("bootstrap", self.bootstrap.refinement),
+            ("online", self.online.refinement),
+        ):
+            if refinement is not None and refinement.judge_model:
+                refs.append((f"{section}.refinement.judge_model", refinement.judge_model))
         if self.eval.judge.kind == JudgeKind.local_checklist:
             refs.append(("eval.judge.model", self.eval.judge.model))
         if self.eval.baseline_model:

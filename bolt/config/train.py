@@ -2,12 +2,20 @@
 
 from __future__ import annotations
 
-from pydantic import Field
+from pydantic import Field, model_validator
 
 from bolt.config.base import AFFECTS_OUTPUT_NOT, ENTERS_WHEN_SET, Strict
 from bolt.config.compute import EngineConfig, SamplingConfig, engine_override
 from bolt.config.data import QuerySource, RewardBackend
-from bolt.config.enums import DpoLoss, PairStrategyName, Precision, ReferencePolicy, ZeroStage
+from bolt.config.enums import (
+    DpoLoss,
+    OnlineAlgorithm,
+    PairStrategyName,
+    Precision,
+    ReferencePolicy,
+    ZeroStage,
+)
+from bolt.config.online_methods import DriftConfig, GrpoConfig
 from bolt.config.reward_methods import RefinementConfig
 
 
@@ -93,3 +101,36 @@ class OnlineConfig(TrainCommon):
     engine: EngineConfig | None = engine_override(
         "the policy's sampling and the generative reward models of online scoring"
     )
+    algorithm: OnlineAlgorithm = Field(
+        OnlineAlgorithm.dpo,
+        description="dpo (BOLT §3.3), grpo (RLMT: GRPO with a preference reward) or drift "
+        "(DPO on real dissatisfied turns).",
+        json_schema_extra=ENTERS_WHEN_SET,
+    )
+    grpo: GrpoConfig | None = Field(
+        None,
+        description="Settings of algorithm grpo (its defaults when unset).",
+        json_schema_extra=ENTERS_WHEN_SET,
+    )
+    drift: DriftConfig | None = Field(
+        None,
+        description="Settings of algorithm drift (needs its sources).",
+        json_schema_extra=ENTERS_WHEN_SET,
+    )
+
+    @model_validator(mode="after")
+    def _algorithm_settings(self) -> OnlineConfig:
+        """DRIFT needs rows to anchor on; keeping the best GRPO step needs its evaluations."""
+        if self.algorithm == OnlineAlgorithm.drift and not (self.drift and self.drift.sources):
+            raise ValueError("online.algorithm is drift but online.drift.sources is empty")
+        keep = self.grpo.keep_best_by if self.grpo else None
+        if self.algorithm == OnlineAlgorithm.grpo and keep and not self.eval_after_iteration:
+            raise ValueError(
+                "online.grpo.keep_best_by needs online.eval_after_iteration (it picks among "
+                "the evaluated iterations)"
+            )
+        return self
+
+    @property
+    def grpo_settings(self) -> GrpoConfig:
+        return self.grpo or GrpoConfig()

@@ -97,7 +97,7 @@ def source_skills(
                 examples.append(mapped.text)
             if len(examples) >= source.extraction_queries:
                 break
-    skills = extract_skills(engine, source, examples, guided=cfg.data.guided_labels)
+    skills = extract_skills(engine, source, examples)
     skills_dir.mkdir(parents=True, exist_ok=True)
     write_skills(skills_dir / f"{source.name}.jsonl", skills)
     return skills

@@ -156,19 +156,19 @@ def parse_skills(text: str) -> Skills:
 
 def extraction_regex(skills: int, query_types: int) -> str:
     """The answer shape guided decoding forces: the asked-for numbers of item lines."""
-    item = r" [A-Za-z][A-Za-z0-9 ,'/&()-]{1,60} - [^\n]{5,200}\n"
+    item = r" [A-Za-z][A-Za-z0-9 ,'/&()-]{1,40} - [^\n]{5,100}\n"
     return f"(Skill:{item}){{{skills}}}(Query type:{item}){{{query_types}}}"
 
 
 def extract_skills(
-    engine: Engine, source: SkillMixSource, queries: list[str] | None = None, guided: bool = False
+    engine: Engine, source: SkillMixSource, queries: list[str] | None = None
 ) -> Skills:
-    """One call of the model (its answer shape forced when ``guided``, on vLLM); fails
-    naming the source and model when it names too few skills or no query type."""
+    """One call of the model (its answer shape forced when ``source.guided``, on vLLM);
+    fails naming the source and model when it names too few skills or no query type."""
     sampling = source.sampling.model_copy(update={"n": 1})
     prompt = extraction_prompt(source, queries)
     wanted = (source.skills_wanted, max(2, source.skills_wanted // 3))
-    regex = extraction_regex(*wanted) if guided else None
+    regex = extraction_regex(*wanted) if source.guided else None
     request = ChatRequest(f"{source.name}-skills", prompt)
     answer = engine.generate([request], sampling, guided_regex=regex)[0][0].text
     skills = parse_skills(answer)
@@ -211,6 +211,10 @@ def critique_prompt(mix: Mix, instruction: str, response: str) -> list[dict[str,
     return [{"role": "user", "content": text}]
 
 
+# The pair's shape under guided decoding, each part bounded to fit a small token budget.
+PAIR_REGEX = r"### Instruction\n[^#\n][^#]{9,400}\n### Response\n[^#\n][^#]{19,900}"
+
+
 def parse_pair(text: str) -> tuple[str, str] | None:
     """(instruction, response) from ``### Instruction`` / ``### Response`` sections; the
     last of each wins (a critique answer repeats them after its critique)."""
@@ -245,7 +249,8 @@ def skillmix_queries(
     carrying the response in ``meta`` (``keep_responses``); bad pairs as rejects."""
     sampling = source.sampling.model_copy(update={"n": 1})
     requests = [ChatRequest(f"{source.name}-{m.index}", generation_prompt(m)) for m in mixes]
-    drafts = [c[0].text for c in engine.generate(requests, sampling)]
+    regex = PAIR_REGEX if source.guided else None
+    drafts = [c[0].text for c in engine.generate(requests, sampling, guided_regex=regex)]
     pairs = [parse_pair(text) for text in drafts]
     refined: dict[int, tuple[str, str] | None] = {}
     if source.critique:
@@ -256,6 +261,7 @@ def skillmix_queries(
                 for m, p in todo
             ],
             sampling,
+            guided_regex=("### Critique\n[^#]{10,400}\n" + PAIR_REGEX) if source.guided else None,
         )
         refined = {
             m.index: parse_pair(c[0].text) for (m, _), c in zip(todo, critiques, strict=True)

@@ -1,21 +1,31 @@
 """The curation stage: sources -> dedup -> difficulty -> topics -> balance -> queries.
 
+Sources are files and, when configured, models (Magpie, Instruct-SkillMix); dedup is
+MinHash and, when configured, semantic near-duplicates; the kept set is the first
+``max_queries`` of the seeded shuffle or MIG's choice (``bolt.curation.methods``).
+
 Output (``data/<fingerprint>/``): the kept queries as shards, ``rejects.jsonl.gz``
 with every row set aside and why (bad rows, duplicates, unparsable labels, too easy,
-over a topic cap), ``topics.png`` (the mix before and after balancing) and counts.
+over a topic cap), ``topics.png`` (the mix before and after balancing), the skills
+lists SkillMix extracted (``skills/<source>.jsonl``) and counts.
 """
 
 from __future__ import annotations
 
 import random
+import tempfile
 import time
 from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
 
+from bolt import decontamination
 from bolt.config import PipelineConfig, QuerySource, SamplingConfig
+from bolt.config.data import MigLabelKind, QuerySelection
+from bolt.curation import methods
 from bolt.curation.balance import balance, topic_counts
 from bolt.curation.dedup import deduplicate
+from bolt.curation.embeddings import Embedder
 from bolt.curation.labels import (
     CRITERIA,
     criteria_regex,
@@ -49,7 +59,13 @@ def curation_fingerprint(cfg: PipelineConfig) -> str:
     labeler = cfg.models.catalog[cfg.data.labeler_model]
     return fingerprint(
         Stage.curation,
-        {"data": cfg.data, "labeler": labeler, "seed": cfg.seed},
+        {
+            "data": cfg.data,
+            "labeler": labeler,
+            "seed": cfg.seed,
+            **methods.fingerprint_payload(cfg),
+            **decontamination.fingerprint_payload(cfg),
+        },
         upstream={f"source:{s.name}": source_digest(s) for s in cfg.data.sources},
         code_version=CODE_VERSION,
     )
@@ -60,52 +76,51 @@ def run_curation(
     store: ArtifactStore,
     engine: Callable[[], Engine],
     context_length: int | None = None,
+    engine_for: methods.EngineFor | None = None,
+    contamination: decontamination.NgramIndex | None = None,
 ) -> Manifest:
     """Curate the configured sources; ``engine`` is called only if an LLM is needed.
 
     ``context_length`` is the labeller's: a query whose labelling prompt would not fit
     is set aside (it could not be bootstrapped by a model of that size either).
+    ``engine_for(model)`` gives the engine of a synthetic source's model.
+    ``contamination``: the evaluated benchmarks' n-gram index, needed while
+    ``data.decontamination`` is on (``bolt.evals.contamination.index_for``).
     """
+    contamination = decontamination.required(cfg, contamination)
     fp = curation_fingerprint(cfg)
     if (done := store.manifest(Stage.curation, fp)) is not None:
         return done
     started = time.time()
     data = cfg.data
     rejects: list[Reject] = []
+    files = []
 
     queries = _read_all(data.sources, cfg, rejects)
+    if data.synthetic_sources:
+        generated, files = _generate(cfg, store, fp, engine_for, rejects)
+        queries += generated
     read_count = len(queries)
-    deduped = deduplicate(queries, data.near_dup_threshold, data.minhash_perm)
-    for reason, pairs in (
-        ("exact_duplicate", deduped.exact_duplicates),
-        ("near_duplicate", deduped.near_duplicates),
-    ):
-        rejects += [_reject(q, reason, f"duplicate of {kept}") for q, kept in pairs]
-    queries = deduped.kept
+    embedder = methods.embedder_of(cfg)
+    queries = _deduplicate(cfg, queries, embedder, rejects)
+    queries = _decontaminate(queries, contamination, rejects)
     random.Random(cfg.seed).shuffle(queries)
+    queries = _label(cfg, queries, engine, context_length, rejects)
 
-    if data.difficulty_filter or any(q.topic is None for q in queries):
-        queries = _fitting(queries, engine(), context_length, rejects)
-    if data.difficulty_filter:
-        queries = _label_difficulty(
-            queries, engine(), data.difficulty_threshold, data.guided_labels, rejects
-        )
-    if any(q.topic is None for q in queries):
-        queries = _label_topics(queries, engine(), data.topics, data.guided_labels, rejects)
     before = topic_counts(queries)
     balanced = balance(
         queries, data.balance, cap=data.topic_cap, shares=data.topic_shares, total=data.max_queries
     )
-    balanced = balanced[: data.max_queries] if data.max_queries else balanced
+    balanced, left_out = methods.select(cfg, balanced, embedder)
     kept_ids = {q.id for q in balanced}
-    rejects += [_reject(q, "over_topic_balance") for q in queries if q.id not in kept_ids]
+    rejects += [_reject(q, left_out) for q in queries if q.id not in kept_ids]
     after = topic_counts(balanced)
 
     shards = [
         store.write_shard(Stage.curation, fp, i, balanced[start : start + QUERIES_PER_SHARD])
         for i, start in enumerate(range(0, max(1, len(balanced)), QUERIES_PER_SHARD))
     ]
-    files = [store.put_records(Stage.curation, fp, "rejects.jsonl.gz", rejects)]
+    files.append(store.put_records(Stage.curation, fp, "rejects.jsonl.gz", rejects))
     mix = {"before balancing": before, "after": after}
     files.append(
         store.put_plot(
@@ -126,12 +141,86 @@ def run_curation(
                 "read": read_count,
                 "kept": len(balanced),
                 "rejected": len(rejects),
+                "contaminated": sum(r.reason.startswith("contaminated:") for r in rejects),
                 **{f"rejected.{k}": v for k, v in reasons.items()},
             },
             timings={"seconds": round(time.time() - started, 3)},
             stats={"topics_before": before, "topics_after": after},
         )
     )
+
+
+def _generate(
+    cfg: PipelineConfig,
+    store: ArtifactStore,
+    fp: str,
+    engine_for: methods.EngineFor | None,
+    rejects: list[Reject],
+) -> tuple[list[Query], list]:
+    """The synthetic sources' queries; the skills lists extracted are stored beside."""
+    if engine_for is None:
+        raise ValueError("data.synthetic_sources needs engines: pass run_curation engine_for")
+    with tempfile.TemporaryDirectory() as tmp:
+        queries, bad = methods.synthetic_queries(cfg, engine_for, Path(tmp))
+        files = [
+            store.put_file(Stage.curation, fp, f"skills/{path.name}", path)
+            for path in sorted(Path(tmp).glob("*.jsonl"))
+        ]
+    rejects += bad
+    return queries, files
+
+
+def _decontaminate(
+    queries: list[Query], index: decontamination.NgramIndex | None, rejects: list[Reject]
+) -> list[Query]:
+    """Queries that share an n-gram with a benchmark prompt become ``contaminated:<b>``
+    rejects (``bolt.decontamination``; on by default)."""
+    kept, contaminated = decontamination.decontaminate(
+        queries,
+        index,
+        text=lambda q: q.text,
+        reject=lambda q, m: _reject(q, m.reason, decontamination.match_detail(m)),
+    )
+    rejects += contaminated
+    return kept
+
+
+def _deduplicate(
+    cfg: PipelineConfig, queries: list[Query], embedder: Embedder | None, rejects: list[Reject]
+) -> list[Query]:
+    """MinHash (exact and near copies), then semantic near-duplicates when configured."""
+    data = cfg.data
+    deduped = deduplicate(queries, data.near_dup_threshold, data.minhash_perm)
+    for reason, pairs in (
+        ("exact_duplicate", deduped.exact_duplicates),
+        ("near_duplicate", deduped.near_duplicates),
+    ):
+        rejects += [_reject(q, reason, f"duplicate of {kept}") for q, kept in pairs]
+    kept, semantic = methods.remove_semantic_duplicates(cfg, deduped.kept, embedder)
+    rejects += semantic
+    return kept
+
+
+def _label(
+    cfg: PipelineConfig,
+    queries: list[Query],
+    engine: Callable[[], Engine],
+    context_length: int | None,
+    rejects: list[Reject],
+) -> list[Query]:
+    """Difficulty criteria, topics and (MIG with tags) free-form tags from the labeller."""
+    data = cfg.data
+    if data.difficulty_filter or any(q.topic is None for q in queries):
+        queries = _fitting(queries, engine(), context_length, rejects)
+    if data.difficulty_filter:
+        queries = _label_difficulty(
+            queries, engine(), data.difficulty_threshold, data.guided_labels, rejects
+        )
+    if any(q.topic is None for q in queries):
+        queries = _label_topics(queries, engine(), data.topics, data.guided_labels, rejects)
+    if data.selection == QuerySelection.mig and MigLabelKind.tags in data.mig_settings.labels:
+        queries = methods.label_tags(queries, engine(), data.mig_settings.max_tags, rejects)
+    return queries
 
 
 def _read_all(

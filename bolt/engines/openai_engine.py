@@ -243,7 +243,10 @@ class OpenAIEngine(EngineBase):
             if not outcome.retryable or tried == self.policy.max_retries:
                 break
             self._sleep(
-                min(self.policy.delay(tried, self._rng, outcome.retry_after), deadline.left())
+                max(
+                    0.0,
+                    min(self.policy.delay(tried, self._rng, outcome.retry_after), deadline.left()),
+                )
             )
         # Raised outside any except block, so no client exception (whose request holds the
         # Authorization header) rides along as __context__ into logs or pickled task results.

@@ -159,11 +159,11 @@ class Watchdog:
             self._take_back(self._injected)
 
     def _watch(self, poll_s: float) -> None:
-        from vllm.v1.engine.exceptions import EngineDeadError
-
         seen, quiet_since = self._progress(), time.monotonic()
         while not self._finished.wait(poll_s):
             if self._resources.engine_dead:
+                from vllm.v1.engine.exceptions import EngineDeadError
+
                 self._inject(EngineDeadError(suppress_context=True))
                 return
             now, progress = time.monotonic(), self._progress()

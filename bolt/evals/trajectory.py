@@ -32,6 +32,16 @@ def trajectory_points(evaluations: Sequence[tuple[str, Manifest]]) -> list[Point
     ]
 
 
+def best_point(points: Sequence[Point], benchmark: str) -> int | None:
+    """The index of the point with the highest ``benchmark`` headline (every headline is
+    higher-is-better; the first wins a tie), None when no point has that number."""
+    scored = [(i, values.get(benchmark)) for i, (_, values) in enumerate(points)]
+    scored = [(i, v) for i, v in scored if v is not None]
+    if not scored:
+        return None
+    return max(scored, key=lambda item: (item[1], -item[0]))[0]
+
+
 def _upstream(evaluations: Sequence[tuple[str, Manifest]]) -> dict[str, str]:
     return {label: m.fingerprint for label, m in evaluations}
 

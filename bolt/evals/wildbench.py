@@ -17,18 +17,25 @@ from __future__ import annotations
 import hashlib
 import re
 from collections import Counter, defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, Field
 
 from bolt.engines.base import Messages
 from bolt.evals import Benchmark, mean_or_none
 from bolt.evals.jsontext import last_json_object
 from bolt.evals.judges import JudgeRequest, ReplyFormat
-from bolt.evals.spec import BenchmarkSpec, JudgingContext, judged_record, run_judge, user_turn
+from bolt.evals.spec import (
+    BenchmarkSpec,
+    JudgingContext,
+    judged_record,
+    run_judge,
+    user_turn,
+)
+from bolt.evals.wildbench_files import WildBenchItem, prepare, version
 from bolt.prompts import render_template
 from bolt.records import EvalAnswer, EvalItemResult
 
@@ -100,34 +107,6 @@ OUTCOME_REWARD: dict[Outcome, float] = {
     Outcome.lose: -50.0,
     Outcome.lose_much: -100.0,
 }
-
-
-class WildBenchTurn(BaseModel):
-    model_config = ConfigDict(extra="allow", frozen=True)
-
-    role: str
-    content: str
-
-
-class WildBenchItem(BaseModel):
-    """One item of the official data set (``allenai/WildBench``, v1 or v2 fields).
-
-    Unknown keys are kept, not refused: the official file grows fields between versions
-    (``timestamp`` in v2, ``appropriate`` in v1).
-    """
-
-    model_config = ConfigDict(extra="allow", frozen=True)
-
-    id: str | int
-    session_id: str
-    conversation_input: list[WildBenchTurn]
-    references: dict[str, str | None] = Field(default_factory=dict)
-    checklist: list[str]
-    length: int
-    primary_tag: str
-    secondary_tags: list[str] = Field(default_factory=list)
-    intent: str | None = None
-    appropriate: str | None = None
 
 
 @dataclass(frozen=True)
@@ -419,10 +398,30 @@ def _request(
     )
 
 
+def _pairwise(
+    ctx: JudgingContext, item: WildBenchItem, text: str, shown: str, reference_model: str
+) -> tuple[JudgeRequest, Callable[[str], EvalItemResult]]:
+    """The WB-Reward request against one reference model's answer, and its record."""
+    reference = ctx.shown(ctx.references[reference_model][item.session_id].turns[0])
+    a_is_tested = shows_tested_as_a(item.session_id, ctx.seed)
+    a, b = (shown, reference) if a_is_tested else (reference, shown)
+    request = _request(
+        item,
+        f"pairwise/{reference_model}",
+        "evals/wildbench_pairwise.j2",
+        ReplyFormat.wb_choice,
+        candidate_a=a,
+        candidate_b=b,
+    )
+    return request, lambda raw: pairwise_result(
+        item, ctx.model, text, reference_model, reference, a_is_tested, raw, shown
+    )
+
+
 def grade(
     ctx: JudgingContext, items: Sequence[WildBenchItem], answers: dict[str, EvalAnswer]
 ) -> list[EvalItemResult]:
-    """WB-Score for every answer; WB-Reward against the baseline's too, where there is one."""
+    """WB-Score for every answer; WB-Reward against each reference model too."""
     requests, build = [], []
     for item in items:
         text = answers[item.session_id].turns[0]
@@ -437,45 +436,44 @@ def grade(
                 item, ctx.model, text, raw, shown
             )
         )
-        if ctx.baseline is None or ctx.baseline_model is None:
-            continue
-        reference = ctx.shown(ctx.baseline[item.session_id].turns[0])
-        a_is_tested = shows_tested_as_a(item.session_id, ctx.seed)
-        a, b = (shown, reference) if a_is_tested else (reference, shown)
-        requests.append(
-            _request(
-                item,
-                "pairwise",
-                "evals/wildbench_pairwise.j2",
-                ReplyFormat.wb_choice,
-                candidate_a=a,
-                candidate_b=b,
-            )
-        )
-        build.append(
-            lambda raw, item=item, text=text, shown=shown, ref=reference, side=a_is_tested: (
-                pairwise_result(
-                    item, ctx.model, text, ctx.baseline_model or "", ref, side, raw, shown
-                )
-            )
-        )
+        for reference_model in ctx.references:
+            request, record = _pairwise(ctx, item, text, shown, reference_model)
+            requests.append(request)
+            build.append(record)
     return run_judge(ctx, requests, build)
 
 
 def metrics(
     results: list[EvalItemResult], items: Sequence[WildBenchItem], k: int
 ) -> tuple[dict[str, float | None], dict[str, Any]]:
-    """WB-Score (task macro first, as BOLT reports it), then WB-Reward where judged."""
+    """WB-Score (task macro first, as BOLT reports it), then WB-Reward where judged: per
+    reference model (``wb_reward_task_macro.<model>``) and, as the leaderboard's
+    ``task_macro_reward`` and ``mixture_of_rewards``, the mean over the references."""
     scores = [r for r in results if r.meta.get("mode") == "score"]
-    pairs = [r for r in results if r.meta.get("mode") == "pairwise"]
     s = summarize_scores(scores, items)
     numbers = {"wb_score_task_macro": s.task_macro, "wb_score": s.score}
     details: dict[str, Any] = {"score": s.model_dump(mode="json")}
-    if pairs:
-        w = summarize_rewards(pairs, items, k)
-        numbers |= {"wb_reward_task_macro": w.task_macro, "wb_reward": w.reward}
-        details["reward"] = w.model_dump(mode="json")
+    by_reference: dict[str, list[EvalItemResult]] = defaultdict(list)
+    for r in results:
+        if r.meta.get("mode") == "pairwise":
+            by_reference[r.meta["reference_model"]].append(r)
+    rewards = {m: summarize_rewards(rs, items, k) for m, rs in by_reference.items()}
+    if rewards:
+        numbers |= {
+            "wb_reward_task_macro": _mean([w.task_macro for w in rewards.values()]),
+            "wb_reward": _mean([w.reward for w in rewards.values()]),
+        }
+        for model, w in rewards.items():
+            numbers |= {
+                f"wb_reward_task_macro.{model}": w.task_macro,
+                f"wb_reward.{model}": w.reward,
+            }
+        details["reward"] = {m: w.model_dump(mode="json") for m, w in rewards.items()}
     return numbers, details
+
+
+def _mean(values: list[float | None]) -> float | None:
+    return None if any(v is None for v in values) else mean_or_none(values)  # type: ignore[arg-type]
 
 
 SPEC = BenchmarkSpec(
@@ -488,4 +486,6 @@ SPEC = BenchmarkSpec(
     headline="wb_score_task_macro",
     judged=True,
     pairwise=True,
+    version=version,
+    prepare=prepare,
 )

@@ -14,6 +14,7 @@ import time
 from collections import Counter, defaultdict
 from collections.abc import Callable, Mapping
 
+from bolt import decontamination
 from bolt.config import PipelineConfig
 from bolt.curation.dedup import deduplicate
 from bolt.curation.sources import SourceRow, read_source, row_to_query
@@ -24,7 +25,8 @@ from bolt.engines.live import engine_key
 from bolt.fingerprint import fingerprint
 from bolt.generations import to_generation
 from bolt.online.pairs import PromptSamples, pair_all
-from bolt.records import Generation, Message, Query, ScoredGeneration
+from bolt.online.refinement import refine_samples, refinement_payload
+from bolt.records import Generation, Message, Query, Reject, ScoredGeneration
 from bolt.resources import POOL, Role
 from bolt.rewards.base import reward_item
 from bolt.rewards.scoring import Rewards, rewards_identity, score_items
@@ -46,6 +48,8 @@ def prompts_fingerprint(cfg: PipelineConfig, iteration: int) -> str:
             # Both decide which prompts count as duplicates, so which are left to choose.
             "near_dup_threshold": cfg.data.near_dup_threshold,
             "minhash_perm": cfg.data.minhash_perm,
+            # Prompts overlapping a benchmark's are set aside before choosing.
+            **decontamination.fingerprint_payload(cfg),
         },
         upstream={f"source:{s.name}": source_digest(s) for s in online.prompt_sources},
         code_version=CODE_VERSION,
@@ -63,8 +67,16 @@ def choose_prompts(pool: list[Query], per_iteration: int, seed: int, iteration: 
     return [order[(start + i) % len(order)] for i in range(min(per_iteration, len(order)))]
 
 
-def run_prompts(cfg: PipelineConfig, store: ArtifactStore, iteration: int) -> Manifest:
-    """The iteration's prompts from the online sources, deduplicated as in Stage 1."""
+def run_prompts(
+    cfg: PipelineConfig,
+    store: ArtifactStore,
+    iteration: int,
+    contamination: decontamination.NgramIndex | None = None,
+) -> Manifest:
+    """The iteration's prompts from the online sources, deduplicated as in Stage 1 and
+    checked against the benchmarks (``contamination``: their n-gram index, needed while
+    ``data.decontamination`` is on)."""
+    contamination = decontamination.required(cfg, contamination)
     fp = prompts_fingerprint(cfg, iteration)
     if (done := store.manifest(Stage.online_prompts, fp)) is not None:
         return done
@@ -77,7 +89,20 @@ def run_prompts(cfg: PipelineConfig, store: ArtifactStore, iteration: int) -> Ma
             else:
                 unusable[mapped.reason] += 1
     deduped = deduplicate(pool, cfg.data.near_dup_threshold, cfg.data.minhash_perm)
-    chosen = choose_prompts(deduped.kept, cfg.online.prompts_per_iteration, cfg.seed, iteration)
+    clean, contaminated = decontamination.decontaminate(
+        deduped.kept,
+        contamination,
+        text=lambda q: q.text,
+        reject=lambda q, m: Reject(
+            stage=Stage.online_prompts,
+            reason=m.reason,
+            source=q.id,
+            raw=q.text[:2000],
+            detail=decontamination.match_detail(m),
+        ),
+    )
+    chosen = choose_prompts(clean, cfg.online.prompts_per_iteration, cfg.seed, iteration)
+    files = [store.put_records(Stage.online_prompts, fp, "rejects.jsonl.gz", contaminated)]
     return store.commit(
         Manifest(
             stage=Stage.online_prompts,
@@ -86,10 +111,12 @@ def run_prompts(cfg: PipelineConfig, store: ArtifactStore, iteration: int) -> Ma
             config={"iteration": iteration, "online": cfg.online.model_dump(mode="json")},
             upstream={f"source:{s.name}": source_digest(s) for s in cfg.online.prompt_sources},
             shards=[store.write_shard(Stage.online_prompts, fp, 0, chosen)],
+            files=files,
             counts={
                 "read": len(pool),
                 "duplicates": len(pool) - len(deduped.kept),
                 "unusable": sum(unusable.values()),
+                **decontamination.contamination_counts(contaminated),
                 "prompts": len(chosen),
             },
         )
@@ -100,7 +127,7 @@ def samples_fingerprint(cfg: PipelineConfig, prompts_fp: str, policy_id: str) ->
     """``policy_id`` names the sampled policy: ``sft/<fp>`` or ``online-policy/<fp>``."""
     return fingerprint(
         Stage.online_samples,
-        {"sampling": cfg.online.sampling},
+        {"sampling": cfg.online.sampling, **refinement_payload(cfg)},
         upstream={"prompts": prompts_fp, "policy": policy_id},
         code_version=CODE_VERSION,
     )
@@ -143,6 +170,9 @@ def run_samples(
         for query, completions in zip(queries, outputs, strict=True)
         for c in completions
     ]
+    files, refined = [], {}
+    if cfg.online.refinement is not None:
+        rows, files, refined = refine_samples(cfg, store, fp, rows, queries, engine)
     return store.commit(
         Manifest(
             stage=Stage.online_samples,
@@ -151,6 +181,8 @@ def run_samples(
             config={"sampling": cfg.online.sampling.model_dump(mode="json")},
             upstream={"prompts": prompts.fingerprint, "policy": policy_id},
             shards=[store.write_shard(Stage.online_samples, fp, 0, rows)],
+            files=files,
+            stats={"refinement": refined} if refined else {},
             counts={"prompts": len(queries), "samples": len(rows)},
             timings={"seconds": round(time.perf_counter() - started, 3)},
             tokens={"output": sum(r.output_tokens for r in rows)},

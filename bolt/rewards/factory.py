@@ -14,6 +14,7 @@ from bolt.rewards.base import RewardError, RewardModel
 
 if TYPE_CHECKING:
     from bolt.engines.base import Engine
+    from bolt.rewards.reweighting import ChecklistWeights
 
 
 def make_reward(
@@ -23,14 +24,16 @@ def make_reward(
     device: str = "cpu",
     checklist_engine: Engine | None = None,
     checklist_cache_dir: Path | None = None,
+    judge_engine: Engine | None = None,
     s3: S3Options | None = None,
 ) -> RewardModel:
     """Build the backend ``backend.kind`` names; the only dispatch on :class:`RewardKind`.
 
     ``checklist_engine`` writes the checklists of ``lm_checklist`` (any engine: the
-    stage's own is fine) and ``checklist_cache_dir`` keeps them across runs. Backends
-    are imported here, not at the top: torch and transformers take seconds to import
-    and the rule-based rewards need neither.
+    stage's own is fine) and ``checklist_cache_dir`` keeps them across runs;
+    ``judge_engine`` is the judge of a ``principles`` backend whose ``judge_engine`` is
+    set. Backends are imported here, not at the top: torch and transformers take
+    seconds to import and the rule-based rewards need neither.
     """
     match backend.kind:
         case RewardKind.sequence_classifier:
@@ -56,6 +59,13 @@ def make_reward(
                 batch_size=backend.batch_size,
                 device=device,
                 s3=s3,
+                weights=_checklist_weights(backend, s3),
+            )
+        case RewardKind.principles:
+            from bolt.rewards.principles import PrinciplesReward
+
+            return PrinciplesReward.from_backend(
+                backend, models, judge_engine=judge_engine, device=device, s3=s3
             )
         case RewardKind.math_verify:
             from bolt.rewards.math_verify_reward import MathVerifyReward
@@ -67,6 +77,17 @@ def make_reward(
             return FormatReward()
         case _:
             assert_never(backend.kind)
+
+
+def _checklist_weights(backend: RewardBackend, s3: S3Options | None) -> ChecklistWeights | None:
+    if backend.checklist_weights is None:
+        return None
+    from bolt.rewards.reweighting import load_weights
+
+    try:
+        return load_weights(backend.checklist_weights, s3)
+    except (OSError, ValueError) as err:
+        raise RewardError(f"reward {backend.name!r}: checklist_weights: {err}") from err
 
 
 def _model_name(backend: RewardBackend) -> str:

@@ -5,7 +5,8 @@ and shared by every shard, stage and online iteration that names it, until a gen
 engine needs the accelerator. Reward models and the engine an ``lm_checklist`` backend
 writes its checklists with are both ``Role.scoring``: they live side by side, and
 acquiring either releases the generation engines. The checklists are cached next to the
-prepared models, so a rerun writes none again. Rule-based backends (format,
+prepared models, so a rerun writes none again. A ``principles`` backend with
+``judge_engine`` set judges on an engine of that kind (``Role.scoring``). Rule-based backends (format,
 math_verify) load no model: they are built on each call and never evict an engine.
 """
 
@@ -45,11 +46,18 @@ def _load(cfg: PipelineConfig, backend: RewardBackend, stage: Stage) -> RewardMo
         if backend.kind == RewardKind.lm_checklist and backend.model
         else None
     )
+    # A principles judge on an engine (vLLM or a served model) is a scoring engine too.
+    judge_engine = (
+        engine_for(cfg, backend.model, backend.judge_engine, Role.scoring)
+        if backend.kind == RewardKind.principles and backend.judge_engine and backend.model
+        else None
+    )
     return make_reward(
         backend,
         cfg.models,
         device=cfg.compute.device,
         checklist_engine=checklist_engine,
         checklist_cache_dir=cache_root(cfg.models).parent / "checklists",
+        judge_engine=judge_engine,
         s3=cfg.storage.s3,
     )

@@ -79,9 +79,7 @@ class LMChecklistReward:
     ) -> LMChecklistReward:
         """Load catalog model ``name`` as the judge (remote code only when allow-listed)."""
         model, tokenizer = load_causal_lm(models, name, device=device, s3=s3)
-        return cls(
-            model, tokenizer, maker, batch_size=batch_size, device=device, weights=weights
-        )
+        return cls(model, tokenizer, maker, batch_size=batch_size, device=device, weights=weights)
 
     def score(self, items: Sequence[RewardItem]) -> list[float]:
         checklists = self.maker.checklists([(item.query, item.reference) for item in items])
@@ -128,7 +126,11 @@ class LMChecklistReward:
     def yes_probabilities(self, prompts: Sequence[list[int]]) -> list[float]:
         """Normalised p(Yes) of the next token after each prompt, in the prompts' order."""
         return next_token_yes(
-            self.model, prompts, self.pad_id, (self.yes_ids, self.no_ids), self.batch_size,
+            self.model,
+            prompts,
+            self.pad_id,
+            (self.yes_ids, self.no_ids),
+            self.batch_size,
             self.device,
         )
 

@@ -26,7 +26,7 @@ from bolt.records import PreferencePair
 from bolt.stages import Stage
 from bolt.store import ArtifactStore, Manifest
 from bolt.train.entrypoint import job_parser, run_entrypoint
-from bolt.train.fingerprints import MODEL_DIR, POLICY_CODE_VERSION
+from bolt.train.fingerprints import MODEL_DIR, POLICY_CODE_VERSION, rpo_alpha
 from bolt.train.model_ref import fetch_model
 from bolt.train.modeling import load_model, pad_token_id
 from bolt.train.preference_data import (
@@ -79,15 +79,16 @@ def dpo_trainer_class():
     this module needs no transformers)."""
     from transformers import Trainer
 
-    from bolt.train.dpo_loss import dpo_loss, sequence_logps
+    from bolt.train.dpo_loss import dpo_loss, dpo_nll_loss, sequence_logps
 
     class CachedReferenceDpoTrainer(Trainer):
-        def __init__(self, *args, beta: float, loss_type, **kwargs):
+        def __init__(self, *args, beta: float, loss_type, rpo_alpha: float = 0.0, **kwargs):
             super().__init__(*args, **kwargs)
             # The loss is a mean over pairs, not a sum over tokens for the trainer to
             # normalise: this makes the trainer divide it by the accumulation steps.
             self.model_accepts_loss_kwargs = False
             self.beta, self.loss_type = beta, loss_type
+            self.rpo_alpha = rpo_alpha  # DRIFT's NLL term on the chosen side (0: plain DPO)
             self._margins: list[float] = []
             self._accuracies: list[float] = []
 
@@ -108,6 +109,9 @@ def dpo_trainer_class():
             self._margins += out.reward_margins.tolist()
             self._accuracies += (out.reward_margins > 0).float().tolist()
             loss = out.losses.mean()
+            if self.rpo_alpha:
+                chosen_tokens = inputs["loss_mask"][:half, 1:].sum(dim=-1)
+                loss = dpo_nll_loss(out.losses, logps[:half], chosen_tokens, self.rpo_alpha)
             return (loss, {"logits": logits}) if return_outputs else loss
 
         def log(self, logs: dict[str, float], *args, **kwargs) -> None:
@@ -181,6 +185,7 @@ def train(
         callbacks=[progress, store_callback(store, Stage.online_policy, fp, dist)],
         beta=cfg.online.beta,
         loss_type=cfg.online.loss_type,
+        rpo_alpha=rpo_alpha(cfg.online),
     )
     final_dir = work_dir / f"{fp}-final"
     result = train_and_save(trainer, store, Stage.online_policy, fp, dist, final_dir)

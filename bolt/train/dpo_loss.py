@@ -103,3 +103,25 @@ def dpo_loss(
         chosen_rewards=beta * chosen_logratios.detach(),
         rejected_rewards=beta * rejected_logratios.detach(),
     )
+
+
+def dpo_nll_loss(
+    dpo_losses: torch.Tensor,
+    policy_chosen_logps: torch.Tensor,
+    chosen_tokens: torch.Tensor,
+    alpha: float,
+) -> torch.Tensor:
+    """The mean DPO loss plus ``alpha`` times the chosen side's NLL (RPO: Pang et al.,
+    2024; DRIFT trains with alpha = 0.001).
+
+    The NLL is normalised as TRL normalises it (``rpo_alpha`` in TRL < 1, the ``sft``
+    term of ``loss_type=["sigmoid", "sft"]`` since): ``-chosen_per_token_logps[mask].mean()``,
+    the mean over *all* chosen tokens of the batch, i.e. the sum of the chosen sequences'
+    log-probs over their total token count (not a mean of per-sequence means).
+    ``policy_chosen_logps`` are those sums (:func:`sequence_logps`), ``chosen_tokens``
+    the tokens each sums over.
+    """
+    if alpha < 0:
+        raise ValueError(f"alpha must be non-negative, got {alpha}")
+    nll = -policy_chosen_logps.sum() / chosen_tokens.sum().clamp(min=1)
+    return dpo_losses.mean() + alpha * nll

@@ -1,6 +1,7 @@
-"""The command line every training entrypoint shares (``python -m bolt.train.sft`` and
-``python -m bolt.train.dpo``): the config and its overrides, a local scratch folder,
-and the line that names the committed output."""
+"""The command line every job entrypoint shares (``python -m bolt.train.sft``,
+``bolt.train.dpo`` and ``bolt.train.reference``): the config and its overrides, a local
+scratch folder, the line that says where the job runs and the line that names the
+committed output."""
 
 from __future__ import annotations
 
@@ -37,6 +38,10 @@ def run_entrypoint(
 ) -> None:
     """Parse, load the config, train; rank 0 prints ``<label>: committed <uri>``."""
     args = parser.parse_args(argv)
+    if os.environ.get("RANK", "0") == "0":
+        # Where the job runs: its own folder, HOME and TMPDIR (the launchers' isolation).
+        home, tmp = os.environ.get("HOME"), os.environ.get("TMPDIR")
+        print(f"{label}: job in {Path.cwd()} (HOME {home}, TMPDIR {tmp})", flush=True)
     cfg = load_config(args.config, args.set)
     store = ArtifactStore.from_config(cfg.storage)
     manifest = train(cfg, store, args, Path(args.work_dir))

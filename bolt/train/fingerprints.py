@@ -7,7 +7,14 @@ these before any job launches.
 
 from __future__ import annotations
 
-from bolt.config import PipelineConfig, TrainCommon, output_fields
+from bolt.config import (
+    GrpoLossAggregation,
+    OnlineAlgorithm,
+    OnlineConfig,
+    PipelineConfig,
+    TrainCommon,
+    output_fields,
+)
 from bolt.fingerprint import fingerprint
 from bolt.stages import Stage
 
@@ -35,14 +42,56 @@ def policy_fingerprint(
     ``initial_policy_id`` names the policy training starts from (``sft/<fp>`` or
     ``online-policy/<fp>``)."""
     online = cfg.online
+    # DRIFT's NLL term; plain DPO's payload is what it was before the algorithms existed.
+    extra = {}
+    if online.algorithm == OnlineAlgorithm.drift:
+        extra = {"algorithm": online.algorithm, "rpo_alpha": rpo_alpha(online)}
     # Only what trains this iteration: the iteration count, the sampling and the pairing
     # settings reach the policy through its upstreams, and the fields marked
     # AFFECTS_OUTPUT_NOT (memory knobs) change nothing.
-    kept = output_fields(online)
-    training = {name: kept[name] for name in TrainCommon.model_fields if name in kept}
     return fingerprint(
         Stage.online_policy,
-        {**training, "beta": online.beta, "loss_type": online.loss_type, "iteration": iteration},
+        {
+            **_training_fields(online),
+            "beta": online.beta,
+            "loss_type": online.loss_type,
+            "iteration": iteration,
+            **extra,
+        },
         upstream={"pairs": pairs_fp, "reference": reference_fp, "initial": initial_policy_id},
+        code_version=POLICY_CODE_VERSION,
+    )
+
+
+def rpo_alpha(online: OnlineConfig) -> float:
+    """The weight of the NLL term the DPO job adds (DRIFT's rpo_alpha; 0 for plain DPO)."""
+    if online.algorithm == OnlineAlgorithm.drift and online.drift is not None:
+        return online.drift.rpo_alpha
+    return 0.0
+
+
+def _training_fields(online: OnlineConfig) -> dict:
+    kept = output_fields(online)
+    return {name: kept[name] for name in TrainCommon.model_fields if name in kept}
+
+
+def grpo_policy_fingerprint(
+    cfg: PipelineConfig, groups_fp: str, initial_policy_id: str, reference_id: str, iteration: int
+) -> str:
+    """What changes a GRPO policy (RLMT): the training config, the loss settings, the
+    iteration's groups, the policy it starts from and the KL's reference model."""
+    online = cfg.online
+    g = online.grpo_settings
+    loss: dict = {"kl_coef": g.kl_coef, "clip_epsilon": g.clip_epsilon}
+    loss["loss_aggregation"] = g.loss_aggregation
+    if g.loss_aggregation == GrpoLossAggregation.constant_length:
+        loss["max_tokens"] = online.sampling.max_new_tokens
+    upstream = {"groups": groups_fp, "initial": initial_policy_id}
+    if g.kl_coef > 0:
+        upstream["reference"] = reference_id
+    return fingerprint(
+        Stage.online_policy,
+        {**_training_fields(online), "algorithm": "grpo", **loss, "iteration": iteration},
+        upstream=upstream,
         code_version=POLICY_CODE_VERSION,
     )

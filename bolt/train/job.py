@@ -1,5 +1,7 @@
 """The training job every launcher runs: what to launch (``TrainJob``), the files it
-reads (the resolved config, the DeepSpeed config) and the command each node runs.
+reads (the resolved config, the DeepSpeed config), the command each node runs, and the
+folders it runs in (``JobDirs``: its own working folder, a fresh HOME and TMPDIR, so a
+job can depend on nothing of the worker's but the store).
 
 The launchers (``local``, ``kubernetes``, ``slurm``) build on this module and
 ``bolt.train.launch`` dispatches between them, so nothing here knows any launcher.
@@ -9,6 +11,7 @@ from __future__ import annotations
 
 import json
 import shlex
+import shutil
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -18,9 +21,13 @@ from typing import Literal
 import yaml
 
 from bolt.config import PipelineConfig, TrainCommon
+from bolt.models import cache_root
 from bolt.train.deepspeed import deepspeed_config
 from bolt.train.plan import gradient_accumulation
 
+# This checkout, where the local launcher's jobs import bolt from.
+REPO = Path(__file__).resolve().parents[2]
+# Relative to the checkout on the nodes (compute.workdir); jobs run in their own folder.
 ACCELERATE_CONFIG = "infra/accelerate/deepspeed.yaml"
 MASTER_PORT = 29500
 LogSink = Callable[[str], None]
@@ -53,13 +60,78 @@ class TrainJob:
         return cleaned.strip("-")[:52].rstrip("-")
 
 
+@dataclass(frozen=True)
+class JobDirs:
+    """A job's folders on a filesystem it shares with the launcher: ``run`` its working
+    folder, ``home`` and ``tmp`` its HOME and TMPDIR (all three emptied at each launch),
+    ``work`` its scratch (BOLT_TRAIN_DIR: local checkpoint copies, fetched models), kept
+    so a relaunch on the same machine need not fetch its checkpoint back."""
+
+    root: Path
+
+    @property
+    def run(self) -> Path:
+        return self.root / "run"
+
+    @property
+    def home(self) -> Path:
+        return self.root / "home"
+
+    @property
+    def tmp(self) -> Path:
+        return self.root / "tmp"
+
+    @property
+    def work(self) -> Path:
+        return self.root / "work"
+
+    def fresh(self) -> JobDirs:
+        for folder in (self.run, self.home, self.tmp):
+            shutil.rmtree(folder, ignore_errors=True)
+        for folder in (self.run, self.home, self.tmp, self.work):
+            folder.mkdir(parents=True, exist_ok=True)
+        return self
+
+
 def world_size(cfg: PipelineConfig) -> int:
     return cfg.compute.nodes * max(1, cfg.compute.gpus_per_node)
 
 
-def config_yaml(cfg: PipelineConfig) -> str:
+def _absolute(path: str) -> str:
+    return str(Path(path).expanduser().absolute())
+
+
+def job_config(cfg: PipelineConfig, shared_filesystem: bool = False) -> PipelineConfig:
+    """The config as a job reads it: a job runs in its own folder, so what the worker's
+    folder anchors (a relative ``file://`` storage root, relative catalog model paths)
+    becomes absolute; everything else is the worker's config unchanged.
+
+    On a filesystem the job shares with the worker (local, Slurm), the catalog's model
+    cache is the worker's, resolved (``~`` and BOLT_MODEL_CACHE): a base model is
+    prepared once, not in every job's fresh HOME. It caches catalog sources only; what
+    one stage hands the next still travels through the store alone."""
+    root = cfg.storage.root
+    if root.startswith("file://"):
+        root = "file://" + _absolute(root.removeprefix("file://"))
+    catalog = {
+        name: entry.model_copy(update={"path": _absolute(entry.path)}) if entry.path else entry
+        for name, entry in cfg.models.catalog.items()
+    }
+    models = {"catalog": catalog}
+    if shared_filesystem:
+        models["cache_dir"] = str(cache_root(cfg.models).absolute())
+    return cfg.model_copy(
+        update={
+            "storage": cfg.storage.model_copy(update={"root": root}),
+            "models": cfg.models.model_copy(update=models),
+        }
+    )
+
+
+def config_yaml(cfg: PipelineConfig, shared_filesystem: bool = False) -> str:
     """The resolved config the job reads (defaults included, so nothing is re-derived)."""
-    return yaml.safe_dump(cfg.model_dump(mode="json"), sort_keys=False)
+    config = job_config(cfg, shared_filesystem).model_dump(mode="json")
+    return yaml.safe_dump(config, sort_keys=False)
 
 
 def deepspeed_json(cfg: PipelineConfig, job: TrainJob) -> dict:
@@ -69,10 +141,11 @@ def deepspeed_json(cfg: PipelineConfig, job: TrainJob) -> dict:
 
 
 def write_job_files(cfg: PipelineConfig, job: TrainJob, job_dir: Path) -> tuple[Path, Path]:
-    """The config and DeepSpeed files a node reads, written into ``job_dir``."""
+    """The config and DeepSpeed files a node reads, written into ``job_dir`` (on a
+    filesystem the job shares with this machine)."""
     job_dir.mkdir(parents=True, exist_ok=True)
     config_path, deepspeed_path = job_dir / "config.yaml", job_dir / "deepspeed.json"
-    config_path.write_text(config_yaml(cfg))
+    config_path.write_text(config_yaml(cfg, shared_filesystem=True))
     deepspeed_path.write_text(json.dumps(deepspeed_json(cfg, job), indent=2))
     return config_path, deepspeed_path
 
@@ -84,8 +157,11 @@ def node_command(
     deepspeed_path: str,
     machine_rank: str,
     master_addr: str,
+    checkout: str,
+    master_port: str = str(MASTER_PORT),
 ) -> list[str]:
-    """What each node runs. On GPUs: accelerate starts one process per GPU."""
+    """What each node runs. On GPUs: accelerate starts one process per GPU, with the
+    accelerate config of the checkout at ``checkout`` (jobs run in their own folder)."""
     entry = ["-m", job.module, "--config", config_path, *job.args]
     c = cfg.compute
     if c.gpus_per_node == 0:
@@ -94,7 +170,7 @@ def node_command(
         "accelerate",
         "launch",
         "--config_file",
-        ACCELERATE_CONFIG,
+        f"{checkout.rstrip('/')}/{ACCELERATE_CONFIG}",
         "--num_machines",
         str(c.nodes),
         "--num_processes",
@@ -104,7 +180,7 @@ def node_command(
         "--main_process_ip",
         master_addr,
         "--main_process_port",
-        str(MASTER_PORT),
+        master_port,
         "--deepspeed_config_file",
         deepspeed_path,
         *entry,

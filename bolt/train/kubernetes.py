@@ -45,6 +45,7 @@ def render(cfg: PipelineConfig, job: TrainJob) -> str:
         "/etc/bolt/deepspeed.json",
         "$JOB_COMPLETION_INDEX",
         master,
+        c.workdir,
     )
     command[0] = "python" if command[0].endswith("python") else command[0]
     env = Environment(

@@ -1,9 +1,15 @@
-"""The local launcher: the job as a subprocess of this machine, its log read line by line."""
+"""The local launcher: the job as a subprocess of this machine, its log read line by line.
+
+The job runs in its own folder under the launcher's scratch (``JobDirs``): its working
+folder, a fresh HOME and TMPDIR, its own scratch; it imports bolt from this checkout and
+reads and writes nothing of the worker's but the store.
+"""
 
 from __future__ import annotations
 
 import os
 import shlex
+import signal
 import subprocess
 from collections import deque
 from collections.abc import Iterable
@@ -12,6 +18,8 @@ from pathlib import Path
 from bolt.config import PipelineConfig
 from bolt.train.job import (
     MASTER_PORT,
+    REPO,
+    JobDirs,
     LaunchError,
     LogSink,
     TrainJob,
@@ -32,33 +40,48 @@ def stream_lines(lines: Iterable[str], on_line: LogSink, keep: int = 40) -> dequ
 
 def render(cfg: PipelineConfig, job: TrainJob) -> str:
     """The command line the job runs, with its files beside it."""
-    return shlex.join(node_command(cfg, job, "config.yaml", "deepspeed.json", "0", "127.0.0.1"))
+    command = node_command(cfg, job, "config.yaml", "deepspeed.json", "0", "127.0.0.1", str(REPO))
+    return shlex.join(command)
 
 
-def run(cfg: PipelineConfig, job: TrainJob, job_dir: Path, on_line: LogSink) -> None:
-    """A subprocess on this machine; on a CPU, the single-process DeepSpeed environment of
-    ARCHITECTURE.md §6 (one rank, its own master address)."""
-    config_path, ds_path = write_job_files(cfg, job, job_dir)
-    command = node_command(cfg, job, str(config_path), str(ds_path), "0", "127.0.0.1")
+def job_env(cfg: PipelineConfig, dirs: JobDirs) -> dict[str, str]:
+    """The worker's environment with the job's own HOME, TMPDIR and scratch; on a CPU, the
+    single-process DeepSpeed environment of ARCHITECTURE.md §6 (one rank)."""
+    path = os.environ.get("PYTHONPATH")
     env = {
         **os.environ,
+        "HOME": str(dirs.home),
+        "TMPDIR": str(dirs.tmp),
+        "BOLT_TRAIN_DIR": str(dirs.work),
+        "PYTHONPATH": f"{REPO}{os.pathsep}{path}" if path else str(REPO),
         "MASTER_ADDR": "127.0.0.1",
         "MASTER_PORT": os.environ.get("MASTER_PORT", str(MASTER_PORT)),
     }
     if cfg.compute.gpus_per_node == 0:
         env |= {"RANK": "0", "WORLD_SIZE": "1", "LOCAL_RANK": "0"}
-    env.setdefault("BOLT_TRAIN_DIR", str(job_dir / "work"))
-    on_line(f"launch: {shlex.join(command)}")
+    return env
+
+
+def run(cfg: PipelineConfig, job: TrainJob, job_dir: Path, on_line: LogSink) -> None:
+    """A subprocess on this machine, in ``job_dir``'s run folder."""
+    dirs = JobDirs(job_dir).fresh()
+    config_path, ds_path = write_job_files(cfg, job, job_dir)
+    command = node_command(cfg, job, str(config_path), str(ds_path), "0", "127.0.0.1", str(REPO))
+    on_line(f"launch: {shlex.join(command)} (in {dirs.run})")
     with subprocess.Popen(
         command,
-        env=env,
-        cwd=Path(__file__).resolve().parents[2],
+        env=job_env(cfg, dirs),
+        cwd=dirs.run,
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
         start_new_session=True,  # a kill of the job reaches every process it started
     ) as process:
-        tail = stream_lines(process.stdout, on_line)
+        try:
+            tail = stream_lines(process.stdout, on_line)
+        except BaseException:  # the task was cancelled or interrupted: so is the job
+            os.killpg(process.pid, signal.SIGTERM)
+            raise
     if process.returncode != 0:
         raise LaunchError(
             f"{job.name}: local training exited with {process.returncode}:\n" + "\n".join(tail)

@@ -1,5 +1,11 @@
-"""One training stage run from the pipeline's side: launch the job, wait, return its
-manifest. The same sequence for SFT (BOLT §3.2) and each DPO iteration (§3.3)."""
+"""One job stage run from the pipeline's side: launch the job, wait, return its manifest.
+The same sequence for SFT (BOLT §3.2) and, in each online iteration (§3.3), the
+reference log-prob pass and DPO; the jobs of those three are built here.
+
+Every job takes its inputs by store reference (fingerprints, model ids such as
+``sft/<fp>``), never a folder of the worker's: a job runs in its own folder with a fresh
+HOME and TMPDIR (``bolt.train.job.JobDirs``) wherever ``compute.launcher`` puts it.
+"""
 
 from __future__ import annotations
 
@@ -9,9 +15,43 @@ from pathlib import Path
 
 from bolt.config import PipelineConfig
 from bolt.resources import POOL
+from bolt.stages import Stage
 from bolt.store import ArtifactStore, Manifest
+from bolt.train.fingerprints import policy_fingerprint, sft_fingerprint
 from bolt.train.job import LogSink, TrainJob
 from bolt.train.launch import run_job
+from bolt.train.reference import reference_fingerprint
+
+SFT_MODULE = "bolt.train.sft"
+REFERENCE_MODULE = "bolt.train.reference"
+DPO_MODULE = "bolt.train.dpo"
+
+
+def sft_job(cfg: PipelineConfig, sft_set_fp: str) -> TrainJob:
+    fp = sft_fingerprint(cfg, sft_set_fp)
+    return TrainJob(Stage.sft, fp, SFT_MODULE, ("--sft-set", sft_set_fp), cfg.name)
+
+
+def reference_job(cfg: PipelineConfig, pairs_fp: str, reference_id: str) -> TrainJob:
+    """The reference log-prob pass of one iteration's pairs under the model ``reference_id``."""
+    fp = reference_fingerprint(cfg, pairs_fp, reference_id)
+    args = ("--pairs", pairs_fp, "--reference-model", reference_id)
+    return TrainJob(Stage.online_reference, fp, REFERENCE_MODULE, args, cfg.name, "online")
+
+
+def dpo_job(
+    cfg: PipelineConfig, iteration: int, pairs_fp: str, reference_fp: str, policy_id: str
+) -> TrainJob:
+    """One iteration's DPO from the policy ``policy_id`` (``sft/<fp>``, ``online-policy/<fp>``)."""
+    fp = policy_fingerprint(cfg, pairs_fp, reference_fp, policy_id, iteration)
+    args = (
+        "--iteration", str(iteration),
+        "--policy", policy_id,
+        "--pairs", pairs_fp,
+        "--reference", reference_fp,
+        "--fingerprint", fp,
+    )  # fmt: skip
+    return TrainJob(Stage.online_policy, fp, DPO_MODULE, args, cfg.name, section="online")
 
 
 def local_job_dir(job: TrainJob) -> Path:

@@ -111,3 +111,52 @@ def test_mig_on_the_demo_queries_with_minilm(minilm):
     topics = {q.topic for q in queries}
     # With the topic labels only, 16 picks spread over every topic before doubling up.
     assert {q.topic for q in result.chosen} == topics
+
+
+KNOWN_REASONS = (
+    MAGPIE_REASONS
+    | SKILLMIX_REASONS
+    | {
+        "exact_duplicate",
+        "near_duplicate",
+        "unparsable_difficulty",
+        "below_difficulty_threshold",
+        "unparsable_topic",
+        "too_long_for_context",
+        "not_selected_mig",
+    }
+)
+
+
+def test_tiny_curation_stage_with_every_method(vllm_engine, tmp_path):
+    """The stage itself (run_curation) on tiny-curation-methods.yaml: Magpie and SkillMix
+    sources beside the demo file, semantic dedup, MIG selection; a rerun is cached."""
+    from bolt.curation.stage import run_curation
+    from bolt.records import Reject
+    from bolt.store import ArtifactStore
+
+    cfg = load_config(
+        REPO / "configs/tiny-curation-methods.yaml",
+        [
+            f"storage.root=file://{tmp_path}/artifacts",
+            "data.sources.0.limit=20",
+            "data.difficulty_threshold=0",  # plumbing, not a 135M labeller's judgement
+            "data.synthetic_sources.0.queries=8",
+            "data.synthetic_sources.1.examples=4",
+            "data.max_queries=8",
+            "data.decontamination.enabled=false",  # decontamination has its own tests
+        ],
+    )
+    store = ArtifactStore.from_config(cfg.storage)
+    manifest = run_curation(
+        cfg, store, lambda: vllm_engine, context_length=8192, engine_for=lambda _: vllm_engine
+    )
+    kept = list(store.read_records(manifest, Query))
+    rejects = list(store.read_file_records(manifest, "rejects.jsonl.gz", Reject))
+    assert 0 < len(kept) <= 8
+    assert {q.source for q in kept} <= {"demo", "magpie", "skillmix"}
+    assert {r.reason for r in rejects} <= KNOWN_REASONS
+    assert manifest.counts["read"] >= 20
+    assert any(f.path.startswith("skills/") for f in manifest.files)
+    again = run_curation(cfg, store, lambda: None, engine_for=lambda _: None)
+    assert again.fingerprint == manifest.fingerprint

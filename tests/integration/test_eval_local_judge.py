@@ -62,7 +62,7 @@ def test_local_judge_grades_ten_mt_bench_questions(tiny_config, hf_engine, smoll
 
     judges = []
 
-    def judge():
+    def judge(benchmark):
         if not judges:
             judges.append(make_judge(cfg, checklist_engine=hf_engine))
         return judges[0]

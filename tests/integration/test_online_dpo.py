@@ -23,6 +23,7 @@ import yaml
 
 from bolt.config import EngineConfig, EngineKind, PipelineConfig, ZeroStage
 from bolt.engines import make_engine
+from bolt.evals.contamination import index_for
 from bolt.models import cache_root
 from bolt.online import stage
 from bolt.rewards.factory import make_reward
@@ -79,13 +80,14 @@ def _rewards(cfg: PipelineConfig, engine):
     }
 
 
-def _launch(cfg: PipelineConfig, tmp: Path, iteration: int, policy_dir: str, pairs, reference, fp):
+def _launch(cfg: PipelineConfig, tmp: Path, iteration: int, policy_id: str, pairs, reference, fp):
+    """The DPO job as a launcher starts it: the initial policy by its id (the job fetches it)."""
     config = tmp / "config.yaml"
     config.write_text(yaml.safe_dump(cfg.model_dump(mode="json")))
     env = {**os.environ, "OMP_NUM_THREADS": "1", "MASTER_ADDR": "127.0.0.1"}
     env |= {"RANK": "0", "WORLD_SIZE": "1", "LOCAL_RANK": "0", "MASTER_PORT": str(free_port())}
     command = [sys.executable, "-m", "bolt.train.dpo", "--config", str(config)]
-    command += ["--iteration", str(iteration), "--policy-dir", policy_dir]
+    command += ["--iteration", str(iteration), "--policy", policy_id]
     command += ["--pairs", pairs.fingerprint, "--reference", reference.fingerprint]
     command += ["--fingerprint", fp, "--work-dir", str(tmp / "work")]
     # Appended: a relaunch keeps the killed run's lines (its loss before the kill).
@@ -106,7 +108,7 @@ class Loop:
 
     def prepare(self, iteration: int, policy_id: str, policy_dir: str, engine):
         cfg, store = self.cfg, self.store
-        prompts = stage.run_prompts(cfg, store, iteration)
+        prompts = stage.run_prompts(cfg, store, iteration, contamination=index_for(cfg))
         samples = stage.run_samples(cfg, store, prompts, policy_id, lambda: engine)
         scores = stage.run_scores(
             cfg, store, samples, prompts, lambda: _rewards(cfg, self.first_engine)
@@ -116,8 +118,8 @@ class Loop:
         fp = policy_fingerprint(cfg, pairs.fingerprint, reference.fingerprint, policy_id, iteration)
         return pairs, reference, fp
 
-    def train(self, iteration, policy_dir, pairs, reference, fp) -> Manifest:
-        process = _launch(self.cfg, self.tmp, iteration, policy_dir, pairs, reference, fp)
+    def train(self, iteration, policy_id, pairs, reference, fp) -> Manifest:
+        process = _launch(self.cfg, self.tmp, iteration, policy_id, pairs, reference, fp)
         log = self.tmp / f"dpo-{iteration}.log"
         assert process.wait(timeout=600) == 0, log.read_text()[-4000:]
         return self.store.require(Stage.online_policy, fp)
@@ -135,7 +137,7 @@ def test_two_iterations_then_kill_and_resume(tiny_config, smollm2_path, vllm_eng
     pairs1, reference1, fp1 = loop.prepare(1, loop.sft_id, loop.sft_dir, engine)
     assert pairs1.counts["pairs"] + pairs1.counts["skipped"] == 2
     assert pairs1.counts["pairs"] >= 1, pairs1.counts
-    policy1 = loop.train(1, loop.sft_dir, pairs1, reference1, fp1)
+    policy1 = loop.train(1, loop.sft_id, pairs1, reference1, fp1)
     losses1 = [loss for _, loss in policy1.stats["loss_curve"]]
     assert losses1[-1] < losses1[0], losses1
     assert policy1.stats["final_reward_margin"] > 0
@@ -153,7 +155,7 @@ def test_two_iterations_then_kill_and_resume(tiny_config, smollm2_path, vllm_eng
     finally:
         hf.close()
     assert pairs2.counts["pairs"] >= 1, pairs2.counts
-    process = _launch(cfg, tmp_path, 2, policy1_dir, pairs2, reference2, fp2)
+    process = _launch(cfg, tmp_path, 2, policy1_id, pairs2, reference2, fp2)
     deadline = time.monotonic() + 600
     while not completed_steps(loop.store, Stage.online_policy, fp2):
         assert process.poll() is None, (tmp_path / "dpo-2.log").read_text()[-4000:]
@@ -169,7 +171,7 @@ def test_two_iterations_then_kill_and_resume(tiny_config, smollm2_path, vllm_eng
     assert loop.prepare(1, loop.sft_id, loop.sft_dir, engine) == (pairs1, reference1, fp1)
     assert loop.prepare(2, policy1_id, policy1_dir, engine) == (pairs2, reference2, fp2)
     assert engine.requests == 0
-    policy2 = loop.train(2, policy1_dir, pairs2, reference2, fp2)
+    policy2 = loop.train(2, policy1_id, pairs2, reference2, fp2)
     assert policy2.stats["resumed_from_step"] == 1
     assert [step for step, _ in policy2.stats["loss_curve"]] == [2]
     assert policy2.stats["final_reward_margin"] is not None

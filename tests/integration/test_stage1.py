@@ -16,6 +16,7 @@ import pytest
 from bolt.config import QuerySource
 from bolt.config_loader import load_config
 from bolt.curation.stage import run_curation
+from bolt.evals.contamination import index_for
 from bolt.records import Generation, Query, Reject
 from bolt.store import ArtifactStore
 from tests.conftest import REPO, TINY_CONFIG, CountingEngine
@@ -42,7 +43,9 @@ def _config(root: str, *extra: str):
 
 def _run_stage1(cfg, engine):
     store = ArtifactStore.from_config(cfg.storage)
-    data = run_curation(cfg, store, lambda: engine, context_length=8192)
+    data = run_curation(
+        cfg, store, lambda: engine, context_length=8192, contamination=index_for(cfg)
+    )
     boot = bootstrap_in_process(cfg, store, data, lambda: engine, context_length=8192)
     return store, data, boot
 

@@ -4,7 +4,10 @@ retries them and the stage's output is byte-identical to a fault-free run; when 
 faults outlast the retries the shard fails with an error naming the request and the
 last status, nothing is committed, and the rerun finishes the stage. A vLLM engine whose
 engine-core process is killed mid-shard fails that shard with ``EngineDead``; the retry
-gets a new engine from the pool and finishes the stage without regenerating shards."""
+gets a new engine from the pool and finishes the stage without regenerating shards. One
+whose engine core is SIGSTOPped mid-shard (alive, but making no progress) fails that shard
+with ``EngineHung`` within ``engine.request_timeout_s``, is killed, and is replaced the
+same way."""
 
 from __future__ import annotations
 
@@ -16,7 +19,7 @@ import time
 import pytest
 
 from bolt.config_loader import load_config
-from bolt.engines.base import EngineDead, EngineError
+from bolt.engines.base import EngineDead, EngineError, EngineHung
 from bolt.engines.live import engine_for
 from bolt.engines.openai_engine import OpenAIEngine, RetryPolicy
 from bolt.records import Generation, Query
@@ -26,7 +29,7 @@ from bolt.store import ArtifactStore, Manifest, NotCommitted
 from tests.conftest import TINY_CONFIG
 from tests.reliability.teacher_server import TeacherServer
 from tests.reliability.test_crash_resume import _seed_data, _shard_digests
-from tests.stage_runs import bootstrap_in_process
+from tests.stage_runs import bootstrap_in_process, committed_queries
 
 pytestmark = [pytest.mark.slow, pytest.mark.integration]
 
@@ -153,3 +156,92 @@ def test_a_dying_vllm_engine_fails_the_shard_and_the_retry_gets_a_new_engine(
     finally:
         POOL.release()
     fault_ledger.record("vllm_engine_killed", injected=1, recovered=1)
+
+
+def _engine_core_pids(engine) -> list[int]:
+    return [p.pid for p in engine._live().llm_engine.engine_core.resources.engine_manager.processes]
+
+
+def _gone(pid: int) -> bool:
+    import psutil
+
+    try:
+        return psutil.Process(pid).status() == psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        return True
+
+
+def _stop_engine_core_when(pids: list[int], ready, stopped_at: list[float]) -> threading.Thread:
+    """SIGSTOP the engine-core processes once ``ready()`` holds: alive, never answering."""
+
+    def stop() -> None:
+        deadline = time.time() + 300
+        while not ready() and time.time() < deadline:
+            time.sleep(0.05)
+        time.sleep(1.0)  # into the next shard
+        for pid in pids:
+            os.kill(pid, signal.SIGSTOP)
+        stopped_at.append(time.perf_counter())
+
+    stopper = threading.Thread(target=stop, daemon=True)
+    stopper.start()
+    return stopper
+
+
+def test_a_stopped_vllm_engine_fails_the_shard_within_its_timeout_and_is_replaced(
+    tmp_path, fault_ledger, smollm2_path
+):
+    request_timeout_s = 10
+    cfg = load_config(
+        TINY_CONFIG,
+        [
+            f"storage.root=file://{tmp_path}",
+            "bootstrap.shard_size=1",
+            "bootstrap.sampling.n=1",
+            "bootstrap.sampling.max_new_tokens=64",
+            "bootstrap.guided_decoding=false",
+            "engine.cpu_kvcache_gb=1",
+            f"engine.request_timeout_s={request_timeout_s}",
+            "engine.shard_timeout_s=600",
+        ],
+    )
+    store = ArtifactStore.from_config(cfg.storage)
+    queries = [
+        Query(id=f"h{i}", text=f"Plan a {i}-week reading list.", source="t") for i in range(4)
+    ]
+    data = committed_queries(store, "vllm-hang", queries)
+
+    def pooled():  # what the bootstrap-shard task calls on every attempt
+        return engine_for(cfg, cfg.bootstrap.teacher_model, cfg.engine_settings(Stage.bootstrap))
+
+    pids: list[int] = []
+    try:
+        first = pooled()
+        pids = _engine_core_pids(first)
+        receipts = lambda: list(tmp_path.glob("bootstrap/*/part-*.receipt.json"))
+        stopped_at: list[float] = []
+        stopper = _stop_engine_core_when(pids, lambda: len(receipts()) >= 1, stopped_at)
+        with pytest.raises(EngineHung, match=r"sent no output .* engine.request_timeout_s = 10 s"):
+            bootstrap_in_process(cfg, store, data, pooled, context_length=8192)
+        detected_s = time.perf_counter() - stopped_at[0]
+        stopper.join(timeout=5)
+        assert request_timeout_s <= detected_s < request_timeout_s + 10
+        assert first.dead and all(_gone(pid) for pid in pids)  # killed, not left stopped
+        finished = len(receipts())
+        assert 1 <= finished < len(queries)
+        assert not list(tmp_path.glob("bootstrap/*/manifest.json"))
+
+        second = pooled()
+        assert second is not first and not second.dead
+        manifest = bootstrap_in_process(cfg, store, data, pooled, context_length=8192)
+        assert second.stats.requests == len(queries) - finished  # finished shards kept
+        keys = [(g.query_id, g.sample_index) for g in store.read_records(manifest, Generation)]
+        assert sorted(keys) == [(q.id, 0) for q in queries]
+        print(f"SIGSTOP -> EngineHung after {detected_s:.1f} s -> new engine, retry committed")
+    finally:
+        for pid in pids:  # whatever happened above, no stopped process outlives the test
+            if not _gone(pid):
+                os.kill(pid, signal.SIGCONT)
+                os.kill(pid, signal.SIGKILL)
+        POOL.release()
+    fault_ledger.record("vllm_engine_stopped", injected=1, recovered=1)

@@ -234,7 +234,7 @@ def test_dpo_survives_five_seeded_kills(tiny_config, tiny_llama, tmp_path, fault
         reference = run_reference(cfg, store, pairs, "tiny-llama", str(tiny_llama))
         initial = "catalog/tiny-llama"
         fp = policy_fingerprint(cfg, pairs.fingerprint, reference.fingerprint, initial, 1)
-        args = ["--iteration", "1", "--policy-dir", str(tiny_llama), "--pairs", "pairs"]
+        args = ["--iteration", "1", "--policy", initial, "--pairs", "pairs"]
         args += ["--reference", reference.fingerprint, "--fingerprint", fp]
         runs[name] = (store, fp, Job(cfg, tmp_path / name, "bolt.train.dpo", args))
 

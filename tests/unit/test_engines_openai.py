@@ -37,6 +37,10 @@ FAST = RetryPolicy(max_retries=3, base_s=0.001, cap_s=0.01)
 class ScriptedServer:
     def __init__(self) -> None:
         self.scripts: dict[str, list] = {}
+        # What GET /v1/models lists (None: the route is missing, 404); POST /tokenize
+        # answers 7 tokens a message, as a vLLM server would with its own tokenizer.
+        self.listed: list[dict] | None = None
+        self.tokenized: list[dict] = []
         self.received: list[dict] = []
         self.authorizations: list[str | None] = []
         self.in_flight = self.max_in_flight = 0
@@ -58,8 +62,20 @@ class ScriptedServer:
         server = self
 
         class Handler(BaseHTTPRequestHandler):
+            def do_GET(self) -> None:
+                if self.path != "/v1/models" or server.listed is None:
+                    self._send(404, b'{"detail": "Not Found"}', "application/json")
+                    return
+                listing = {"object": "list", "data": server.listed}
+                self._send(200, json.dumps(listing).encode(), "application/json")
+
             def do_POST(self) -> None:
                 body = json.loads(self.rfile.read(int(self.headers["content-length"])))
+                if self.path == "/tokenize":
+                    server.tokenized.append(body)
+                    count = {"count": 7 * len(body["messages"]), "max_model_len": 4096}
+                    self._send(200, json.dumps(count).encode(), "application/json")
+                    return
                 with server.lock:
                     server.authorizations.append(self.headers.get("Authorization"))
                     server.in_flight += 1
@@ -79,7 +95,12 @@ class ScriptedServer:
                 elif step == 200:
                     self._send(200, json.dumps(chat_completion(body)).encode(), "application/json")
                 else:
-                    error = {"error": {"message": f"scripted {step}", "type": "server_error"}}
+                    message = (  # vLLM's answer for a model it does not serve
+                        f"The model `{body['model']}` does not exist."
+                        if step == 404
+                        else f"scripted {step}"
+                    )
+                    error = {"error": {"message": message, "type": "server_error"}}
                     self._send(
                         step,
                         json.dumps(error).encode(),
@@ -264,7 +285,7 @@ def test_the_key_comes_from_the_named_environment_variable(engine_for, server):
 def test_transient_failures_are_retried(engine_for, server, failures):
     text = f"flaky-{len(server.received)}"
     server.scripts[text] = list(failures)
-    out = ask(engine_for(timeout_s=0.3), text)
+    out = ask(engine_for(request_timeout_s=0.3), text)
     assert out[0][0].text == f"{text} #0"
     assert server.attempts(text) == len(failures) + 1
 

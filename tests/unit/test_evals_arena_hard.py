@@ -8,7 +8,10 @@ import numpy as np
 import pytest
 
 from bolt.evals import arena_hard as ah
-from bolt.evals.arena_hard import Battle, Side, StyleFeatures, Verdict
+from bolt.evals import arena_hard_files as ahf
+from bolt.evals import style_control as sc
+from bolt.evals.arena_hard_files import Battle, Side, Verdict
+from bolt.evals.style_control import StyleFeatures
 
 FIXTURES = Path(__file__).parents[1] / "fixtures" / "evals"
 
@@ -44,9 +47,11 @@ def test_order_swap_maps_back_to_the_model():
 def test_win_rate_weighs_strong_verdicts_three_times():
     rows = [
         json.loads(line)
-        for line in (FIXTURES / "arena_hard_judgments.jsonl").read_text().splitlines()
+        for line in (FIXTURES / "arena_hard_judgments.2024-layout.handmade.jsonl")
+        .read_text()
+        .splitlines()
     ]
-    battles = [b for row in rows for b in ah.battles_from_official_judgment(row)]
+    battles = [b for row in rows for b in ahf.battles_from_official_judgment(row)]
     # q1 game 1 B>>A: model (B) wins strongly -> three wins; q1 game 2 A=B -> a tie;
     # q2 game 1 A>B: the baseline (A) wins -> a loss; q2 game 2 has no verdict -> dropped
     assert [(b.question_id, b.score, b.weight) for b in battles] == [
@@ -70,7 +75,7 @@ def test_markdown_style_skips_code_blocks():
         "# Title\n## Part\n- one\n* two\n1. three\n**bold** and __also__ and **a\nb**\n"
         "```python\n# a comment, not a header\n- not a list\n**not bold**\n```\n"
     )
-    assert ah.markdown_style(text, length=42) == StyleFeatures(
+    assert sc.markdown_style(text, length=42) == StyleFeatures(
         length=42, headers=2, lists=3, bolds=2
     )
 
@@ -88,7 +93,7 @@ def test_style_features_from_official_answer_metadata():
 def test_style_matrix_is_normalized_then_standardized():
     baseline = [StyleFeatures(10, 1, 0, 2), StyleFeatures(10, 1, 0, 2)]
     model = [StyleFeatures(5, 1, 0, 0), StyleFeatures(29, 1, 0, 2)]
-    x = ah.style_matrix(model, baseline)
+    x = sc.style_matrix(model, baseline)
     # length: (10-5)/16 = 0.3125 and (10-29)/40 = -0.475 -> standardized to +1 / -1
     assert x[:, 0] == pytest.approx([1.0, -1.0])
     assert x[:, 1] == pytest.approx([0.0, 0.0])  # never varies: 0, not a division by zero
@@ -99,7 +104,7 @@ def test_fit_logistic_recovers_the_empirical_odds_without_penalty():
     # one column ln(10), soft labels averaging 0.8: 10^w = 0.8 / 0.2
     x = np.full((5, 1), math.log(10))
     y = np.array([1.0, 1.0, 1.0, 0.5, 0.5])
-    w = ah.fit_logistic(x, y, np.ones(5), l2=1e-12)
+    w = sc.fit_logistic(x, y, np.ones(5), l2=1e-12)
     assert w[0] == pytest.approx(math.log10(4), abs=1e-6)
 
 
@@ -108,7 +113,7 @@ def test_fit_logistic_solves_the_l2_objective():
     x = rng.normal(size=(200, 4))
     y = (rng.random(200) < 1 / (1 + np.exp(-(x @ np.array([1.0, -2.0, 0.5, 0.0]))))).astype(float)
     weights = np.full(200, 2.0)
-    w = ah.fit_logistic(x, y, weights, l2=1.0)
+    w = sc.fit_logistic(x, y, weights, l2=1.0)
     p = 1 / (1 + np.exp(-(x @ w)))
     gradient = w + x.T @ (weights * (p - y))
     assert np.abs(gradient).max() < 1e-8  # the optimum of a strictly convex objective

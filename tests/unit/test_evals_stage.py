@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from bolt.config import SamplingConfig
+from bolt.config import JudgeConfig, JudgeKind, SamplingConfig
 from bolt.engines.base import ChatRequest, Completion, EngineStats
 from bolt.evals import Benchmark
 from bolt.evals.judges import JudgeReply, JudgeUsage, ReplyFormat
@@ -21,6 +21,8 @@ from bolt.stages import Stage
 from bolt.store import ArtifactStore
 
 pytest.importorskip("math_verify")
+
+JUDGE = "smollm2-135m-instruct"  # the tiny config's eval.judge
 
 REPLIES = {
     ReplyFormat.rating: "Rating: [[7]]",
@@ -77,10 +79,10 @@ class ScriptedJudge:
 @pytest.fixture
 def cfg(tiny_config, tmp_path):
     data = {
-        "wildbench": "data/evals/wildbench.jsonl",
-        "arena_hard": "data/evals/arena_hard_questions.jsonl",
-        "zebralogic": "data/evals/zebralogic.jsonl",
-        "math500": "data/evals/math500.jsonl",
+        "wildbench": "data/evals/wildbench.handmade.jsonl",
+        "arena_hard": "data/evals/official/arena-hard/v0.1/question.jsonl",
+        "zebralogic": "data/evals/zebralogic.handmade.jsonl",
+        "math500": "data/evals/math500.handmade.jsonl",
     }
     return tiny_config.model_copy(
         update={
@@ -111,9 +113,9 @@ def test_stage_answers_grades_reports_and_resumes(cfg):
     base_answers = run_answers(cfg, store, base, items, lambda: ScriptedEngine("Plain answer."))
     assert engine.requests == 3 * 2 + 3 + 3 + 2 + 3  # MT-Bench asks two turns
     judge = ScriptedJudge()
-    base_eval = run_eval(cfg, store, base, items, base_answers, lambda: judge)
+    base_eval = run_eval(cfg, store, base, items, base_answers, lambda benchmark: judge)
     baseline = Baseline(base, base_answers, base_eval)
-    result = run_eval(cfg, store, model, items, answers, lambda: judge, baseline)
+    result = run_eval(cfg, store, model, items, answers, lambda benchmark: judge, baseline)
 
     # the manifest names every input its fingerprint hashes, the baseline's eval included
     assert result.upstream == {
@@ -139,13 +141,32 @@ def test_stage_answers_grades_reports_and_resumes(cfg):
         "report.csv",
     }
     assert result.stats["judge_usage"]["judge_failed"] == 1
-    row = next(r for r in result.stats["table"] if r["metric"] == "wb_score_task_macro")
-    assert row["BOLT-Llama-3.1-8B (paper)"] == 42.96 and "base" in row
+    # Arena-Hard is judged against the official gpt-4-0314 answers (tiny config), its
+    # style control on our battles alone: labelled local, no paper figure beside it
+    arena = by_benchmark[Benchmark.arena_hard]
+    assert (arena.version, arena.baseline, arena.judge) == ("v0.1", "gpt-4-0314", JUDGE)
+    assert "arena_hard_sc" in arena.local_only
+    rows = {r["metric"]: r for r in result.stats["table"]}
+    assert rows["arena_hard_sc (local battles)"]["BOLT-Llama-3.1-8B (paper)"] is None
+    # WildBench v2 judged by the tiny judge: not the published judge, so no paper figure
+    assert (wb.version, wb.baseline, wb.judge) == ("v2", "base", JUDGE)
+    assert rows["wb_score_task_macro"]["BOLT-Llama-3.1-8B (paper)"] is None
+    assert "base" in rows["wb_score_task_macro"]
 
     # the same run again: everything from the store, no engine or judge call
     seen = len(judge.seen)
     again = run_answers(cfg, store, model, items, lambda: pytest.fail("engine started"))
     assert again.fingerprint == answers.fingerprint
-    assert run_eval(cfg, store, model, items, answers, lambda: judge, baseline) == result
+    assert run_eval(cfg, store, model, items, answers, lambda benchmark: judge, baseline) == result
     assert len(judge.seen) == seen
     assert {m.stage for m in store.list_manifests()} == {Stage.eval_answers, Stage.eval}
+
+    # with WildBench's published judge named for it, the paper's figure stands beside ours
+    published = {Benchmark.wildbench: JudgeConfig(kind=JudgeKind.api, model="gpt-4o-2024-05-13")}
+    cfg2 = cfg.model_copy(update={"eval": cfg.eval.model_copy(update={"judges": published})})
+    rejudged = run_eval(cfg2, store, model, items, answers, lambda benchmark: judge, baseline)
+    assert rejudged.fingerprint != result.fingerprint
+    rows = {r["metric"]: r for r in rejudged.stats["table"]}
+    assert rows["wb_score_task_macro"]["BOLT-Llama-3.1-8B (paper)"] == 42.96
+    assert rows["wb_score_task_macro"]["judge"] == "gpt-4o-2024-05-13"
+    assert rows["mt_bench"]["judge"] == JUDGE  # the other benchmarks keep eval.judge

@@ -7,9 +7,9 @@ import pytest
 
 from bolt.evals import Benchmark
 from bolt.evals import wildbench as wb
+from bolt.evals import wildbench_results as official
 from bolt.evals.data import load_items
 from bolt.evals.wildbench import Outcome, PairwiseChoice, TaskGroup
-from tests.unit import wildbench_official as official
 
 FIXTURES = Path(__file__).parents[1] / "fixtures" / "evals"
 

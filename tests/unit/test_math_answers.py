@@ -109,8 +109,20 @@ CASES = [
     (r"\{1, 2\}", r"\{1,2\}", True, True, True),
     (r"\{1, 2\}", r"\{2, 1\}", False, False, True),
     # matrices
-    (r"\begin{pmatrix} 1 \\ 2 \end{pmatrix}", r"\begin{pmatrix}1\\2\end{pmatrix}", True, True, True),
-    (r"\begin{pmatrix} 1 & 2 \\ 3 & 4 \end{pmatrix}", r"\begin{pmatrix} 1 & 2 \\ 3 & 5 \end{pmatrix}", False, False, False),
+    (
+        r"\begin{pmatrix} 1 \\ 2 \end{pmatrix}",
+        r"\begin{pmatrix}1\\2\end{pmatrix}",
+        True,
+        True,
+        True,
+    ),
+    (
+        r"\begin{pmatrix} 1 & 2 \\ 3 & 4 \end{pmatrix}",
+        r"\begin{pmatrix} 1 & 2 \\ 3 & 5 \end{pmatrix}",
+        False,
+        False,
+        False,
+    ),
     # equations
     ("y = 2x + 3", "2x+3", True, True, True),
     ("y = 2x + 3", "y=2x+3", True, True, True),

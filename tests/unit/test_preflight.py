@@ -72,8 +72,14 @@ def test_model_folder_without_config_json(tmp_path):
     assert "config.json" in problems[0].message
 
 
+def _paper_without_eval_data():
+    cfg = load_config(PAPER)  # sets every benchmark's eval.data; here none is set
+    cfg.eval.data.clear()
+    return cfg
+
+
 def test_paper_unset_dataset_names_the_key():
-    problems, elapsed = timed(load_config(PAPER))
+    problems, elapsed = timed(_paper_without_eval_data())
     # MT-Bench reads its packaged questions; the other four need eval.data.
     assert {
         "eval.data.arena_hard",
@@ -244,7 +250,7 @@ def test_a_crashing_check_is_a_problem(tiny_config):
 
 def test_require_lists_every_problem():
     with pytest.raises(PreflightError) as caught:
-        require(load_config(PAPER))
+        require(_paper_without_eval_data())
     assert "eval.data.arena_hard" in str(caught.value)
     assert len(caught.value.problems) >= 4
 

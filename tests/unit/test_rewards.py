@@ -73,7 +73,9 @@ def test_input_order_batches_keep_the_order():
 
 
 def test_reward_item_from_records():
-    query = Query(id="q1", text="What is 2 + 2?", source="demo", reference_answer="4")
+    query = Query(
+        id="q1", text="What is 2 + 2?", source="demo", reference_answer="4", topic="math"
+    )
     generation = Generation(
         query_id="q1",
         sample_index=3,
@@ -83,7 +85,9 @@ def test_reward_item_from_records():
         engine="vllm",
         model="m",
     )
-    assert reward_item(generation, query) == RewardItem("What is 2 + 2?", GOOD, "4", "q1:3")
+    assert reward_item(generation, query) == RewardItem(
+        "What is 2 + 2?", GOOD, "4", "q1:3", query_id="q1", topic="math"
+    )
     with pytest.raises(ValueError, match="paired with"):
         reward_item(generation, query.model_copy(update={"id": "q2"}))
 
@@ -108,12 +112,20 @@ def test_judged_response_never_holds_the_thoughts(response, judged):
 @pytest.mark.parametrize("kind", list(RewardKind))
 def test_every_reward_kind_is_dispatched(kind):
     """Each kind either builds or names what it is missing; none falls through."""
-    backend = RewardBackend(kind=kind, name=kind.value)
+    extra = (
+        {"principles": [{"text": "The answer is correct."}], "model": "judge"}
+        if kind == RewardKind.principles
+        else {}
+    )
+    backend = RewardBackend(kind=kind, name=kind.value, **extra)
     try:
         reward = make_reward(backend, ModelsConfig())
     except RewardError as err:
         assert kind in (RewardKind.sequence_classifier, RewardKind.lm_checklist)
         assert "needs" in str(err)
+    except Exception as err:  # the principles judge is loaded: its model is not in the catalog
+        assert kind == RewardKind.principles
+        assert "judge" in str(err)
     else:
         assert callable(reward.score)
 

@@ -88,3 +88,55 @@ def test_loss_on_cached_reference_equals_loss_on_the_fly():
     on_the_fly = dpo_loss(policy_logps[:2], policy_logps[2:], ref_logps[:2], ref_logps[2:])
     from_cache = dpo_loss(policy_logps[:2], policy_logps[2:], cached[:, 0], cached[:, 1])
     assert torch.allclose(on_the_fly.losses, from_cache.losses, atol=1e-5)
+
+
+def _pair(prompt_id: str):
+    from bolt.records import Message, PreferencePair
+
+    return PreferencePair(
+        prompt_id=prompt_id,
+        prompt=[Message(role="user", content="q")],
+        chosen="a",
+        rejected="b",
+        chosen_reward=1.0,
+        rejected_reward=0.0,
+        iteration=1,
+    )
+
+
+def _ref(prompt_id: str, logp: float = -1.0):
+    from bolt.train.preference_data import ReferenceLogps
+
+    return ReferenceLogps(prompt_id=prompt_id, chosen_logp=logp, rejected_logp=logp - 1)
+
+
+def test_reference_logps_are_joined_to_pairs_by_id_not_position():
+    from bolt.train.preference_data import join_reference
+
+    pairs = [_pair("p1"), _pair("p2"), _pair("p3")]
+    refs = [_ref("p3", -3.0), _ref("p1", -1.0), _ref("p2", -2.0)]  # stored in another order
+    joined = join_reference(pairs, refs, "pairsfp", "reffp")
+    assert [(r.prompt_id, r.chosen_logp) for r in joined] == [
+        ("p1", -1.0),
+        ("p2", -2.0),
+        ("p3", -3.0),
+    ]
+
+
+@pytest.mark.parametrize(
+    ("pair_ids", "ref_ids", "problem"),
+    [
+        (["p1", "p2"], ["p1"], "pairs without reference log-probs: p2"),
+        (["p1"], ["p1", "p9"], "reference log-probs of no pair: p9"),
+        (["p1", "p1"], ["p1"], "duplicate pair ids: p1"),
+        (["p1", "p2"], ["p1", "p2", "p2"], "duplicate reference ids: p2"),
+    ],
+)
+def test_a_mismatch_names_both_manifests_and_the_ids(pair_ids, ref_ids, problem):
+    from bolt.train.preference_data import ReferenceMismatch, join_reference
+
+    with pytest.raises(ReferenceMismatch) as raised:
+        join_reference([_pair(i) for i in pair_ids], [_ref(i) for i in ref_ids], "aaaa", "bbbb")
+    message = str(raised.value)
+    assert "online-pairs/aaaa" in message and "online-reference/bbbb" in message
+    assert problem in message

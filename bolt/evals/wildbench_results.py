@@ -1,8 +1,8 @@
-"""WildBench's own eval-results files, read as the official leaderboard scripts read them.
-
-Test support, not library code: the unit tests check that :mod:`bolt.evals.wildbench`'s
-rules reproduce the leaderboard's numbers from the official score and pairwise files
-(``leaderboard/data_dir/_create_tables.py``).
+"""WildBench's own eval-results files, read as the official leaderboard scripts read them:
+``eval_results/v2.0522/score.v2/eval=<judge>/<model>.json`` (WB-Score) and
+``pairwise.v2/eval=<judge>/ref=<reference>/<model>.json`` (WB-Reward), with the rules of
+``leaderboard/data_dir/_create_tables.py``; :mod:`bolt.evals.wildbench` holds the
+metrics they feed. What ``bolt eval import-official`` reads WildBench files with.
 """
 
 from __future__ import annotations
@@ -21,13 +21,13 @@ from bolt.evals.wildbench import (
     ScoredRow,
     WBRewardReport,
     WBScoreReport,
-    WildBenchItem,
     apply_length_rule,
     score_value,
     task_groups,
     wb_reward,
     wb_score,
 )
+from bolt.evals.wildbench_files import WildBenchItem
 
 # Markers the official pipeline writes for outputs it cut or found empty.
 TRUNCATED_SUFFIX = "... (truncated)"
@@ -81,7 +81,10 @@ def official_score_report(
         raw = r.score if r.score is not None else (r.parsed_result or {}).get("score")
         cut_or_empty = output.endswith(TRUNCATED_SUFFIX) or not output
         rows.append(
-            ScoredRow(frozenset() if cut_or_empty else groups[r.session_id], score_value(raw))
+            ScoredRow(
+                frozenset() if cut_or_empty else groups.get(r.session_id, frozenset()),
+                score_value(raw),
+            )
         )
     return wb_score(rows)
 
@@ -117,5 +120,5 @@ def official_reward_report(
         else:
             outcome = Outcome.lose_much if r.extent == 2 else Outcome.lose
         outcome = apply_length_rule(outcome, len(tested_text), len(reference_text), k)
-        rows.append(RewardRow(groups[r.session_id], outcome))
+        rows.append(RewardRow(groups.get(r.session_id, frozenset()), outcome))
     return wb_reward(rows, k)

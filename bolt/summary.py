@@ -1,0 +1,302 @@
+"""What a finished run came for, read from the store's manifests: each model's headline
+scores with the judge that gave them, the reward of the policy's samples in every online
+iteration, where the reports and plots are, and what each output cost.
+
+``collect`` walks the store from the run's last policy and its trajectory (the only
+reads); the ``*_rows`` functions are pure: manifests in, table rows out. `bolt run`
+prints the rows (``bolt_cli``), the pipeline flow shows them as Prefect artifacts
+(``tasks.reporting``).
+
+The online chain is followed by upstream links: a policy's ``pairs`` -> their
+``scores`` -> those scores' ``samples`` -> the ``policy`` the samples came from
+(``sft/<fp>`` for iteration 1). Each iteration's samples are drawn from the policy
+before it, so iteration k's reward is that of DPO-(k-1)'s samples (the SFT model's for
+k = 1).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from statistics import fmean
+from typing import Any
+
+from bolt.config import ComputeConfig
+from bolt.export.lineage import Index, eval_of
+from bolt.records import ScoredGeneration
+from bolt.stages import Stage
+from bolt.store import ArtifactStore, Manifest
+
+# store.uri: (stage, fingerprint, file name) -> where the file is
+Uri = Callable[[str, str, str], str]
+# What a count's key starts with when it counts things left out, by reason: curation's
+# ``rejected.<reason>``, the filter's ``dropped.<reason>``, pairing's ``skipped.<reason>``,
+# decontamination's ``contaminated:<benchmark>``.
+LEFT_OUT = ("rejected.", "dropped.", "skipped.", "contaminated:")
+
+
+@dataclass(frozen=True)
+class Iteration:
+    """One online DPO round: what it sampled and scored, its pairs and its policy."""
+
+    index: int
+    policy: Manifest
+    pairs: Manifest | None = None
+    scores: Manifest | None = None
+    samples: Manifest | None = None
+    reference: Manifest | None = None
+    # the reward of every sample: the weighted sum, and each backend's own
+    rewards: list[float] = field(default_factory=list)
+    backend_rewards: dict[str, list[float]] = field(default_factory=dict)
+
+
+@dataclass
+class RunResults:
+    # (model label, its eval manifest) in training order: SFT, DPO-1, ...
+    evals: list[tuple[str, Manifest]] = field(default_factory=list)
+    iterations: list[Iteration] = field(default_factory=list)
+    trajectory: Manifest | None = None
+
+    def manifests(self) -> list[Manifest]:
+        """Every output these results come from (for their cost), each once."""
+        found = [m for it in self.iterations for m in _iteration_outputs(it)]
+        found += [m for _, m in self.evals]
+        found += [self.trajectory] if self.trajectory else []
+        return list({(m.stage, m.fingerprint): m for m in found}.values())
+
+
+def _iteration_outputs(it: Iteration) -> list[Manifest]:
+    parts = (it.samples, it.scores, it.pairs, it.reference, it.policy)
+    return [m for m in parts if m is not None]
+
+
+def model_label(iteration: int) -> str:
+    """The pipeline's name of a model: ``SFT`` (iteration 0) or ``DPO-k``."""
+    return "SFT" if iteration == 0 else f"DPO-{iteration}"
+
+
+# -- reading the store -------------------------------------------------------------
+
+
+def _by_id(store: ArtifactStore, stage: str, fp: str | None) -> Manifest | None:
+    return store.manifest(stage, fp) if fp else None
+
+
+def _policy_id_manifest(store: ArtifactStore, policy_id: str | None) -> Manifest | None:
+    stage, _, fp = (policy_id or "").rpartition("/")
+    return store.manifest(stage, fp) if stage == Stage.online_policy else None
+
+
+def _upstream_of(store: ArtifactStore, policy: Manifest) -> tuple[Manifest | None, ...]:
+    """A policy's pairs, the scores they were made from, and the samples scored."""
+    pairs = _by_id(store, Stage.online_pairs, policy.upstream.get("pairs"))
+    scores = _by_id(store, Stage.online_scores, pairs.upstream.get("scores")) if pairs else None
+    samples = (
+        _by_id(store, Stage.online_samples, scores.upstream.get("samples")) if scores else None
+    )
+    return pairs, scores, samples
+
+
+def _iteration(store: ArtifactStore, policy: Manifest, position: int) -> Iteration:
+    pairs, scores, samples = _upstream_of(store, policy)
+    rows = list(store.read_records(scores, ScoredGeneration)) if scores else []
+    backends: dict[str, list[float]] = {}
+    for row in rows:
+        for name, value in row.rewards.items():
+            backends.setdefault(name, []).append(value)
+    return Iteration(
+        index=int(policy.config.get("iteration") or position),
+        policy=policy,
+        pairs=pairs,
+        scores=scores,
+        samples=samples,
+        reference=_by_id(store, Stage.online_reference, policy.upstream.get("reference")),
+        rewards=[row.reward for row in rows],
+        backend_rewards=backends,
+    )
+
+
+def iteration_chain(store: ArtifactStore, policy: Manifest) -> list[Iteration]:
+    """The online iterations that led to ``policy``, first to last, with every sample's
+    reward read from the scores (the scores manifest holds counts only)."""
+    policies: list[Manifest] = []
+    current: Manifest | None = policy
+    while current is not None and current.stage == Stage.online_policy:
+        policies.append(current)
+        samples = _upstream_of(store, current)[2]
+        current = _policy_id_manifest(store, samples.upstream.get("policy") if samples else None)
+        if current is not None and current in policies:
+            break  # a loop in the links: never in a store this code wrote
+    policies.reverse()
+    return [_iteration(store, p, k) for k, p in enumerate(policies, 1)]
+
+
+def trajectory_evals(store: ArtifactStore, trajectory: Manifest) -> list[tuple[str, Manifest]]:
+    """The (label, eval manifest) the trajectory was drawn from, in its order."""
+    labels = trajectory.config.get("checkpoints") or list(trajectory.upstream)
+    found = [
+        (label, store.manifest(Stage.eval, trajectory.upstream.get(label, ""))) for label in labels
+    ]
+    return [(label, m) for label, m in found if m is not None]
+
+
+def collect(
+    store: ArtifactStore,
+    policy: Manifest | None = None,
+    trajectory: Manifest | None = None,
+) -> RunResults:
+    """The results of a run whose last policy and trajectory are given (either may be
+    ``None``: a run stopped early). A DPO iteration the final evaluation did not cover
+    shows its quick evaluation (``online-k``, run after each iteration) when there is one."""
+    results = RunResults(trajectory=trajectory)
+    results.iterations = iteration_chain(store, policy) if policy is not None else []
+    named = dict(trajectory_evals(store, trajectory)) if trajectory is not None else {}
+    quick = Index(store.list_manifests(Stage.eval)) if results.iterations else None
+    if "SFT" in named:
+        results.evals.append(("SFT", named.pop("SFT")))
+    for it in results.iterations:
+        label = model_label(it.index)
+        found = named.pop(label, None)
+        if found is None and quick is not None:
+            found = eval_of(quick, it.policy, [f"online-{it.index}"])
+        if found is not None:
+            results.evals.append((label, found))
+    results.evals += named.items()  # labels of another pipeline version, last
+    return results
+
+
+# -- rows --------------------------------------------------------------------------
+
+
+def _summaries(manifest: Manifest) -> list[Mapping[str, Any]]:
+    return manifest.stats.get("summaries", [])
+
+
+def score_rows(evals: Sequence[tuple[str, Manifest]]) -> list[dict[str, Any]]:
+    """Per model and benchmark: the headline number (a summary's first metric, as the
+    eval report writes them) and who graded it (the judge model, or ``rule``)."""
+    rows = []
+    for label, manifest in evals:
+        for s in _summaries(manifest):
+            metrics = s.get("metrics") or {}
+            metric, score = next(iter(metrics.items()), (None, None))
+            rows.append(
+                {
+                    "model": label,
+                    "benchmark": s.get("benchmark"),
+                    "metric": metric,
+                    "score": score,
+                    "judge": s.get("judge") or "rule",
+                    "items": s.get("n_items"),
+                    "evaluated_as": manifest.config.get("model", label),
+                }
+            )
+    return rows
+
+
+def _mean(values: Iterable[float]) -> float | None:
+    values = list(values)
+    return fmean(values) if values else None
+
+
+def iteration_rows(iterations: Sequence[Iteration], uri: Uri) -> list[dict[str, Any]]:
+    """Per online iteration: the reward of the samples it drew (from the policy before
+    it), the pairs made, the DPO loss from its first to its last step, the final
+    implicit-reward margin and where the policy is."""
+    rows = []
+    for it in iterations:
+        stats = it.policy.stats
+        rows.append(
+            {
+                "iteration": it.index,
+                "sampled_from": model_label(it.index - 1),
+                "samples": len(it.rewards),
+                "mean_reward": _mean(it.rewards),
+                "backend_rewards": {k: _mean(v) for k, v in sorted(it.backend_rewards.items())},
+                "pairs": it.pairs.counts.get("pairs") if it.pairs else None,
+                "first_loss": stats.get("first_loss"),
+                "final_loss": stats.get("final_loss"),
+                "reward_margin": stats.get("final_reward_margin"),
+                "policy": uri(it.policy.stage, it.policy.fingerprint, ""),
+            }
+        )
+    return rows
+
+
+def file_rows(
+    evals: Sequence[tuple[str, Manifest]], trajectory: Manifest | None, uri: Uri
+) -> list[dict[str, Any]]:
+    """Where to read the results: each model's report and plots, then the trajectory."""
+    rows = []
+    for label, manifest in evals:
+        for f in manifest.files:
+            if f.path.endswith((".md", ".png")):
+                rows.append(
+                    {
+                        "what": f.path,
+                        "model": label,
+                        "path": uri(manifest.stage, manifest.fingerprint, f.path),
+                    }
+                )
+    if trajectory is not None:
+        rows += [
+            {
+                "what": f.path,
+                "model": ", ".join(trajectory.config.get("checkpoints", [])),
+                "path": uri(trajectory.stage, trajectory.fingerprint, f.path),
+            }
+            for f in trajectory.files
+        ]
+    return rows
+
+
+# -- cost --------------------------------------------------------------------------
+
+
+def output_seconds(manifest: Manifest) -> float:
+    """The time an output took: its wall time where it has one (training), else the sum
+    of its timings (the shards' compute)."""
+    timings = manifest.timings
+    if "wall_seconds" in timings:
+        return float(timings["wall_seconds"])
+    return float(sum(v for k, v in timings.items() if k.endswith("seconds")))
+
+
+def output_cost(compute: ComputeConfig, manifest: Manifest) -> dict[str, float]:
+    """An estimate of what an output cost: its time on the configured accelerators at
+    ``compute.gpu_hour_usd`` (none on a CPU-only config), plus any judge's API spend."""
+    seconds = output_seconds(manifest)
+    device_hours = seconds / 3600 * compute.nodes * compute.gpus_per_node
+    judge = float((manifest.stats.get("judge_usage") or {}).get("judge_usd", 0.0))
+    return {
+        "seconds": seconds,
+        "device_hours": device_hours,
+        "usd": device_hours * compute.gpu_hour_usd + judge,
+    }
+
+
+def left_out(manifest: Manifest) -> dict[str, int]:
+    """What an output set aside, by reason (``rejected.<reason>`` and the like)."""
+    return {k: v for k, v in sorted(manifest.counts.items()) if k.startswith(LEFT_OUT)}
+
+
+def cost_rows(compute: ComputeConfig, manifests: Sequence[Manifest]) -> list[dict[str, Any]]:
+    """Per output in run order: records, kept/left-out counts, tokens, time and cost,
+    with the cost of the run so far."""
+    rows, so_far = [], 0.0
+    for m in manifests:
+        cost = output_cost(compute, m)
+        so_far += cost["usd"]
+        rows.append(
+            {
+                "stage": str(m.stage),
+                "fingerprint": m.fingerprint,
+                "records": m.records,
+                "left_out": sum(left_out(m).values()),
+                "tokens": sum(v for v in m.tokens.values() if isinstance(v, int | float)),
+                "seconds": round(cost["seconds"], 1),
+                "usd": round(cost["usd"], 4),
+                "usd_so_far": round(so_far, 4),
+            }
+        )
+    return rows

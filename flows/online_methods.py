@@ -1,0 +1,138 @@
+"""Stage 3's other algorithms, each a plain ``for`` over iterations like online DPO's
+(``flows/online.py`` dispatches on ``online.algorithm``):
+
+- GRPO (RLMT): prompts -> a group of samples per prompt (the policy's engine, n = the
+  group size) -> strict-mode scores on the response only -> groups with advantages ->
+  the GRPO job (k3 KL to the reference) -> the next policy;
+- DRIFT: dissatisfaction rows -> the policy's revision of each dissatisfying turn ->
+  pairs (revision chosen, real turn rejected, original prompt) -> reference log-probs ->
+  DPO with the NLL term -> the next policy.
+
+Both evaluate the SFT model and every iteration's policy when
+``online.eval_after_iteration`` is set and draw the trajectory (SFT vs each iteration);
+GRPO's ``keep_best_by`` then returns the iteration with the best headline number of
+that benchmark (the reward-hacking guard) instead of the last one.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+from prefect import get_run_logger
+
+from bolt.config import PipelineConfig, ReferencePolicy
+from bolt.evals.trajectory import best_point, run_trajectory, trajectory_points
+from bolt.online.grpo_data import grpo_config
+from bolt.resources import POOL
+from bolt.store import ArtifactStore, Manifest, local_model_dir
+from bolt.train.fingerprints import MODEL_DIR
+from tasks.drift import choose_feedback, make_drift_pairs, sample_revisions
+from tasks.grpo import make_groups, score_groups, train_grpo
+from tasks.online import choose_prompts, reference_logps, sample_policy, train_policy
+from tasks.reporting import report_stage
+
+# (model folder, label) -> its quick evaluation; None when iterations are not evaluated.
+Evaluate = Callable[[str, str], Manifest] | None
+# (iteration, policy id, policy folder, SFT id) -> the iteration's policy manifest.
+Step = Callable[[int, str, str, str], Manifest]
+
+
+def _reference(cfg: PipelineConfig, sft_id: str, policy_id: str) -> str:
+    return sft_id if cfg.online.reference == ReferencePolicy.sft else policy_id
+
+
+def grpo_step(cfg: PipelineConfig) -> Step:
+    sampling_cfg = grpo_config(cfg)  # n = the group size
+
+    def step(iteration: int, policy_id: str, policy_dir: str, sft_id: str) -> Manifest:
+        prompts = choose_prompts(cfg, iteration)
+        samples = sample_policy(sampling_cfg, prompts, policy_id, policy_dir)
+        scores = score_groups(cfg, samples, prompts)
+        groups = make_groups(cfg, scores, prompts, iteration)
+        get_run_logger().info(
+            "grpo iteration %s: %s samples, %s flat groups, %s malformed, mean reward %s",
+            iteration,
+            groups.counts.get("samples"),
+            groups.counts.get("flat_groups"),
+            scores.counts.get("malformed_thinking"),
+            groups.stats.get("mean_reward"),
+        )
+        reference_id = _reference(cfg, sft_id, policy_id)
+        return train_grpo(cfg, iteration, groups, policy_id, reference_id)
+
+    return step
+
+
+def drift_step(cfg: PipelineConfig) -> Step:
+    def step(iteration: int, policy_id: str, policy_dir: str, sft_id: str) -> Manifest:
+        feedback = choose_feedback(cfg, iteration)
+        samples = sample_revisions(cfg, feedback, policy_id, policy_dir)
+        pairs = make_drift_pairs(cfg, samples, feedback, iteration)
+        get_run_logger().info(
+            "drift iteration %s: %s rows (%s rejected), %s pairs, skipped %s",
+            iteration,
+            feedback.counts.get("rows"),
+            feedback.counts.get("rejected"),
+            pairs.counts.get("pairs"),
+            {k: v for k, v in pairs.counts.items() if k.startswith("skipped.")},
+        )
+        reference = reference_logps(cfg, pairs, _reference(cfg, sft_id, policy_id))
+        return train_policy(cfg, iteration, pairs, reference, policy_id)
+
+    return step
+
+
+def run_iterations(
+    cfg: PipelineConfig, sft: Manifest, step: Step, evaluate: Evaluate, model_cache: Path
+) -> Manifest:
+    """``online.iterations`` rounds of ``step`` from the SFT model, each evaluated when
+    ``evaluate`` is given; returns the kept policy (see the module docstring)."""
+    store = ArtifactStore.from_config(cfg.storage)
+    algorithm = cfg.online.algorithm.value
+    sft_id = f"{sft.stage}/{sft.fingerprint}"
+    sft_dir = local_model_dir(store, sft, MODEL_DIR, model_cache)
+    evaluations = [("SFT", evaluate(sft_dir, "SFT"))] if evaluate else []
+    policies: list[Manifest] = []
+    policy_id, policy_dir = sft_id, sft_dir
+    for iteration in range(1, cfg.online.iterations + 1):
+        policy = step(iteration, policy_id, policy_dir, sft_id)
+        policies.append(policy)
+        policy_id = f"{policy.stage}/{policy.fingerprint}"
+        policy_dir = local_model_dir(store, policy, MODEL_DIR, model_cache)
+        get_run_logger().info(
+            "%s iteration %s: loss %s -> %s, policy %s",
+            algorithm,
+            iteration,
+            policy.stats.get("first_loss"),
+            policy.stats.get("final_loss"),
+            store.uri(policy.stage, policy.fingerprint),
+        )
+        report_stage(store, policy, cfg.name)
+        if evaluate:
+            POOL.release()  # the evaluation starts its own engine on the new policy
+            label = f"{algorithm.upper()}-{iteration}"
+            evaluations.append((label, evaluate(policy_dir, label)))
+    POOL.release()
+    if evaluations:
+        trajectory = run_trajectory(store, evaluations)
+        get_run_logger().info(
+            "%s trajectory: %s", algorithm, store.uri(trajectory.stage, trajectory.fingerprint)
+        )
+    return kept_policy(cfg, evaluations, policies) if policies else sft
+
+
+def kept_policy(
+    cfg: PipelineConfig, evaluations: list[tuple[str, Manifest]], policies: list[Manifest]
+) -> Manifest:
+    """The last policy, or with ``online.grpo.keep_best_by`` the iteration whose policy
+    has that benchmark's best headline number (the SFT model is not a candidate)."""
+    keep = cfg.online.grpo_settings.keep_best_by if cfg.online.algorithm == "grpo" else None
+    if keep is None or not evaluations:
+        return policies[-1]
+    best = best_point(trajectory_points(evaluations)[1:], keep.value)
+    if best is None:
+        get_run_logger().warning("no iteration has a %s headline: keeping the last", keep)
+        return policies[-1]
+    get_run_logger().info("keeping iteration %s by %s", best + 1, keep)
+    return policies[best]

@@ -1,0 +1,55 @@
+"""Prefect tasks of DRIFT (online.algorithm: drift): the iteration's dissatisfaction
+rows, the policy's revisions and the pairs, each cached by its fingerprint. The
+reference pass and the DPO job (with DRIFT's NLL term) are the DPO loop's tasks
+(``tasks.online``)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from prefect import task
+from prefect.context import TaskRunContext
+
+from bolt.config import PipelineConfig
+from bolt.online import drift, stage
+from bolt.stages import Stage
+from bolt.store import ArtifactStore, Manifest
+from tasks.runtime import CACHED_RESULT, stage_key
+
+
+def _feedback_key(_: TaskRunContext, p: dict[str, Any]) -> str:
+    fp = drift.feedback_fingerprint(p["cfg"], p["iteration"])
+    return stage_key(p["cfg"], Stage.online_feedback, fp)
+
+
+def _samples_key(_: TaskRunContext, p: dict[str, Any]) -> str:
+    fp = drift.drift_samples_fingerprint(p["cfg"], p["feedback"].fingerprint, p["policy_id"])
+    return stage_key(p["cfg"], Stage.online_samples, fp)
+
+
+def _pairs_key(_: TaskRunContext, p: dict[str, Any]) -> str:
+    fp = drift.drift_pairs_fingerprint(p["cfg"], p["samples"].fingerprint, p["iteration"])
+    return stage_key(p["cfg"], Stage.online_pairs, fp)
+
+
+@task(name="online-feedback", retries=1, cache_key_fn=_feedback_key, **CACHED_RESULT)
+def choose_feedback(cfg: PipelineConfig, iteration: int) -> Manifest:
+    return drift.run_feedback(cfg, ArtifactStore.from_config(cfg.storage), iteration)
+
+
+@task(name="online-revisions", retries=1, cache_key_fn=_samples_key, **CACHED_RESULT)
+def sample_revisions(
+    cfg: PipelineConfig, feedback: Manifest, policy_id: str, policy_dir: str
+) -> Manifest:
+    store = ArtifactStore.from_config(cfg.storage)
+    return drift.run_drift_samples(
+        cfg, store, feedback, policy_id, lambda: stage.policy_engine(cfg, policy_dir)
+    )
+
+
+@task(name="online-drift-pairs", cache_key_fn=_pairs_key, **CACHED_RESULT)
+def make_drift_pairs(
+    cfg: PipelineConfig, samples: Manifest, feedback: Manifest, iteration: int
+) -> Manifest:
+    store = ArtifactStore.from_config(cfg.storage)
+    return drift.run_drift_pairs(cfg, store, samples, feedback, iteration)
