@@ -33,29 +33,28 @@ def replace_reference(document: str) -> str:
     return f"{head}{BEGIN}\n{config_reference()}{END}{tail}"
 
 
-def _section(model: type[BaseModel], prefix: str, lines: list[str]) -> None:
-    nested: list[tuple[str, type[BaseModel]]] = []
+def _section(model: type[BaseModel], prefix: str, lines: list[str], variant: str = "") -> None:
+    nested: list[tuple[str, type[BaseModel], str]] = []
     title = prefix.rstrip(".") or "(top level)"
     doc = (model.__doc__ or "").strip().splitlines()[0] if model.__doc__ and prefix else ""
     lines += [
-        f"#### `{title}`" + (f" — {doc}" if doc else ""),
+        f"#### `{title}`" + (f" ({variant})" if variant else "") + (f" — {doc}" if doc else ""),
         "",
         "| key | type | default | description |",
         "|---|---|---|---|",
     ]
     for name, field in model.model_fields.items():
         # An override has the keys of the section it overrides, documented there once.
-        sub = None if _overridden(field) else _model_in(field.annotation)
-        if sub is not None and not _is_collection(field.annotation):
-            nested.append((f"{prefix}{name}.", sub))
+        subs = [] if _overridden(field) else _models_in(field.annotation)
         lines.append(
             f"| `{name}` | {_type_name(field.annotation)} | {_default(field)} | {field.description or ''} |"
         )
-        if sub is not None and _is_collection(field.annotation):
-            nested.append((f"{prefix}{name}[].", sub))
+        key = f"{prefix}{name}[]." if _is_collection(field.annotation) else f"{prefix}{name}."
+        # A union of sections (one source kind or another) documents each, named.
+        nested += [(key, sub, sub.__name__ if len(subs) > 1 else "") for sub in subs]
     lines.append("")
-    for sub_prefix, sub in nested:
-        _section(sub, sub_prefix, lines)
+    for sub_prefix, sub, kind in nested:
+        _section(sub, sub_prefix, lines, kind)
 
 
 def _overridden(field: Any) -> str | None:
@@ -64,14 +63,14 @@ def _overridden(field: Any) -> str | None:
     return extra.get("overrides") if isinstance(extra, dict) else None
 
 
-def _model_in(annotation: Any) -> type[BaseModel] | None:
+def _models_in(annotation: Any) -> list[type[BaseModel]]:
+    """Every config section an annotation can hold (several for a union of kinds)."""
     if isinstance(annotation, type) and issubclass(annotation, BaseModel):
-        return annotation
+        return [annotation]
+    found: list[type[BaseModel]] = []
     for arg in typing.get_args(annotation):
-        found = _model_in(arg)
-        if found is not None:
-            return found
-    return None
+        found += [m for m in _models_in(arg) if m not in found]
+    return found
 
 
 def _is_collection(annotation: Any) -> bool:
@@ -80,6 +79,8 @@ def _is_collection(annotation: Any) -> bool:
 
 def _type_name(annotation: Any) -> str:
     origin = typing.get_origin(annotation)
+    if origin is typing.Annotated:
+        return _type_name(typing.get_args(annotation)[0])
     if origin in (typing.Union, types.UnionType):
         return " \\| ".join(_type_name(a) for a in typing.get_args(annotation))
     if origin is not None:

@@ -115,6 +115,12 @@ class PipelineConfig(Strict):
                 for i, b in enumerate(backends)
                 if b.model
             ]
+        refs += [
+            (f"data.synthetic_sources[{i}].model", source.model)
+            for i, source in enumerate(self.data.synthetic_sources)
+        ]
+        if self.data.embedding is not None and self.data.embedding.model:
+            refs.append(("data.embedding.model", self.data.embedding.model))
         for section, refinement in (
             ("bootstrap", self.bootstrap.refinement),
             ("online", self.online.refinement),
