@@ -1,7 +1,7 @@
 """Judge cost: tokens per item of the local checklist judge against the API judge's prompt,
 and what a cached rerun of the API judge costs.
 
-On the same WildBench items and answers (``data/evals/wildbench.jsonl``, each with its
+On the same WildBench items and answers (``data/evals/wildbench.handmade.jsonl``, each with its
 own checklist), the local checklist judge (SmolLM2-135M on the CPU, RocketEval-style:
 one prompt per checklist question, one next-token distribution read per prompt) and
 the API judge (WildBench's score.v2 prompt, sent to a real OpenAI-compatible HTTP
@@ -154,7 +154,7 @@ def main() -> None:
 
     cfg = load_config(REPO / "configs/tiny-cpu.yaml")
     model_path = str(prepare_model(cfg.models, "smollm2-135m-instruct"))
-    items = load_items(Benchmark.wildbench, str(REPO / "data/evals/wildbench.jsonl"), args.items)
+    items = load_items(Benchmark.wildbench, str(REPO / "data/evals/wildbench.handmade.jsonl"), args.items)
     answers = _answers(items)
     n = len(items)
 

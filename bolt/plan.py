@@ -14,7 +14,15 @@ import gzip
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from bolt.config import JudgeKind, PipelineConfig, RewardBackend, RewardKind, TrainCommon
+from bolt.config import (
+    JudgeKind,
+    OnlineAlgorithm,
+    PipelineConfig,
+    ReferencePolicy,
+    RewardBackend,
+    RewardKind,
+    TrainCommon,
+)
 
 # Dense bf16 tensor TFLOPS per device, from the vendors' datasheets (no sparsity).
 PEAK_TFLOPS = {
@@ -211,6 +219,11 @@ def plan(cfg: PipelineConfig, source_queries: int, few_shot_tokens: int) -> list
 
 
 def _online(cfg: PipelineConfig, policy: float) -> list[StagePlan]:
+    match cfg.online.algorithm:
+        case OnlineAlgorithm.grpo:
+            return _online_grpo(cfg, policy)
+        case OnlineAlgorithm.drift:
+            return _online_drift(cfg, policy)
     o = cfg.online
     out = mean_output(cfg, o.sampling.max_new_tokens)
     prompts = o.prompts_per_iteration
@@ -236,6 +249,56 @@ def _online(cfg: PipelineConfig, policy: float) -> list[StagePlan]:
         seen = trained_tokens(o, pair_tokens, pairs)
         train = _training(cfg, f"online.{iteration}.dpo", policy, seen, pair_tokens)
         stages += [sample, score, train]
+    return stages
+
+
+def _online_grpo(cfg: PipelineConfig, policy: float) -> list[StagePlan]:
+    """RLMT's GRPO: a group of samples per prompt, scored, trained on once per epoch; the
+    job's pre-pass scores every sample under the sampling policy and, with the KL term
+    on and a reference other than the initial policy, under the reference too."""
+    o, g = cfg.online, cfg.online.grpo_settings
+    out = min(mean_output(cfg, o.sampling.max_new_tokens), o.sampling.max_new_tokens)
+    query = cfg.plan.mean_query_tokens
+    samples = o.prompts_per_iteration * g.group_size
+    sample_tokens = samples * (query + out)
+    stages = []
+    for iteration in range(1, o.iterations + 1):
+        separate_reference = g.kl_coef > 0 and (
+            o.reference == ReferencePolicy.sft and iteration > 1
+        )
+        prepass = sample_tokens * (2 if separate_reference else 1)
+        seen = trained_tokens(o, sample_tokens, samples)
+        stages += [
+            _generation(
+                cfg,
+                f"online.{iteration}.sample",
+                policy,
+                o.prompts_per_iteration * query,
+                samples * out,
+            ),
+            _scoring(cfg, f"online.{iteration}.score", o.rewards, sample_tokens, "online"),
+            _training(cfg, f"online.{iteration}.grpo", policy, seen, prepass),
+        ]
+    return stages
+
+
+def _online_drift(cfg: PipelineConfig, policy: float) -> list[StagePlan]:
+    """DRIFT: one revision per dissatisfaction row (its conversation as the prompt), no
+    scoring, the reference pass and DPO on one pair per row."""
+    o, p = cfg.online, cfg.plan
+    rows = (o.drift.rows_per_iteration if o.drift else None) or p.feedback_rows
+    if not rows:
+        raise PlanError("plan.feedback_rows is unset (DRIFT rows per iteration)")
+    out = min(mean_output(cfg, o.sampling.max_new_tokens), o.sampling.max_new_tokens)
+    conversation = p.mean_conversation_tokens or 3 * p.mean_query_tokens
+    pair_tokens = rows * 2 * (p.mean_query_tokens + out)  # the original prompt, both sides
+    stages = []
+    for iteration in range(1, o.iterations + 1):
+        seen = trained_tokens(o, pair_tokens, rows)
+        stages += [
+            _generation(cfg, f"online.{iteration}.revise", policy, rows * conversation, rows * out),
+            _training(cfg, f"online.{iteration}.dpo", policy, seen, pair_tokens),
+        ]
     return stages
 
 

@@ -97,9 +97,11 @@ def _upstream_of(store: ArtifactStore, policy: Manifest) -> tuple[Manifest | Non
     return pairs, scores, samples
 
 
-def _iteration(store: ArtifactStore, policy: Manifest, position: int) -> Iteration:
+def _iteration(
+    store: ArtifactStore, policy: Manifest, position: int, read_rewards: bool
+) -> Iteration:
     pairs, scores, samples = _upstream_of(store, policy)
-    rows = list(store.read_records(scores, ScoredGeneration)) if scores else []
+    rows = list(store.read_records(scores, ScoredGeneration)) if scores and read_rewards else []
     backends: dict[str, list[float]] = {}
     for row in rows:
         for name, value in row.rewards.items():
@@ -116,9 +118,12 @@ def _iteration(store: ArtifactStore, policy: Manifest, position: int) -> Iterati
     )
 
 
-def iteration_chain(store: ArtifactStore, policy: Manifest) -> list[Iteration]:
+def iteration_chain(
+    store: ArtifactStore, policy: Manifest, read_rewards: bool = True
+) -> list[Iteration]:
     """The online iterations that led to ``policy``, first to last, with every sample's
-    reward read from the scores (the scores manifest holds counts only)."""
+    reward read from the scores (the scores manifest holds counts only) unless
+    ``read_rewards`` is false."""
     policies: list[Manifest] = []
     current: Manifest | None = policy
     while current is not None and current.stage == Stage.online_policy:
@@ -128,7 +133,7 @@ def iteration_chain(store: ArtifactStore, policy: Manifest) -> list[Iteration]:
         if current is not None and current in policies:
             break  # a loop in the links: never in a store this code wrote
     policies.reverse()
-    return [_iteration(store, p, k) for k, p in enumerate(policies, 1)]
+    return [_iteration(store, p, k, read_rewards) for k, p in enumerate(policies, 1)]
 
 
 def trajectory_evals(store: ArtifactStore, trajectory: Manifest) -> list[tuple[str, Manifest]]:

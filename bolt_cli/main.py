@@ -12,8 +12,10 @@ from typing import Annotated
 
 import typer
 
-from bolt.config import STAGE_SECTIONS
-from bolt.store import StoreError
+from bolt.config import STAGE_SECTIONS, PipelineConfig
+from bolt.stages import Stage
+from bolt.store import ArtifactStore, StoreError
+from bolt.summary import collect, file_rows, iteration_rows, score_rows
 from bolt_cli.artifacts import artifacts_app
 from bolt_cli.common import DEFAULT_CONFIG, ConfigArg, Overrides, err, load_or_exit
 from bolt_cli.config_commands import config_app
@@ -53,7 +55,9 @@ def run(
     _use_prefect()
     from flows.pipeline import run_pipeline
 
-    _print_summary(run_pipeline(cfg, until))
+    summary = run_pipeline(cfg, until)
+    _print_summary(summary)
+    _print_results(cfg, summary)
 
 
 @app.command()
@@ -100,6 +104,63 @@ SUMMARY_FIELDS = (
 def _print_summary(summary: dict[str, dict]) -> None:
     rows = [{"stage": name, **info} for name, info in summary.items()]
     print_rows(rows, SUMMARY_FIELDS, title="stage outputs")
+
+
+def _number(value: object) -> str:
+    if value is None:
+        return "—"
+    return f"{value:.4g}" if isinstance(value, float) else str(value)
+
+
+def _by_backend(rewards: dict[str, float | None]) -> str:
+    return ", ".join(f"{name} {_number(v)}" for name, v in rewards.items()) or "—"
+
+
+def _loss(row: dict) -> str:
+    return f"{_number(row['first_loss'])} → {_number(row['final_loss'])}"
+
+
+SCORE_FIELDS = (
+    Field("model"),
+    Field("benchmark"),
+    Field("metric"),
+    Field("score", cell=_number, numeric=True),
+    Field("judge", "graded by"),
+    Field("items", cell=_number, numeric=True),
+)
+ITERATION_FIELDS = (
+    Field("iteration", numeric=True),
+    Field("sampled_from", "samples of"),
+    Field("samples", numeric=True),
+    Field("mean_reward", "mean reward", cell=_number, numeric=True),
+    Field("backend_rewards", "per reward", cell=_by_backend),
+    Field("pairs", cell=_number, numeric=True),
+    Field("loss", "DPO loss first → last"),
+    Field("reward_margin", "reward margin", cell=_number, numeric=True),
+    Field("policy", "policy"),
+)
+FILE_FIELDS = (Field("model"), Field("what"), Field("path", "where"))
+
+
+def _print_results(cfg: PipelineConfig, summary: dict[str, dict]) -> None:
+    """What the run came for: each model's headline scores and their judge, the reward
+    of each online iteration's samples, and where the reports and plots are."""
+    store = ArtifactStore.from_config(cfg.storage)
+
+    def stored(stage: Stage):
+        info = summary.get(stage)
+        return store.manifest(stage, str(info["fingerprint"])) if info else None
+
+    results = collect(store, stored(Stage.online_policy), stored(Stage.eval_trajectory))
+    if results.evals:
+        title = "scores: each model's headline number per benchmark, and who graded it"
+        print_rows(score_rows(results.evals), SCORE_FIELDS, title=title)
+    if results.iterations:
+        rows = [r | {"loss": _loss(r)} for r in iteration_rows(results.iterations, store.uri)]
+        title = "online DPO: the reward of the samples each iteration trained on"
+        print_rows(rows, ITERATION_FIELDS, title=title)
+    if files := file_rows(results.evals, results.trajectory, store.uri):
+        print_rows(files, FILE_FIELDS, title="reports and plots")
 
 
 def main() -> None:

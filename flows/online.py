@@ -12,11 +12,12 @@ from pathlib import Path
 
 from prefect import flow, get_run_logger
 
-from bolt.config import PipelineConfig, ReferencePolicy
+from bolt.config import OnlineAlgorithm, PipelineConfig, ReferencePolicy
 from bolt.resources import POOL
 from bolt.store import ArtifactStore, Manifest, local_model_dir
 from bolt.train.fingerprints import MODEL_DIR
 from flows.evaluation import eval_flow
+from flows.online_methods import drift_step, grpo_step, run_iterations
 from flows.sft import sft_flow
 from tasks.online import (
     choose_prompts,
@@ -37,12 +38,27 @@ def quick_eval_config(cfg: PipelineConfig) -> PipelineConfig:
     return cfg.model_copy(update={"eval": cfg.eval.model_copy(update={"max_items": items})})
 
 
+def _evaluator(cfg: PipelineConfig):
+    """The quick evaluation of a model folder under a label, if iterations are evaluated."""
+    if not cfg.online.eval_after_iteration:
+        return None
+    return lambda model_dir, label: eval_flow(quick_eval_config(cfg), model_dir, label)
+
+
 @flow(name="online", flow_run_name="{cfg.name}-online")
 def online_flow(cfg: PipelineConfig, sft: Manifest | None = None) -> Manifest:
     """Run ``online.iterations`` rounds from the SFT model; returns the last policy's manifest."""
     store = ArtifactStore.from_config(cfg.storage)
     logger = get_run_logger()
     sft = sft or sft_flow(cfg)
+    # The one dispatch on online.algorithm: GRPO and DRIFT run their loops
+    # (flows/online_methods.py); DPO is the loop below.
+    evaluate = _evaluator(cfg)
+    match cfg.online.algorithm:
+        case OnlineAlgorithm.grpo:
+            return run_iterations(cfg, sft, grpo_step(cfg), evaluate, MODEL_CACHE)
+        case OnlineAlgorithm.drift:
+            return run_iterations(cfg, sft, drift_step(cfg), evaluate, MODEL_CACHE)
     sft_id = f"{sft.stage}/{sft.fingerprint}"
     sft_dir = local_model_dir(store, sft, MODEL_DIR, MODEL_CACHE)
     policy_id, policy_dir, policy = sft_id, sft_dir, sft

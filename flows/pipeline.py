@@ -3,27 +3,53 @@
 curation -> bootstrap -> filter (the SFT set) -> SFT -> online DPO -> eval of the SFT
 model and the last policy (the Fig. 6 trajectory). ``until`` stops after a stage, for a
 run that only makes data; each stage also runs alone (`bolt stage NAME`).
+
+The deployments' run form (``pipeline_from_config``, ``stage_from_config``) offers
+choices, not free text: the stage as a select (``StageName``), the config as a select of
+the shipped ``configs/*.yaml`` or a path, and each override checked against
+``OVERRIDE_PATTERN`` by the Prefect server before the run is created. Loading the config
+is the run's first step (``validate-config``): a wrong key fails the run at once, naming
+the key. The run's results are Prefect artifacts (``tasks.reporting``).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from enum import StrEnum
+from pathlib import Path
+from typing import Annotated
 
-from prefect import Flow, flow, tags
+from prefect import Flow, flow, get_run_logger, tags, task
+from prefect.cache_policies import NO_CACHE
+from pydantic import Field
 
 from bolt.config import STAGE_SECTIONS, PipelineConfig
 from bolt.config_loader import load_config
 from bolt.resources import POOL
+from bolt.stages import Stage
 from bolt.store import ArtifactStore, Manifest
+from bolt.summary import collect
 from flows.evaluation import checkpoint_models, eval_stage_flow, eval_trajectory_flow
 from flows.online import online_flow
 from flows.sft import sft_flow
 from flows.stages import bootstrap_flow, curation_flow, filter_flow
 from tasks.preflight import preflight_task
-from tasks.reporting import summary_row
+from tasks.reporting import report_results, report_run, summary_row
 from tasks.runtime import result_storage, task_runner
 
 Summary = dict[str, dict[str, object]]
+
+CONFIG_DIR = Path(__file__).resolve().parents[1] / "configs"
+# The run form's choices: Prefect's parameter schema makes an enum a select.
+ShippedConfig = StrEnum(
+    "ShippedConfig", {p.stem: p.stem for p in sorted(CONFIG_DIR.glob("*.yaml"))}
+)
+StageName = StrEnum("StageName", {s: s for s in STAGE_SECTIONS})
+# `dotted.key=value`, as `bolt run` takes them (list items by index: `a.b[0].c=1`).
+OVERRIDE_PATTERN = r"^[A-Za-z0-9_.\[\]-]+=.*$"
+Override = Annotated[str, Field(pattern=OVERRIDE_PATTERN)]
+# A shipped config by name, or a path to any YAML config (the form shows a toggle).
+ConfigChoice = ShippedConfig | Annotated[str, Field(title="path", min_length=1)]
 
 
 def _check_until(until: str | None) -> None:
@@ -40,35 +66,60 @@ def pipeline(cfg: PipelineConfig, until: str | None = None) -> Summary:
     store = ArtifactStore.from_config(cfg.storage)
     wanted = STAGE_SECTIONS[: STAGE_SECTIONS.index(until) + 1] if until else STAGE_SECTIONS
     done: list[Manifest] = []
+
+    def finished(manifest: Manifest) -> None:
+        done.append(manifest)
+        _report(report_run, cfg, store, done)
+
     try:
         with tags("stage:data"):
             data = curation_flow(cfg)
-        done.append(data)
+        finished(data)
         if "bootstrap" in wanted:
             with tags("stage:bootstrap"):
                 boot = bootstrap_flow.with_options(task_runner=task_runner(cfg))(cfg, data)
-            done.append(boot)
+            finished(boot)
         if "filter" in wanted:
             with tags("stage:filter"):
                 sft_set = filter_flow(cfg, data, boot)
-            done.append(sft_set)
+            finished(sft_set)
         # Training needs the memory the generation engines and reward models hold.
         POOL.release()
         if "sft" in wanted:
             with tags("stage:sft"):
                 sft = sft_flow(cfg, sft_set)
-            done.append(sft)
+            finished(sft)
         if "online" in wanted:
             with tags("stage:online"):
                 policy = online_flow(cfg, sft)
-            done.append(policy)
+            finished(policy)
         if "eval" in wanted:
             with tags("stage:eval"):
-                done.append(eval_trajectory_flow(cfg, _checkpoints(cfg, store, sft, policy)))
+                finished(eval_trajectory_flow(cfg, _checkpoints(cfg, store, sft, policy)))
     finally:
         # Engines and reward models hold memory (GPU memory in production).
         POOL.release()
+    _report(_report_results, cfg, store, done)
     return {m.stage: summary_row(store, m) for m in done}
+
+
+def _report_results(cfg: PipelineConfig, store: ArtifactStore, done: list[Manifest]) -> None:
+    by_stage = {m.stage: m for m in done}
+    results = collect(store, by_stage.get(Stage.online_policy), by_stage.get(Stage.eval_trajectory))
+    report_results(cfg, store, results)
+
+
+def _report(
+    report: Callable[[PipelineConfig, ArtifactStore, list[Manifest]], None],
+    cfg: PipelineConfig,
+    store: ArtifactStore,
+    done: list[Manifest],
+) -> None:
+    """An artifact for the UI; one that cannot be made never fails the run it reports."""
+    try:
+        report(cfg, store, done)
+    except Exception:  # noqa: BLE001 -- a report must not fail the stages it reports
+        get_run_logger().warning("could not write the %s artifact", report.__name__, exc_info=True)
 
 
 def _checkpoints(
@@ -85,15 +136,43 @@ def run_pipeline(cfg: PipelineConfig, until: str | None = None) -> Summary:
         return pipeline.with_options(result_storage=result_storage(cfg))(cfg, until)
 
 
+def config_file(config: str) -> Path:
+    """A shipped config's file (by its name), else the path as given."""
+    name = str(config)
+    if name in ShippedConfig.__members__ and not Path(name).is_file():
+        return CONFIG_DIR / f"{name}.yaml"
+    return Path(name)
+
+
+@task(name="validate-config", cache_policy=NO_CACHE, persist_result=False)
+def validate_config(config: str, overrides: Sequence[str] = ()) -> PipelineConfig:
+    """The config and its overrides, loaded and validated before anything else runs: a
+    missing file, a wrong key, type or value fails the run here, naming the key."""
+    path = config_file(config)
+    if not path.is_file():
+        shipped = ", ".join(ShippedConfig.__members__)
+        raise FileNotFoundError(f"config: no file {str(path)!r} (shipped configs: {shipped})")
+    cfg = load_config(path, list(overrides))
+    get_run_logger().info("config %s (%s) with %d override(s)", cfg.name, path, len(overrides))
+    return cfg
+
+
 @flow(name="bolt-pipeline-from-config", flow_run_name="{config}")
 def pipeline_from_config(
-    config: str = "configs/tiny-cpu.yaml",
-    overrides: list[str] | None = None,
-    until: str | None = None,
+    config: ConfigChoice = ShippedConfig["tiny-cpu"],
+    overrides: Sequence[Override] = (),
+    until: StageName = StageName.eval,
 ) -> Summary:
-    """The pipeline for deployments and UI runs: a config file path plus dotted overrides,
-    optionally stopping after the stage ``until`` names."""
-    return run_pipeline(load_config(config, overrides or []), until)
+    """The BOLT pipeline, stage by stage, from a config and its overrides.
+
+    Args:
+        config: A shipped config (configs/*.yaml), or the path of a YAML config.
+        overrides: Dotted overrides, one per item, e.g. `sft.lr=1e-5` or
+            `online.rewards[0].weight=2`; a wrong key fails the run at once, naming it.
+        until: The stage to stop after (eval: the whole pipeline).
+    """
+    cfg = validate_config(config, overrides)
+    return run_pipeline(cfg, None if until == StageName.eval else str(until))
 
 
 def _one_stage(stage_flow: Flow[..., Manifest]) -> Callable[[PipelineConfig], Summary]:
@@ -124,9 +203,18 @@ STAGE_FLOWS = {
 
 @flow(name="bolt-stage-from-config", flow_run_name="{stage}-{config}")
 def stage_from_config(
-    stage: str = "data", config: str = "configs/tiny-cpu.yaml", overrides: list[str] | None = None
+    stage: StageName = StageName.data,
+    config: ConfigChoice = ShippedConfig["tiny-cpu"],
+    overrides: Sequence[Override] = (),
 ) -> Summary:
-    """One stage for deployments and UI runs; the stages it needs come from the store."""
-    if stage not in STAGE_FLOWS:
+    """One stage of a config; the stages it needs come from the store.
+
+    Args:
+        stage: The stage to run.
+        config: A shipped config (configs/*.yaml), or the path of a YAML config.
+        overrides: Dotted overrides, one per item, e.g. `sft.lr=1e-5`; a wrong key fails
+            the run at once, naming it.
+    """
+    if str(stage) not in STAGE_FLOWS:
         raise ValueError(f"stage {stage!r} is not one of {', '.join(STAGE_FLOWS)}")
-    return STAGE_FLOWS[stage](load_config(config, overrides or []))
+    return STAGE_FLOWS[str(stage)](validate_config(config, overrides))

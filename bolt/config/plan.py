@@ -48,3 +48,15 @@ class PlanConfig(Strict):
     checkpoints_kept: int = Field(
         2, ge=1, description="Resumable checkpoints (weights + optimizer) kept per training run."
     )
+    feedback_rows: int | None = Field(
+        None,
+        ge=1,
+        description="DRIFT: dissatisfaction rows per iteration; online.drift.rows_per_iteration "
+        "when set, else counted from local sources.",
+    )
+    mean_conversation_tokens: int | None = Field(
+        None,
+        ge=1,
+        description="DRIFT: mean tokens of a row's conversation (prompt, dissatisfying turn, "
+        "feedback); 3 x mean_query_tokens when unset.",
+    )

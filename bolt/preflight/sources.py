@@ -119,12 +119,13 @@ def check_datasets(ctx: Context) -> list[Problem]:
     if not cfg.data.sources:
         targets.append(("data.sources", ""))
     if cfg.online.iterations > 0:
-        targets += [
-            (f"online.prompt_sources[{i}].uri", s.uri)
-            for i, s in enumerate(cfg.online.prompt_sources)
-        ]
-        if not cfg.online.prompt_sources:
-            targets.append(("online.prompt_sources", ""))
+        # DRIFT reads its dissatisfaction rows, the other algorithms the prompt sources.
+        key, sources = "online.prompt_sources", cfg.online.prompt_sources
+        if cfg.online.drift is not None and cfg.online.algorithm == "drift":
+            key, sources = "online.drift.sources", cfg.online.drift.sources
+        targets += [(f"{key}[{i}].uri", s.uri) for i, s in enumerate(sources)]
+        if not sources:
+            targets.append((key, ""))
     problems = []
     for benchmark in cfg.eval.benchmarks:
         uri = cfg.eval.data.get(benchmark)

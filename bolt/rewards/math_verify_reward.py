@@ -3,9 +3,10 @@
 For queries with a known answer (math), a verifier is a reward that cannot be gamed
 by style. The final answer is the content of the last ``\\boxed{...}`` of the response
 (the MATH convention, Hendrycks et al., 2021), or, when there is none, what follows the
-last "final answer is" / "Answer:"; it is compared with the reference by Hugging
-Face's ``math-verify`` through :func:`bolt.math_answers.check_answers`, the same
-grader as the MATH500 evaluation, so training and evaluation agree on what is correct.
+last "final answer is" / "Answer:" (an empty box is no answer); it is compared with
+the reference by Hugging Face's ``math-verify``, with the official MATH graders' rules
+as fallbacks, through :func:`bolt.math_answers.check_answers`, the same grader as the
+MATH500 evaluation, so training and evaluation agree on what is correct.
 
 math-verify bounds its parsing and comparison with ``signal.alarm``
 (``math_verify.utils.timeout``, used by ``parse`` and ``verify`` in the installed

@@ -84,7 +84,7 @@ def run_reference(
     )
 
 
-def run_job(
+def run_in_job(
     cfg: PipelineConfig, store: ArtifactStore, pairs_fp: str, reference_id: str, work_dir: Path
 ) -> Manifest | None:
     """The job's work on this rank: world rank 0 fetches the model and scores."""
@@ -101,7 +101,7 @@ def run_job(
 def _run(
     cfg: PipelineConfig, store: ArtifactStore, args: argparse.Namespace, work_dir: Path
 ) -> Manifest | None:
-    return run_job(cfg, store, args.pairs, args.reference_model, work_dir)
+    return run_in_job(cfg, store, args.pairs, args.reference_model, work_dir)
 
 
 def main(argv: list[str] | None = None) -> None:

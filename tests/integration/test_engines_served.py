@@ -118,7 +118,7 @@ def test_bootstrap_runs_on_the_real_served_teacher_and_reruns_from_cache(
         )
 
     manifest = run()
-    records = store.read_records(manifest, Generation)
+    records = list(store.read_records(manifest, Generation))
     assert sorted((g.query_id, g.sample_index) for g in records) == [
         (q.id, i) for q in queries for i in range(2)
     ]

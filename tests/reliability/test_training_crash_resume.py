@@ -1,4 +1,4 @@
-"""Crash and resume of training: SFT and DPO jobs (DeepSpeed ZeRO-2, one CPU process)
+"""Crash and resume of training: SFT, DPO and GRPO jobs (DeepSpeed ZeRO-2, one CPU process)
 are SIGKILLed at seeded random points, five times each, then run to the end. A kill
 lands a seeded random delay after a seeded number of checkpoints reached the store, so
 some land mid-step and some mid-checkpoint-upload. Each relaunch runs either on the same
@@ -29,11 +29,11 @@ import pytest
 import yaml
 
 from bolt.config import ModelEntry, PipelineConfig, Precision, ZeroStage
-from bolt.records import Message, PreferencePair, SftExample
+from bolt.records import GroupSample, Message, PreferencePair, SftExample
 from bolt.stages import Stage
 from bolt.store import ArtifactStore, Manifest
 from bolt.train.checkpoints import completed_steps
-from bolt.train.fingerprints import policy_fingerprint, sft_fingerprint
+from bolt.train.fingerprints import grpo_policy_fingerprint, policy_fingerprint, sft_fingerprint
 from bolt.train.progress import parse_progress
 from bolt.train.reference import run_reference
 from tests.conftest import REPO, free_port
@@ -246,6 +246,60 @@ def test_dpo_survives_five_seeded_kills(tiny_config, tiny_llama, tmp_path, fault
     work = _kill_repeatedly(job, store, Stage.online_policy, fp, rng)
     _check_resumed_run(job, store, Stage.online_policy, fp, work, reference, tmp_path)
     fault_ledger.record("sigkill_dpo", injected=KILLS, recovered=KILLS, lost=0)
+
+
+def test_grpo_survives_five_seeded_kills(tiny_config, tiny_llama, tmp_path, fault_ledger):
+    rng = random.Random(20250303)
+    runs = {}
+    for name in ("reference", "crashed"):
+        cfg = _config(tiny_config, tiny_llama, tmp_path / name)
+        store = ArtifactStore.from_config(cfg.storage)
+        shard = store.write_shard(Stage.online_groups, "groups", 0, _groups())
+        store.commit(
+            Manifest(
+                stage=Stage.online_groups,
+                fingerprint="groups",
+                code_version="1",
+                config={},
+                shards=[shard],
+            )
+        )
+        initial = "catalog/tiny-llama"
+        fp = grpo_policy_fingerprint(cfg, "groups", initial, initial, 1)
+        args = ["--iteration", "1", "--policy", initial, "--reference-model", initial]
+        args += ["--groups", "groups", "--fingerprint", fp]
+        runs[name] = (store, fp, Job(cfg, tmp_path / name, "bolt.train.grpo", args))
+
+    store, fp, job = runs["reference"]
+    assert job.run(tmp_path / "reference" / "node") == list(range(1, STEPS + 1))
+    reference = (store, store.require(Stage.online_policy, fp))
+    assert reference[1].stats["final_kl"] > 0  # the policy moved away from its reference
+
+    store, fp, job = runs["crashed"]
+    work = _kill_repeatedly(job, store, Stage.online_policy, fp, rng)
+    _check_resumed_run(job, store, Stage.online_policy, fp, work, reference, tmp_path)
+    fault_ledger.record("sigkill_grpo", injected=KILLS, recovered=KILLS, lost=0)
+
+
+def _groups() -> list[GroupSample]:
+    """Two samples per prompt: a well-formed answer (advantage +1) and a repetition (-1)."""
+    rows = []
+    for i, topic in enumerate(TOPICS[:4]):
+        prompt = [Message(role="user", content=f"One line on {topic}?")]
+        good = f"<thoughts>\nThink of {topic}.\n</thoughts>\n\n<response>\n{topic} matters.\n</response>"
+        for index, (text, advantage) in enumerate(((good, 1.0), (f"{topic} {topic}", -1.0))):
+            rows.append(
+                GroupSample(
+                    prompt_id=f"p{i}",
+                    prompt=prompt,
+                    completion=text,
+                    sample_index=index,
+                    reward=advantage,
+                    advantage=advantage,
+                    iteration=1,
+                )
+            )
+    return rows
 
 
 def _sft_examples() -> list[SftExample]:

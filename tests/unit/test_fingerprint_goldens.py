@@ -57,12 +57,40 @@ def stage_fingerprints(path: Path) -> dict[str, str]:
     out["online-samples"] = online.samples_fingerprint(cfg, "q" * 16, "i" * 16)
     out["online-scores"] = online.scores_fingerprint(cfg, "a" * 16)
     out["online-reference"] = reference_fingerprint(cfg, "p" * 16, "i" * 16)
+    out |= _algorithm_fingerprints(cfg)
     model = EvalModel("SFT", "/models/sft", {"folder": "/models/sft", "files": [["a", 1]]})
     out["eval-answers"] = answers_fingerprint(cfg, model, {})
     answers = _manifest("eval_answers", "e" * 16)
     baseline = Baseline(model, _manifest("eval_answers", "g" * 16), _manifest("eval", "h" * 16))
     out["eval"] = eval_fingerprint(cfg, answers, None)
     out["eval-with-baseline"] = eval_fingerprint(cfg, answers, baseline)
+    return out
+
+
+def _algorithm_fingerprints(cfg) -> dict[str, str]:
+    """The stages only GRPO or DRIFT run, for the configs that run them (a DPO config's
+    entries are the ones pinned before these algorithms existed)."""
+    from bolt.config import OnlineAlgorithm
+    from bolt.online import drift, grpo_data
+    from bolt.train.fingerprints import grpo_policy_fingerprint
+
+    out = {}
+    if cfg.online.algorithm == OnlineAlgorithm.grpo:
+        out["online-grpo-scores"] = grpo_data.grpo_scores_fingerprint(cfg, "a" * 16)
+        for iteration in (1, 2):
+            out[f"online-groups-{iteration}"] = grpo_data.groups_fingerprint(
+                cfg, "c" * 16, iteration
+            )
+            out[f"online-grpo-policy-{iteration}"] = grpo_policy_fingerprint(
+                cfg, "g" * 16, "i" * 16, "r" * 16, iteration
+            )
+    if cfg.online.algorithm == OnlineAlgorithm.drift:
+        out["online-drift-samples"] = drift.drift_samples_fingerprint(cfg, "f" * 16, "i" * 16)
+        for iteration in (1, 2):
+            out[f"online-feedback-{iteration}"] = drift.feedback_fingerprint(cfg, iteration)
+            out[f"online-drift-pairs-{iteration}"] = drift.drift_pairs_fingerprint(
+                cfg, "q" * 16, iteration
+            )
     return out
 
 

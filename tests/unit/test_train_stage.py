@@ -61,3 +61,22 @@ def test_a_launch_frees_the_live_resources_and_returns_the_committed_output(cfg,
     assert launched == [job] and manifest.fingerprint == job.fingerprint
     assert POOL.live() == {}
     assert not local_job_dir(job).exists()  # the local checkpoint copies are gone
+
+
+def test_the_jobs_take_their_inputs_by_store_reference_only(cfg):
+    from bolt.train.fingerprints import policy_fingerprint, sft_fingerprint
+    from bolt.train.reference import reference_fingerprint
+    from bolt.train.stage import dpo_job, reference_job, sft_job
+
+    sft = sft_job(cfg, "filterfp")
+    assert (sft.module, sft.args) == ("bolt.train.sft", ("--sft-set", "filterfp"))
+    assert sft.fingerprint == sft_fingerprint(cfg, "filterfp")
+    reference = reference_job(cfg, "pairsfp", "sft/abc")
+    assert reference.module == "bolt.train.reference" and reference.section == "online"
+    assert reference.args == ("--pairs", "pairsfp", "--reference-model", "sft/abc")
+    assert reference.fingerprint == reference_fingerprint(cfg, "pairsfp", "sft/abc")
+    dpo = dpo_job(cfg, 2, "pairsfp", "reffp", "online-policy/def")
+    assert dpo.fingerprint == policy_fingerprint(cfg, "pairsfp", "reffp", "online-policy/def", 2)
+    args = dict(zip(dpo.args[::2], dpo.args[1::2], strict=True))
+    assert args["--policy"] == "online-policy/def" and "--policy-dir" not in args
+    assert (args["--pairs"], args["--reference"], args["--iteration"]) == ("pairsfp", "reffp", "2")

@@ -1,0 +1,202 @@
+"""Issue 19's methods for real on SmolLM2-135M-Instruct (CPU): the principles backend
+through its transformers judge (exact next-token P(Yes)) and through a real engine
+(parsed verdicts, counted), RocketEval weights fitted on the judge's own answers and
+loaded by the checklist backend, and one STICK refinement round on 2 samples."""
+
+from __future__ import annotations
+
+import pytest
+
+from bolt.config import (
+    EngineConfig,
+    ModelEntry,
+    ModelsConfig,
+    RewardBackend,
+    RewardKind,
+    SamplingConfig,
+)
+from bolt.engines import make_engine
+from bolt.longcot import render_longcot
+from bolt.records import Generation, Query
+from bolt.rewards import RewardItem, make_reward
+from bolt.rewards import reweighting as rw
+from bolt.rewards.principles import PrinciplesReward
+from bolt.rewards.refinement import ItemJudge, refine
+from bolt.rewards.verdicts import FROM_LOGITS, PARSED, EngineYesNoJudge
+
+# SmolLM2 forward passes and short generations on a shared 2-core CPU: about a minute.
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
+
+QUERY = "What is the capital of France?"
+PRINCIPLES = [
+    {"text": "The response answers the question that was asked.", "weight": 2.0},
+    {"text": "The response is factually accurate."},
+    {"text": "The code in the response is readable.", "applies_to": {"topics": ["coding"]}},
+]
+
+
+def items() -> list[RewardItem]:
+    return [
+        RewardItem(
+            QUERY,
+            render_longcot("Easy.", "The capital of France is Paris."),
+            None,
+            "q:0",
+            "q",
+            "geography",
+        ),
+        RewardItem(
+            QUERY,
+            render_longcot("Hmm.", "Bananas are rich in potassium."),
+            None,
+            "q:1",
+            "q",
+            "geography",
+        ),
+    ]
+
+
+@pytest.fixture(scope="module")
+def one_thread():
+    import torch
+
+    # Two OpenMP threads on two shared cores spin-wait on each other (tests/integration/
+    # test_engines_hf.py measured 20x slower generation).
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+@pytest.fixture(scope="module")
+def models(smollm2_path) -> ModelsConfig:
+    return ModelsConfig(catalog={"smol": ModelEntry(path=str(smollm2_path))})
+
+
+@pytest.fixture(scope="module")
+def hf_engine(smollm2_path, one_thread):
+    engine = make_engine(EngineConfig(kind="transformers"), str(smollm2_path), seed=0)
+    yield engine
+    engine.close()
+
+
+def test_principles_backend_reads_p_yes_from_the_judges_logits(models, one_thread):
+    backend = RewardBackend(
+        kind=RewardKind.principles, name="principles", model="smol", principles=PRINCIPLES
+    )
+    reward = make_reward(backend, models)
+    assert isinstance(reward, PrinciplesReward)
+    details = reward.score_detailed(items())
+    scores = [d.score for d in details]
+    assert all(s is not None and 0.0 < s < 1.0 for s in scores)
+    # The coding principle applies to neither item: 2 items x 2 principles were asked.
+    assert reward.stats["prompts"] == 4 and reward.stats[FROM_LOGITS] == 4
+    assert [len(d.verdicts) for d in details] == [2, 2]
+    weighted = (2 * details[0].verdicts[0][1].p_yes + details[0].verdicts[1][1].p_yes) / 3
+    assert scores[0] == pytest.approx(weighted)
+    assert reward.rejects == {}
+
+
+def test_principles_backend_on_a_real_engine_parses_and_counts_verdicts(models, hf_engine):
+    backend = RewardBackend(
+        kind=RewardKind.principles,
+        name="principles",
+        model="smol",
+        principles=PRINCIPLES,
+        judge_engine=EngineConfig(kind="transformers"),
+    )
+    reward = make_reward(backend, models, judge_engine=hf_engine)
+    details = reward.score_detailed(items())
+    stats = reward.stats
+    assert stats["prompts"] == 4 and stats[PARSED] == 4
+    rejected = sum(v for k, v in stats.items() if k.startswith("rejected."))
+    readable = sum(1 for d in details for _, v in d.verdicts if v.p_yes is not None)
+    assert readable + rejected == 4
+    for d in details:
+        assert (d.score is None) == (d.reason is not None)
+        assert d.score is None or d.score in (0.0, 1 / 3, 2 / 3, 1.0)
+    assert stats["output_tokens"] > 0
+
+
+def test_reweighted_checklist_uses_weights_fitted_on_its_own_answers(models, tmp_path, one_thread):
+    from bolt.rewards.lm_checklist import LMChecklistReward
+
+    class FixedChecklist:
+        model = "fixed"
+
+        def checklists(self, queries):
+            from bolt.rewards.checklist import Checklist
+
+            questions = ("Does the answer name Paris?", "Is the answer one sentence?")
+            return [Checklist(questions, False) for _ in queries]
+
+    plain = make_reward(
+        RewardBackend(kind=RewardKind.lm_checklist, name="c", model="smol"),
+        models,
+        checklist_engine=object(),  # type: ignore[arg-type]
+        checklist_cache_dir=tmp_path,
+    )
+    assert isinstance(plain, LMChecklistReward)
+    plain.maker = FixedChecklist()  # type: ignore[assignment]
+    questions = FixedChecklist().checklists([None])[0].questions
+    answers = plain.item_probabilities(items(), [questions, questions])
+    rows = [
+        rw.FitRow("q", questions, tuple(p), score)
+        for p, score in zip(answers, (9.0, 2.0), strict=True)
+    ]
+    path = rw.write_weights(rw.fit_weights(rows), tmp_path / "weights.json")
+    weighted = make_reward(
+        RewardBackend(
+            kind=RewardKind.lm_checklist, name="c", model="smol", checklist_weights=str(path)
+        ),
+        models,
+        checklist_engine=object(),  # type: ignore[arg-type]
+        checklist_cache_dir=tmp_path,
+    )
+    weighted.maker = FixedChecklist()  # type: ignore[attr-defined]
+    scores = weighted.score(items())
+    assert weighted.stats == {"query": 2}  # type: ignore[attr-defined]
+    entry = rw.load_weights(str(path)).queries["q"]
+    expected = [entry.score(p, p) for p in answers]
+    assert scores == pytest.approx(expected)
+
+
+def test_one_refinement_round_on_two_samples(hf_engine, tmp_path):
+    from bolt.rewards.checklist import ChecklistMaker
+
+    query = Query(id="q", text="Name the capital of France in one sentence.", source="t")
+    originals = [
+        Generation(
+            query_id="q",
+            sample_index=i,
+            prompt_tokens=10,
+            raw_text=text,
+            output_tokens=8,
+            engine="transformers",
+            model="smol",
+        )
+        for i, text in enumerate(["I like trains.", "Bananas are yellow."])
+    ]
+    maker = ChecklistMaker(hf_engine, tmp_path, max_new_tokens=96)
+    checklist = maker.checklists([(query.text, None)])[0]
+    versions = refine(
+        originals,
+        {"q": checklist.questions},
+        hf_engine,
+        ItemJudge(EngineYesNoJudge(hf_engine)),
+        1,
+        queries={"q": query},
+        sampling=SamplingConfig(n=1, temperature=0.0, max_new_tokens=40),
+        pass_threshold=0.99,  # SmolLM2 rarely says Yes to all of them: revisions happen
+    )
+    originals_out = [v for v in versions if v.round == 0]
+    revisions = [v for v in versions if v.round == 1]
+    assert [v.version_id for v in originals_out] == ["q:0", "q:1"]
+    failing = [v for v in originals_out if v.failed_items]
+    assert len(revisions) == len(failing) >= 1
+    for revision in revisions:
+        parent = next(v for v in versions if v.version_id == revision.parent_id)
+        assert revision.generation.sample_index == 2 + parent.origin_sample_index
+        assert revision.generation.raw_text != parent.generation.raw_text
+        assert revision.questions == list(checklist.questions)
+        assert revision.pass_rate is None or 0.0 <= revision.pass_rate <= 1.0
