@@ -12,7 +12,9 @@ is the run's first step (``validate-config``): a wrong key fails the run at once
 the key. The run's results are Prefect artifacts (``tasks.reporting``).
 """
 
-from __future__ import annotations
+# No `from __future__ import annotations` here: a served deployment's runner ships the flow
+# function to the run's process without this module's globals, so the parameters' types
+# (ShippedConfig, StageName, Override) must be objects in its signature, not names.
 
 from collections.abc import Callable, Sequence
 from enum import StrEnum

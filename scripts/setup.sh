@@ -47,4 +47,18 @@ else
   echo "setup: installed $(dpkg-query -W -f='${Package} ${Version}; ' slurm-wlm munge)"
 fi
 
+# 7. Headless Chromium for the run-form test (tests/integration/test_run_form.py renders the
+#    Prefect UI's run form and artifact pages): Debian's chromium, as root only; elsewhere
+#    that test skips.
+if command -v chromium >/dev/null; then
+  :
+elif [ "$(id -u)" -ne 0 ] || ! command -v apt-get >/dev/null; then
+  echo "setup: skipping chromium (not root, or no apt-get); the run-form UI test will skip"
+else
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  apt-get install -y -qq --no-install-recommends chromium >/dev/null
+  echo "setup: installed $(dpkg-query -W -f='${Package} ${Version}' chromium)"
+fi
+
 echo "setup: .venv ready ($(.venv/bin/python -c 'import torch, vllm, prefect; print("torch", torch.__version__, "| vllm", vllm.__version__, "| prefect", prefect.__version__)'))"

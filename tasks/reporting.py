@@ -181,7 +181,8 @@ def run_markdown(cfg: PipelineConfig, rows: Sequence[Mapping[str, Any]]) -> str:
         else "a CPU-only config: no accelerator cost"
     )
     return (
-        f"# {cfg.name}: {len(rows)} outputs so far, ${so_far:,.4f}\n\n"
+        f"# {cfg.name}: {len(rows)} output{'' if len(rows) == 1 else 's'} so far, "
+        f"${so_far:,.4f}\n\n"
         f"Cost: each output's time on the configured devices ({price}), plus judge API "
         f"spend; a cached output shows what it cost when it was made.\n\n"
         + md_table(rows, RUN_COLUMNS)
@@ -222,7 +223,8 @@ def results_markdown(cfg: PipelineConfig, store: ArtifactStore, results: RunResu
     policies = [f"- DPO-{r['iteration']}: `{r['policy']}`" for r in iterations]
     parts = [
         f"# {cfg.name}: results",
-        "## Scores\n\n" + (md_table(scores, SCORE_COLUMNS) or "No model was evaluated."),
+        "## Scores\n\n"
+        + (md_table(scores, SCORE_COLUMNS) or "No model was evaluated in this run."),
         (
             "## Online DPO\n\nEach iteration's samples come from the model before it.\n\n"
             + md_table(iterations, ITERATION_COLUMNS)

@@ -22,7 +22,7 @@ from bolt.rewards import RewardItem, make_reward
 from bolt.rewards import reweighting as rw
 from bolt.rewards.principles import PrinciplesReward
 from bolt.rewards.refinement import ItemJudge, refine
-from bolt.rewards.verdicts import FROM_LOGITS, PARSED, EngineYesNoJudge
+from bolt.rewards.verdicts import FROM_LOGITS, PARSED
 
 # SmolLM2 forward passes and short generations on a shared 2-core CPU: about a minute.
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
@@ -161,8 +161,13 @@ def test_reweighted_checklist_uses_weights_fitted_on_its_own_answers(models, tmp
     assert scores == pytest.approx(expected)
 
 
-def test_one_refinement_round_on_two_samples(hf_engine, tmp_path):
+def test_one_refinement_round_on_two_samples(hf_engine, models, tmp_path):
     from bolt.rewards.checklist import ChecklistMaker
+    from bolt.rewards.lm_checklist import load_causal_lm
+    from bolt.rewards.verdicts import LogitYesNoJudge
+
+    model, tokenizer = load_causal_lm(models, "smol", device="cpu", s3=None)
+    judge = ItemJudge(LogitYesNoJudge(model, tokenizer, batch_size=4, device="cpu"))
 
     query = Query(id="q", text="Name the capital of France in one sentence.", source="t")
     originals = [
@@ -183,11 +188,11 @@ def test_one_refinement_round_on_two_samples(hf_engine, tmp_path):
         originals,
         {"q": checklist.questions},
         hf_engine,
-        ItemJudge(EngineYesNoJudge(hf_engine)),
+        judge,
         1,
         queries={"q": query},
         sampling=SamplingConfig(n=1, temperature=0.0, max_new_tokens=40),
-        pass_threshold=0.99,  # SmolLM2 rarely says Yes to all of them: revisions happen
+        pass_threshold=0.99,  # SmolLM2's p(Yes) is rarely that sure: revisions happen
     )
     originals_out = [v for v in versions if v.round == 0]
     revisions = [v for v in versions if v.round == 1]

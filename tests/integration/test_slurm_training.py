@@ -368,7 +368,7 @@ def test_scancel_mid_run_the_task_retry_resumes_from_the_stored_checkpoint(
     assert states[launches[0]]["JobState"] == "CANCELLED"
     assert states[launches[1]]["JobState"] == "COMPLETED"
     # Steps per launch: the cancelled one from 1, the retry right after the stored step.
-    second = recorded_progress.index(next(x for x in recorded_progress if launches[1] in x))
+    second = next(i for i, x in enumerate(recorded_progress) if _job_ids([x]) == launches[1:])
     first_steps, second_steps = (
         _steps(recorded_progress[:second]),
         _steps(recorded_progress[second:]),

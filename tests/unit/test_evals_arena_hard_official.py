@@ -195,3 +195,15 @@ def test_a_pool_judged_against_another_baseline_is_refused(tmp_path, questions):
     )
     with pytest.raises(ValueError, match="not gpt-4-0314"):
         ah.prepare(cfg, None, questions)
+
+
+def test_the_tiny_config_judges_real_prompts_against_the_real_baseline(tiny_config):
+    from bolt.evals.stage import load_benchmarks, load_contexts
+
+    items = load_benchmarks(tiny_config)
+    questions = items[Benchmark.arena_hard]
+    assert [q.uid for q in questions] == [json.loads(line)["uid"] for line in V01.open()][:5]
+    context = load_contexts(tiny_config, items)[Benchmark.arena_hard]
+    ((baseline, answers),) = context.references.items()
+    assert baseline == "gpt-4-0314" and set(answers) == {q.uid for q in questions}
+    assert context.pool is None  # no leaderboard pool: the style control is local
