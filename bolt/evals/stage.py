@@ -295,6 +295,7 @@ def _grade_shards(
                 benchmark, contexts, baseline, baseline_answers.get(benchmark)
             ),
             seed=cfg.seed,
+            benchmark=contexts[benchmark],
         )
         started = time.perf_counter()
         shard_items = [by_benchmark_items[benchmark][a.item_id] for a in rows]
