@@ -239,8 +239,8 @@ def main() -> None:
     args = parse_args()
 
     from bolt.bootstrap.prompting import longcot_regex
-    from bolt.bootstrap.stage import ShardPlan
     from bolt.engines import make_engine
+    from bolt.sharding import ShardPlan
     from bolt.stages import Stage
 
     cfg, model, examples, rows, queries = load_inputs(args)

@@ -13,6 +13,9 @@ from enum import StrEnum
 
 class Stage(StrEnum):
     curation = "data"
+    # Curation's resumable parts (bolt.curation.labelling), under the curation fingerprint.
+    curation_candidates = "data-candidates"  # read, deduplicated, shuffled: what is labelled
+    curation_labels = "data-labels"  # the labelled shards and their rejects
     bootstrap = "bootstrap"
     score = "score"
     filter = "filter"

@@ -165,6 +165,15 @@ class ArtifactStore:
                 done[info.index] = info
         return done
 
+    def receipt(self, stage: str, fingerprint: str, index: int) -> ShardInfo | None:
+        """Shard ``index``'s receipt, if it finished (one read, not a listing)."""
+        name = self.shard_name(index).removesuffix(SHARD_SUFFIX) + RECEIPT_SUFFIX
+        try:
+            data = self.backend.get_bytes(self._key(stage, fingerprint, name))
+        except FileNotFoundError:
+            return None
+        return ShardInfo.model_validate_json(data)
+
     def read_shard(
         self, stage: str, fingerprint: str, info: ShardInfo, model: type[R]
     ) -> Iterator[R]:
@@ -247,6 +256,16 @@ class ArtifactStore:
         data, _ = encode_jsonl_gz(records)
         self.backend.put_bytes(self._key(stage, fingerprint, relpath), data)
         return FileInfo(path=sanitize_key(relpath), sha256=sha256_bytes(data), bytes=len(data))
+
+    def read_side_records(
+        self, stage: str, fingerprint: str, info: FileInfo, model: type[R]
+    ) -> list[R]:
+        """A side file of records of a stage not committed yet, checked against the
+        FileInfo its writer kept (in a shard receipt)."""
+        data = self.backend.get_bytes(self._key(stage, fingerprint, info.path))
+        if sha256_bytes(data) != info.sha256:
+            raise IntegrityError(f"{self.uri(stage, fingerprint, info.path)} is corrupted")
+        return list(decode_jsonl_gz(data, model, self.uri(stage, fingerprint, info.path)))
 
     def read_file_records(self, manifest: Manifest, relpath: str, model: type[R]) -> Iterator[R]:
         info = next((f for f in manifest.files if f.path == relpath), None)

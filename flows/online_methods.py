@@ -16,10 +16,12 @@ that benchmark (the reward-hacking guard) instead of the last one.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 from pathlib import Path
 
 from prefect import get_run_logger
+from prefect.exceptions import MissingContextError
 
 from bolt.config import PipelineConfig, ReferencePolicy
 from bolt.evals.trajectory import best_point, run_trajectory, trajectory_points
@@ -38,6 +40,14 @@ Evaluate = Callable[[str, str], Manifest] | None
 Step = Callable[[int, str, str, str], Manifest]
 
 
+def _logger():
+    """The flow run's logger; the module's outside a run (the loop called directly)."""
+    try:
+        return get_run_logger()
+    except MissingContextError:
+        return logging.getLogger(__name__)
+
+
 def _reference(cfg: PipelineConfig, sft_id: str, policy_id: str) -> str:
     return sft_id if cfg.online.reference == ReferencePolicy.sft else policy_id
 
@@ -50,7 +60,7 @@ def grpo_step(cfg: PipelineConfig) -> Step:
         samples = sample_policy(sampling_cfg, prompts, policy_id, policy_dir)
         scores = score_groups(cfg, samples, prompts)
         groups = make_groups(cfg, scores, prompts, iteration)
-        get_run_logger().info(
+        _logger().info(
             "grpo iteration %s: %s samples, %s flat groups, %s malformed, mean reward %s",
             iteration,
             groups.counts.get("samples"),
@@ -69,7 +79,7 @@ def drift_step(cfg: PipelineConfig) -> Step:
         feedback = choose_feedback(cfg, iteration)
         samples = sample_revisions(cfg, feedback, policy_id, policy_dir)
         pairs = make_drift_pairs(cfg, samples, feedback, iteration)
-        get_run_logger().info(
+        _logger().info(
             "drift iteration %s: %s rows (%s rejected), %s pairs, skipped %s",
             iteration,
             feedback.counts.get("rows"),
@@ -100,7 +110,7 @@ def run_iterations(
         policies.append(policy)
         policy_id = f"{policy.stage}/{policy.fingerprint}"
         policy_dir = local_model_dir(store, policy, MODEL_DIR, model_cache)
-        get_run_logger().info(
+        _logger().info(
             "%s iteration %s: loss %s -> %s, policy %s",
             algorithm,
             iteration,
@@ -116,7 +126,7 @@ def run_iterations(
     POOL.release()
     if evaluations:
         trajectory = run_trajectory(store, evaluations)
-        get_run_logger().info(
+        _logger().info(
             "%s trajectory: %s", algorithm, store.uri(trajectory.stage, trajectory.fingerprint)
         )
     return kept_policy(cfg, evaluations, policies) if policies else sft
@@ -132,7 +142,7 @@ def kept_policy(
         return policies[-1]
     best = best_point(trajectory_points(evaluations)[1:], keep.value)
     if best is None:
-        get_run_logger().warning("no iteration has a %s headline: keeping the last", keep)
+        _logger().warning("no iteration has a %s headline: keeping the last", keep)
         return policies[-1]
-    get_run_logger().info("keeping iteration %s by %s", best + 1, keep)
+    _logger().info("keeping iteration %s by %s", best + 1, keep)
     return policies[best]

@@ -31,6 +31,7 @@ from bolt.resources import POOL
 from bolt.stages import Stage
 from bolt.store import ArtifactStore, Manifest
 from bolt.summary import collect
+from bolt.tracking import close_pipeline_run, open_pipeline_run
 from flows.evaluation import checkpoint_models, eval_stage_flow, eval_trajectory_flow
 from flows.online import online_flow
 from flows.sft import sft_flow
@@ -38,6 +39,7 @@ from flows.stages import bootstrap_flow, curation_flow, filter_flow
 from tasks.preflight import preflight_task
 from tasks.reporting import report_results, report_run, summary_row
 from tasks.runtime import result_storage, task_runner
+from tasks.tracking import track_outputs
 
 Summary = dict[str, dict[str, object]]
 
@@ -65,6 +67,7 @@ def pipeline(cfg: PipelineConfig, until: str | None = None) -> Summary:
     _check_until(until)
     # Every model, dataset, credential, pool and cluster the config names, in seconds.
     preflight_task(cfg)
+    cfg = open_pipeline_run(cfg)  # the tracking run (MLflow, W&B) the stages nest under
     store = ArtifactStore.from_config(cfg.storage)
     wanted = STAGE_SECTIONS[: STAGE_SECTIONS.index(until) + 1] if until else STAGE_SECTIONS
     done: list[Manifest] = []
@@ -72,6 +75,7 @@ def pipeline(cfg: PipelineConfig, until: str | None = None) -> Summary:
     def finished(manifest: Manifest) -> None:
         done.append(manifest)
         _report(report_run, cfg, store, done)
+        _report(track_outputs, cfg, store, done)
 
     try:
         with tags("stage:data"):
@@ -101,6 +105,7 @@ def pipeline(cfg: PipelineConfig, until: str | None = None) -> Summary:
     finally:
         # Engines and reward models hold memory (GPU memory in production).
         POOL.release()
+        close_pipeline_run(cfg)  # FAILED when a stage raised
     _report(_report_results, cfg, store, done)
     return {m.stage: summary_row(store, m) for m in done}
 

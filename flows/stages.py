@@ -3,20 +3,18 @@ manifests from the store (from cache when they are already committed)."""
 
 from __future__ import annotations
 
-from functools import partial
-
 from prefect import flow, get_run_logger
 from prefect.task_runners import ThreadPoolTaskRunner
 
-from bolt.bootstrap.stage import ShardPlan, run_bootstrap
+from bolt.bootstrap.stage import run_bootstrap
 from bolt.config import PipelineConfig
-from bolt.prompts import LongCoTExample
 from bolt.stages import Stage
-from bolt.store import ArtifactStore, Manifest, ShardInfo
-from tasks.bootstrap import bootstrap_shard
+from bolt.store import ArtifactStore, Manifest
+from tasks.bootstrap import bootstrap_shard, teacher, teacher_context
 from tasks.curation import curate_queries
 from tasks.filtering import score_samples, select_sft_set
-from tasks.reporting import ShardProgress, report_stage
+from tasks.reporting import report_stage
+from tasks.sharding import shard_tasks
 
 
 @flow(name="curation", flow_run_name="{cfg.name}-curation")
@@ -40,33 +38,10 @@ def curation_flow(cfg: PipelineConfig) -> Manifest:
 def bootstrap_flow(cfg: PipelineConfig, data: Manifest | None = None) -> Manifest:
     store = ArtifactStore.from_config(cfg.storage)
     data = data or curation_flow(cfg)
-    manifest = run_bootstrap(cfg, store, data, partial(_shard_tasks, cfg))
+    runner = shard_tasks(bootstrap_shard, cfg, Stage.bootstrap)
+    manifest = run_bootstrap(cfg, store, data, teacher(cfg), teacher_context(cfg), runner)
     report_stage(store, manifest, cfg.name)
     return manifest
-
-
-def _shard_tasks(
-    cfg: PipelineConfig, fp: str, plans: list[ShardPlan], examples: list[LongCoTExample]
-) -> list[ShardInfo]:
-    """Every shard as its own retried task, all submitted at once (the task runner
-    decides how many run side by side), their receipts gathered in plan order."""
-    progress = ShardProgress(Stage.bootstrap, fp, len(plans))
-    futures = [bootstrap_shard.submit(cfg, fp, plan, examples) for plan in plans]
-    shards, logger = [], get_run_logger()
-    try:
-        for future in futures:
-            shard = future.result()
-            shards.append(shard)
-            progress.advance(shard)
-            logger.info(
-                "shard %s: %s samples, %s tok/s",
-                shard.index,
-                shard.records,
-                shard.meta.get("output_tokens_per_s"),
-            )
-    finally:
-        progress.close()
-    return shards
 
 
 @flow(name="filter", flow_run_name="{cfg.name}-filter")

@@ -1,8 +1,8 @@
 """Prefect tasks of the bootstrapping stage: one task per shard, retried on its own.
 
-The store's shard receipts are the resume mechanism: a task whose shard already has a
-receipt returns it without touching the engine, so a rerun (CLI or Prefect UI) costs
-only the shards that did not finish.
+The store's shard receipts are the resume mechanism (``bolt.sharding``): a task whose
+shard already has a receipt returns it without touching the engine, so a rerun (CLI or
+Prefect UI) costs only the shards that did not finish.
 """
 
 from __future__ import annotations
@@ -12,10 +12,11 @@ from typing import Any
 from prefect import task
 from prefect.context import TaskRunContext
 
-from bolt.bootstrap.stage import ShardPlan, run_shard
+from bolt.bootstrap.stage import run_shard
 from bolt.config import PipelineConfig
 from bolt.engines.live import context_length, engine_for
-from bolt.prompts import LongCoTExample
+from bolt.records import Query
+from bolt.sharding import ShardPlan
 from bolt.stages import Stage
 from bolt.store import ArtifactStore, ShardInfo
 from tasks.runtime import CACHED_RESULT, stage_key
@@ -23,6 +24,16 @@ from tasks.runtime import CACHED_RESULT, stage_key
 
 def _key(_: TaskRunContext, params: dict[str, Any]) -> str:
     return stage_key(params["cfg"], Stage.bootstrap, params["fp"], params["plan"].index)
+
+
+def teacher(cfg: PipelineConfig):
+    """The live teacher engine (a factory: started only for a shard that is made)."""
+    name, engine_cfg = cfg.bootstrap.teacher_model, cfg.engine_settings(Stage.bootstrap)
+    return lambda: engine_for(cfg, name, engine_cfg)
+
+
+def teacher_context(cfg: PipelineConfig) -> int | None:
+    return context_length(cfg, cfg.bootstrap.teacher_model, cfg.engine_settings(Stage.bootstrap))
 
 
 @task(
@@ -33,16 +44,6 @@ def _key(_: TaskRunContext, params: dict[str, Any]) -> str:
     cache_key_fn=_key,
     **CACHED_RESULT,
 )
-def bootstrap_shard(
-    cfg: PipelineConfig, fp: str, plan: ShardPlan, examples: list[LongCoTExample]
-) -> ShardInfo:
-    teacher, engine_cfg = cfg.bootstrap.teacher_model, cfg.engine_settings(Stage.bootstrap)
-    return run_shard(
-        ArtifactStore.from_config(cfg.storage),
-        fp,
-        plan,
-        cfg,
-        examples,
-        lambda: engine_for(cfg, teacher, engine_cfg),
-        context_length(cfg, teacher, engine_cfg),
-    )
+def bootstrap_shard(cfg: PipelineConfig, fp: str, plan: ShardPlan[Query]) -> ShardInfo:
+    store = ArtifactStore.from_config(cfg.storage)
+    return run_shard(store, fp, plan, cfg, teacher(cfg), teacher_context(cfg))

@@ -12,9 +12,10 @@ the config names, so ``bolt/`` never imports Prefect and no config ever holds th
 from __future__ import annotations
 
 import os
+from typing import Any
 
 from prefect import task
-from prefect.cache_policies import NO_CACHE
+from prefect.context import TaskRunContext
 
 from bolt.config import JudgeConfig, JudgeKind, PipelineConfig
 from bolt.engines import make_engine
@@ -22,10 +23,23 @@ from bolt.engines.base import Engine
 from bolt.engines.live import engine_for, engine_key
 from bolt.evals import Benchmark
 from bolt.evals.judges import Judge, make_judge
-from bolt.evals.stage import Baseline, EvalModel, Items, run_answers, run_eval
+from bolt.evals.stage import (
+    Baseline,
+    EvalModel,
+    Grading,
+    Items,
+    load_contexts,
+    run_answers,
+    run_answers_shard,
+    run_eval,
+    run_grade_shard,
+)
 from bolt.resources import POOL, Role
+from bolt.sharding import ShardPlan
 from bolt.stages import Stage
-from bolt.store import ArtifactStore, Manifest
+from bolt.store import ArtifactStore, Manifest, ShardInfo
+from tasks.runtime import CACHED_RESULT, stage_key
+from tasks.sharding import shard_tasks
 
 
 def resolve_judge_key(cfg: PipelineConfig, judge: JudgeConfig | None = None) -> None:
@@ -73,19 +87,50 @@ def answering_engine(cfg: PipelineConfig, model: EvalModel) -> Engine:
     )
 
 
+def _shard_key(stage_name: Stage):
+    def key(_: TaskRunContext, p: dict[str, Any]) -> str:
+        return stage_key(p["cfg"], stage_name, p["fp"], p["plan"].index)
+
+    return key
+
+
 @task(
-    name="eval-answers",
-    task_run_name="eval-answers-{model.label}",
+    name="eval-answers-shard",
+    task_run_name="eval-answers-{model.label}-{plan.index:05d}",
     retries=1,
-    cache_policy=NO_CACHE,
+    cache_key_fn=_shard_key(Stage.eval_answers),
+    **CACHED_RESULT,
 )
-def answer_benchmarks(cfg: PipelineConfig, model: EvalModel, items: Items) -> Manifest:
-    """Resumes shard by shard; the engine starts only if a shard is missing."""
+def answers_shard(
+    cfg: PipelineConfig, fp: str, plan: ShardPlan[Any], model: EvalModel
+) -> ShardInfo:
     store = ArtifactStore.from_config(cfg.storage)
-    return run_answers(cfg, store, model, items, lambda: answering_engine(cfg, model))
+    return run_answers_shard(cfg, store, fp, plan, model, lambda: answering_engine(cfg, model))
 
 
-@task(name="eval-grade", task_run_name="eval-grade-{model.label}", retries=1, cache_policy=NO_CACHE)
+def answer_benchmarks(cfg: PipelineConfig, model: EvalModel, items: Items) -> Manifest:
+    """The model's answers (in a flow): each unanswered shard as an ``eval-answers-shard``
+    task, then the commit; the engine starts only where a shard is missing."""
+    store = ArtifactStore.from_config(cfg.storage)
+    runner = shard_tasks(answers_shard, cfg, Stage.eval_answers, model)
+    engine = lambda: answering_engine(cfg, model)
+    return run_answers(cfg, store, model, items, engine, runner)
+
+
+@task(
+    name="eval-grade-shard",
+    task_run_name="eval-grade-{grading.model.label}-{plan.index:05d}",
+    retries=1,
+    cache_key_fn=_shard_key(Stage.eval),
+    **CACHED_RESULT,
+)
+def grade_shard(
+    cfg: PipelineConfig, fp: str, plan: ShardPlan[ShardInfo], grading: Grading
+) -> ShardInfo:
+    store = ArtifactStore.from_config(cfg.storage)
+    return run_grade_shard(cfg, store, fp, plan, grading, lambda b: judge_for(cfg, b))
+
+
 def grade_benchmarks(
     cfg: PipelineConfig,
     model: EvalModel,
@@ -93,5 +138,11 @@ def grade_benchmarks(
     answers: Manifest,
     baseline: Baseline | None = None,
 ) -> Manifest:
+    """The model's grades and report (in a flow): one ``eval-grade-shard`` task per
+    answers shard not graded yet, then the report and the commit."""
     store = ArtifactStore.from_config(cfg.storage)
-    return run_eval(cfg, store, model, items, answers, lambda b: judge_for(cfg, b), baseline)
+    contexts = load_contexts(cfg, items)
+    grading = Grading(model, items, answers, baseline, contexts)
+    runner = shard_tasks(grade_shard, cfg, Stage.eval, grading)
+    judge = lambda b: judge_for(cfg, b)
+    return run_eval(cfg, store, model, items, answers, judge, baseline, contexts, runner)

@@ -8,19 +8,17 @@ from prefect import task
 from prefect.context import TaskRunContext
 
 from bolt.config import PipelineConfig
-from bolt.filtering.stage import filter_fingerprint, run_filter, run_score, score_fingerprint
+from bolt.filtering.stage import filter_fingerprint, run_filter, run_score, run_score_shard
 from bolt.rewards.live import rewards_for
+from bolt.sharding import ShardPlan
 from bolt.stages import Stage
-from bolt.store import ArtifactStore, Manifest
+from bolt.store import ArtifactStore, Manifest, ShardInfo
 from tasks.runtime import CACHED_RESULT, stage_key
+from tasks.sharding import shard_tasks
 
 
-def _score_key(_: TaskRunContext, params: dict[str, Any]) -> str:
-    return stage_key(
-        params["cfg"],
-        Stage.score,
-        score_fingerprint(params["cfg"], params["bootstrap"].fingerprint),
-    )
+def _score_shard_key(_: TaskRunContext, params: dict[str, Any]) -> str:
+    return stage_key(params["cfg"], Stage.score, params["fp"], params["plan"].index)
 
 
 def _filter_key(_: TaskRunContext, params: dict[str, Any]) -> str:
@@ -32,19 +30,32 @@ def _filter_key(_: TaskRunContext, params: dict[str, Any]) -> str:
     )
 
 
+def _rewards(cfg: PipelineConfig):
+    return lambda: rewards_for(cfg, cfg.filter.rewards, Stage.score)
+
+
 @task(
-    name="score-samples",
+    name="score-shard",
+    task_run_name="score-shard-{plan.index:05d}",
     retries=1,
     retry_delay_seconds=30,
-    cache_key_fn=_score_key,
+    cache_key_fn=_score_shard_key,
     **CACHED_RESULT,
 )
-def score_samples(cfg: PipelineConfig, bootstrap: Manifest, data: Manifest) -> Manifest:
-    """Resumes shard by shard: a retry or rerun scores only the shards not yet stored."""
+def score_shard(
+    cfg: PipelineConfig, fp: str, plan: ShardPlan[ShardInfo], bootstrap: Manifest, data: Manifest
+) -> ShardInfo:
+    """One bootstrap shard's samples, format-checked and scored."""
     store = ArtifactStore.from_config(cfg.storage)
-    return run_score(
-        cfg, store, bootstrap, data, lambda: rewards_for(cfg, cfg.filter.rewards, Stage.score)
-    )
+    return run_score_shard(cfg, store, fp, plan, bootstrap, data, _rewards(cfg))
+
+
+def score_samples(cfg: PipelineConfig, bootstrap: Manifest, data: Manifest) -> Manifest:
+    """The scored samples (in a flow): each unscored bootstrap shard as a ``score-shard``
+    task, then the commit; a rerun scores only the shards not yet stored."""
+    store = ArtifactStore.from_config(cfg.storage)
+    runner = shard_tasks(score_shard, cfg, Stage.score, bootstrap, data)
+    return run_score(cfg, store, bootstrap, data, _rewards(cfg), runner)
 
 
 @task(name="select-sft-set", retries=1, cache_key_fn=_filter_key, **CACHED_RESULT)

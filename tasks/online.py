@@ -14,29 +14,22 @@ from prefect.context import TaskRunContext
 from bolt.config import PipelineConfig
 from bolt.evals.contamination import index_for
 from bolt.online import stage
+from bolt.records import Query
 from bolt.rewards.live import rewards_for
+from bolt.sharding import ShardPlan
 from bolt.stages import Stage
-from bolt.store import ArtifactStore, Manifest
+from bolt.store import ArtifactStore, Manifest, ShardInfo
 from bolt.train.fingerprints import policy_fingerprint
 from bolt.train.reference import reference_fingerprint
 from bolt.train.stage import dpo_job, reference_job, train_stage
 from tasks.runtime import CACHED_RESULT, stage_key
+from tasks.sharding import shard_tasks
 from tasks.training import TrainingProgress
 
 
 def _prompts_key(_: TaskRunContext, p: dict[str, Any]) -> str:
     fp = stage.prompts_fingerprint(p["cfg"], p["iteration"])
     return stage_key(p["cfg"], Stage.online_prompts, fp)
-
-
-def _samples_key(_: TaskRunContext, p: dict[str, Any]) -> str:
-    fp = stage.samples_fingerprint(p["cfg"], p["prompts"].fingerprint, p["policy_id"])
-    return stage_key(p["cfg"], Stage.online_samples, fp)
-
-
-def _scores_key(_: TaskRunContext, p: dict[str, Any]) -> str:
-    fp = stage.scores_fingerprint(p["cfg"], p["samples"].fingerprint)
-    return stage_key(p["cfg"], Stage.online_scores, fp)
 
 
 def _pairs_key(_: TaskRunContext, p: dict[str, Any]) -> str:
@@ -62,26 +55,63 @@ def choose_prompts(cfg: PipelineConfig, iteration: int) -> Manifest:
     return stage.run_prompts(cfg, store, iteration, contamination=index_for(cfg))
 
 
-@task(name="online-samples", retries=1, cache_key_fn=_samples_key, **CACHED_RESULT)
+def _shard_key(stage_name: Stage):
+    def key(_: TaskRunContext, p: dict[str, Any]) -> str:
+        return stage_key(p["cfg"], stage_name, p["fp"], p["plan"].index)
+
+    return key
+
+
+@task(
+    name="online-samples-shard",
+    task_run_name="online-samples-shard-{plan.index:05d}",
+    retries=1,
+    cache_key_fn=_shard_key(Stage.online_samples),
+    **CACHED_RESULT,
+)
+def sample_shard(
+    cfg: PipelineConfig, fp: str, plan: ShardPlan[Query], policy_dir: str
+) -> ShardInfo:
+    store = ArtifactStore.from_config(cfg.storage)
+    engine = lambda: stage.policy_engine(cfg, policy_dir)
+    return stage.run_samples_shard(cfg, store, fp, plan, engine)
+
+
 def sample_policy(
     cfg: PipelineConfig, prompts: Manifest, policy_id: str, policy_dir: str
 ) -> Manifest:
+    """The policy's samples (in a flow): each unfinished shard of ``online.shard_size``
+    prompts as an ``online-samples-shard`` task, then the commit."""
     store = ArtifactStore.from_config(cfg.storage)
-    return stage.run_samples(
-        cfg, store, prompts, policy_id, lambda: stage.policy_engine(cfg, policy_dir)
-    )
+    runner = shard_tasks(sample_shard, cfg, Stage.online_samples, policy_dir)
+    engine = lambda: stage.policy_engine(cfg, policy_dir)
+    return stage.run_samples(cfg, store, prompts, policy_id, engine, runner)
 
 
-@task(name="online-scores", retries=1, cache_key_fn=_scores_key, **CACHED_RESULT)
+def _online_rewards(cfg: PipelineConfig):
+    return lambda: rewards_for(cfg, cfg.online.rewards, Stage.online_scores)
+
+
+@task(
+    name="online-scores-shard",
+    task_run_name="online-scores-shard-{plan.index:05d}",
+    retries=1,
+    cache_key_fn=_shard_key(Stage.online_scores),
+    **CACHED_RESULT,
+)
+def score_shard(
+    cfg: PipelineConfig, fp: str, plan: ShardPlan[ShardInfo], samples: Manifest, prompts: Manifest
+) -> ShardInfo:
+    store = ArtifactStore.from_config(cfg.storage)
+    return stage.run_scores_shard(store, fp, plan, samples, prompts, _online_rewards(cfg))
+
+
 def score_samples(cfg: PipelineConfig, samples: Manifest, prompts: Manifest) -> Manifest:
+    """The samples' scores (in a flow): one ``online-scores-shard`` task per samples
+    shard not scored yet, then the commit."""
     store = ArtifactStore.from_config(cfg.storage)
-    return stage.run_scores(
-        cfg,
-        store,
-        samples,
-        prompts,
-        lambda: rewards_for(cfg, cfg.online.rewards, Stage.online_scores),
-    )
+    runner = shard_tasks(score_shard, cfg, Stage.online_scores, samples, prompts)
+    return stage.run_scores(cfg, store, samples, prompts, _online_rewards(cfg), runner)
 
 
 @task(name="online-pairs", cache_key_fn=_pairs_key, **CACHED_RESULT)

@@ -10,6 +10,7 @@ run therefore shows the finished stages as Cached and resumes the one that faile
 from __future__ import annotations
 
 import hashlib
+from contextlib import AbstractContextManager, nullcontext
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +18,8 @@ from prefect.filesystems import LocalFileSystem, WritableFileSystem
 from prefect.task_runners import TaskRunner, ThreadPoolTaskRunner
 
 from bolt.config import PipelineConfig, TaskRunnerKind
+from bolt.placement import task_gpus
+from bolt.stages import Stage
 
 RESULTS_DIR = "prefect-results"
 
@@ -32,6 +35,17 @@ def task_runner(cfg: PipelineConfig) -> TaskRunner:
         # A local Ray gets as many CPUs as shard tasks may run at once.
         return RayTaskRunner(init_kwargs={"num_cpus": cfg.compute.max_workers})
     return ThreadPoolTaskRunner(max_workers=cfg.compute.max_workers)
+
+
+def shard_resources(cfg: PipelineConfig, stage: Stage) -> AbstractContextManager[Any]:
+    """Around the submission of ``stage``'s shard tasks: under Ray, each asks for the
+    GPUs its engine needs (``bolt.placement.task_gpus``; none for CPU-only or API
+    work), so Ray never puts more engines on a node than its GPUs hold."""
+    if cfg.compute.task_runner != TaskRunnerKind.ray:
+        return nullcontext()
+    from prefect_ray.context import remote_options
+
+    return remote_options(num_gpus=task_gpus(cfg, stage))
 
 
 def result_storage(cfg: PipelineConfig) -> WritableFileSystem:

@@ -109,3 +109,6 @@ from slurm_cluster import slurm_cluster  # noqa: F401
 
 # The real vLLM OpenAI server on SmolLM2 (tests/vllm_server.py), one per session.
 from vllm_server import vllm_server  # noqa: F401
+
+# The real MLflow tracking server on loopback (tests/mlflow_server.py), one per session.
+from mlflow_server import mlflow_server  # noqa: F401

@@ -9,13 +9,12 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from bolt.bootstrap.stage import ShardPlan, run_bootstrap, run_shard
+from bolt.bootstrap.stage import run_bootstrap
 from bolt.config import PipelineConfig
 from bolt.engines.base import Engine
-from bolt.prompts import LongCoTExample
 from bolt.records import Query
 from bolt.stages import Stage
-from bolt.store import ArtifactStore, Manifest, ShardInfo
+from bolt.store import ArtifactStore, Manifest
 
 
 def committed_queries(store: ArtifactStore, fingerprint: str, queries: list[Query]) -> Manifest:
@@ -40,10 +39,4 @@ def bootstrap_in_process(
     context_length: int | None = None,
 ) -> Manifest:
     """``bootstrap_flow`` without Prefect: ``engine`` is called only for unfinished shards."""
-
-    def run_shards(
-        fp: str, plans: list[ShardPlan], examples: list[LongCoTExample]
-    ) -> list[ShardInfo]:
-        return [run_shard(store, fp, plan, cfg, examples, engine, context_length) for plan in plans]
-
-    return run_bootstrap(cfg, store, data, run_shards)
+    return run_bootstrap(cfg, store, data, engine, context_length)

@@ -12,7 +12,6 @@ import hashlib
 import time
 from collections import Counter
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -32,16 +31,12 @@ from bolt.generations import to_generation
 from bolt.plots import histogram
 from bolt.prompts import PROMPTS_DIR, LongCoTExample, load_examples
 from bolt.records import Generation, Query, Reject
+from bolt.sharding import ShardPlan, ShardRunner, ShardWork, in_process, plan_shards, run_sharded
+from bolt.sharding import run_shard as run_one_shard
 from bolt.stages import Stage
 from bolt.store import ArtifactStore, FileInfo, Manifest, ShardInfo
 
 CODE_VERSION = "1"
-
-
-@dataclass(frozen=True)
-class ShardPlan:
-    index: int
-    queries: list[Query]
 
 
 def examples_dir(cfg: PipelineConfig) -> Path:
@@ -68,15 +63,8 @@ def bootstrap_fingerprint(cfg: PipelineConfig, data_fp: str, examples: list[Long
     )
 
 
-def plan_shards(queries: list[Query], shard_size: int) -> list[ShardPlan]:
-    return [
-        ShardPlan(i, queries[s : s + shard_size])
-        for i, s in enumerate(range(0, len(queries), shard_size))
-    ]
-
-
 def generate_shard(
-    plan: ShardPlan,
+    plan: ShardPlan[Query],
     cfg: PipelineConfig,
     examples: list[LongCoTExample],
     engine: Engine,
@@ -86,7 +74,7 @@ def generate_shard(
     boot = cfg.bootstrap
     instruction = system_text()
     prepared, rejects = [], []
-    for query in plan.queries:
+    for query in plan.items:
         chosen = choose_examples(query.id, examples, boot.examples_per_prompt, cfg.seed)
         messages = build_messages(query.text, chosen, instruction)
         prompt_tokens = engine.count_prompt_tokens(messages)
@@ -149,55 +137,72 @@ def _to_generation(
     )
 
 
-# How a caller runs the shards of one output: (fingerprint, plans, examples) -> their
-# receipts, in plan order. The flow submits one retried Prefect task per shard; each
-# of them calls ``run_shard``.
-ShardRunner = Callable[[str, list[ShardPlan], list[LongCoTExample]], list[ShardInfo]]
+def shard_work(
+    store: ArtifactStore,
+    fp: str,
+    cfg: PipelineConfig,
+    examples: list[LongCoTExample],
+    engine: Callable[[], Engine],
+    context_length: int | None,
+) -> ShardWork[Query]:
+    """What makes one shard: generate (and refine), store the rejects first, then the
+    shard and its receipt. ``engine`` is started only then, so a rerun of finished
+    shards never waits for one."""
+
+    def work(plan: ShardPlan[Query]) -> ShardInfo:
+        records, rejects, meta = generate_shard(plan, cfg, examples, engine(), context_length)
+        if cfg.bootstrap.refinement is not None:
+            records, refined = refine_shard(
+                store, fp, plan.index, plan.items, cfg, examples, engine, records, context_length
+            )
+            meta = {**meta, **refined}
+        rejects_file = store.put_records(
+            Stage.bootstrap, fp, f"rejects/part-{plan.index:05d}.jsonl.gz", rejects
+        )
+        return store.write_shard(
+            Stage.bootstrap,
+            fp,
+            plan.index,
+            records,
+            meta={**meta, "rejects_file": rejects_file.model_dump()},
+        )
+
+    return work
 
 
 def run_shard(
     store: ArtifactStore,
     fp: str,
-    plan: ShardPlan,
+    plan: ShardPlan[Query],
     cfg: PipelineConfig,
-    examples: list[LongCoTExample],
     engine: Callable[[], Engine],
     context_length: int | None,
 ) -> ShardInfo:
-    """One shard, resumable: its receipt if it finished before, else generate and store
-    it (rejects first, then the shard and its receipt). ``engine`` is started only then,
-    so a rerun of finished shards never waits for one."""
-    if (done := store.finished_shards(Stage.bootstrap, fp).get(plan.index)) is not None:
-        return done
-    records, rejects, meta = generate_shard(plan, cfg, examples, engine(), context_length)
-    if cfg.bootstrap.refinement is not None:
-        records, refined = refine_shard(
-            store, fp, plan.index, plan.queries, cfg, examples, engine, records, context_length
-        )
-        meta = {**meta, **refined}
-    rejects_file = store.put_records(
-        Stage.bootstrap, fp, f"rejects/part-{plan.index:05d}.jsonl.gz", rejects
-    )
-    return store.write_shard(
-        Stage.bootstrap,
-        fp,
-        plan.index,
-        records,
-        meta={**meta, "rejects_file": rejects_file.model_dump()},
-    )
+    """One shard task's body: its receipt if it finished before, else make it."""
+    examples = load_examples(examples_dir(cfg))
+    work = shard_work(store, fp, cfg, examples, engine, context_length)
+    return run_one_shard(store, Stage.bootstrap, fp, plan, work)
 
 
 def run_bootstrap(
-    cfg: PipelineConfig, store: ArtifactStore, data: Manifest, run_shards: ShardRunner
+    cfg: PipelineConfig,
+    store: ArtifactStore,
+    data: Manifest,
+    engine: Callable[[], Engine],
+    context_length: int | None = None,
+    run_shards: ShardRunner[Query] = in_process,
 ) -> Manifest:
     """The committed output for ``data``: found by its fingerprint, or made by running
-    every shard through ``run_shards`` and committing their receipts."""
+    every unfinished shard through ``run_shards`` (the flow's: one Prefect task per
+    shard) and committing all receipts. ``engine`` is called only for shards made here."""
     examples = load_examples(examples_dir(cfg))
     fp = bootstrap_fingerprint(cfg, data.fingerprint, examples)
     if (done := store.manifest(Stage.bootstrap, fp)) is not None:
         return done
     queries = list(store.read_records(data, Query))
-    shards = run_shards(fp, plan_shards(queries, cfg.bootstrap.shard_size), examples)
+    work = shard_work(store, fp, cfg, examples, engine, context_length)
+    plans = plan_shards(queries, cfg.bootstrap.shard_size)
+    shards = run_sharded(store, Stage.bootstrap, fp, plans, work, run_shards)
     return commit_bootstrap(store, fp, cfg, data, shards, queries)
 
 

@@ -5,7 +5,7 @@ reference and the JSON Schema are generated from these descriptions. A field rea
 stage's fingerprint unless it is marked ``AFFECTS_OUTPUT_NOT`` (see ``base``).
 
 The package is split by concern: ``base`` (the fingerprint rule), ``enums``, ``models``
-(the catalog), ``compute`` (storage, cluster, engine, sampling), one module per group of
+(the catalog), ``compute`` (storage, cluster, engine, sampling), ``tracking``, one module per group of
 stage sections (``data``, ``train``, ``evaluation``, ``plan``) and ``pipeline``. Import
 from ``bolt.config``; the modules are how it is kept, not an interface.
 """
@@ -50,6 +50,7 @@ from bolt.config.enums import (
     SelectionMode,
     ServerSideEncryption,
     TaskRunnerKind,
+    TrackingBackend,
     ZeroStage,
 )
 from bolt.config.evaluation import EvalConfig, JudgeConfig
@@ -63,6 +64,7 @@ from bolt.config.reward_methods import (
     RefinementConfig,
     principle_key,
 )
+from bolt.config.tracking import TrackingConfig
 from bolt.config.train import OnlineConfig, SftConfig, TrainCommon
 
 __all__ = [
@@ -109,6 +111,8 @@ __all__ = [
     "StorageConfig",
     "Strict",
     "TaskRunnerKind",
+    "TrackingBackend",
+    "TrackingConfig",
     "TrainCommon",
     "ZeroStage",
     "output_fields",

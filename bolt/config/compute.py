@@ -72,6 +72,14 @@ class ComputeConfig(Strict):
     )
     nodes: int = Field(1, ge=1, description="Training nodes.")
     gpus_per_node: int = Field(0, ge=0, description="GPUs per node (0 on CPU).")
+    engines_per_node: int | None = Field(
+        None,
+        ge=1,
+        description="Engines (generation shard tasks) side by side on one node; unset: "
+        "gpus_per_node // the engine's tensor_parallel_size. Ray shard tasks ask for "
+        "gpus_per_node / engines_per_node GPUs each, and `bolt plan` counts the same engines.",
+        json_schema_extra=AFFECTS_OUTPUT_NOT,
+    )
     gpu_type: str | None = Field(
         None, description="e.g. H100-80GB; used by `bolt plan` and the memory estimate."
     )
@@ -198,8 +206,9 @@ class EngineConfig(Strict):
         600,
         gt=0,
         description="Longest a request may go without progress: kind=openai, one HTTP request "
-        "(each retry gets its own); kind=vllm, the engine core sending no output while requests "
-        "are in flight (the engine is then `EngineHung`: killed and replaced on the retry). "
+        "(each retry gets its own); kind=vllm, the engine core sending no output (a step's new "
+        "tokens; a prompt's whole prefill sends none, so keep this above the longest) while "
+        "requests are in flight (the engine is then `EngineHung`: killed and replaced on the retry). "
         "Formerly `timeout_s`, still accepted.",
         json_schema_extra=AFFECTS_OUTPUT_NOT,
     )

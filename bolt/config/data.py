@@ -258,6 +258,14 @@ class DataConfig(Strict):
     )
     max_queries: int | None = Field(None, ge=1, description="Queries kept in the end.")
     engine: EngineConfig | None = engine_override("the labeller")
+    shard_size: int = Field(
+        2048,
+        ge=1,
+        description="Queries per labelling shard (the unit of retry and resume). The labels "
+        "are greedy answers about one query each, so the output is the same whatever the "
+        "size.",
+        json_schema_extra=AFFECTS_OUTPUT_NOT,
+    )
     synthetic_sources: list[SyntheticSource] = Field(
         default_factory=list,
         description="Queries a model writes (kind magpie or skillmix), curated like the rest.",

@@ -102,3 +102,9 @@ class ServerSideEncryption(StrEnum):
     none = "none"
     aes256 = "AES256"
     kms = "aws:kms"
+
+
+class TrackingBackend(StrEnum):
+    mlflow = "mlflow"
+    wandb = "wandb"
+    none = "none"

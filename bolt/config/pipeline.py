@@ -6,13 +6,14 @@ from typing import Any
 
 from pydantic import BaseModel, Field, model_validator
 
-from bolt.config.base import Strict
+from bolt.config.base import AFFECTS_OUTPUT_NOT, Strict
 from bolt.config.compute import ComputeConfig, EngineConfig, StorageConfig
 from bolt.config.data import BootstrapConfig, DataConfig, FilterConfig
 from bolt.config.enums import JudgeKind
 from bolt.config.evaluation import EvalConfig
 from bolt.config.models import ModelsConfig
 from bolt.config.plan import PlanConfig
+from bolt.config.tracking import TrackingConfig
 from bolt.config.train import OnlineConfig, SftConfig
 from bolt.stages import Stage
 
@@ -59,6 +60,11 @@ class PipelineConfig(Strict):
     eval: EvalConfig = Field(description="Stage 4: evaluation.")
     plan: PlanConfig = Field(
         default_factory=PlanConfig, description="Assumptions of the `bolt plan` estimate."
+    )
+    tracking: TrackingConfig = Field(
+        default_factory=TrackingConfig,
+        description="Experiment tracking (MLflow, W&B); changes no artifact.",
+        json_schema_extra=AFFECTS_OUTPUT_NOT,
     )
 
     @model_validator(mode="before")

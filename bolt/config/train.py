@@ -66,6 +66,15 @@ class OnlineConfig(TrainCommon):
         ),
         description="Policy sampling (paper: 8 per prompt, temperature 1.0, top-p 1.0).",
     )
+    shard_size: int | None = Field(
+        None,
+        ge=1,
+        description="Prompts per sampling shard (the unit of retry and resume; scoring "
+        "follows the same shards); unset: one shard per iteration. It enters the samples "
+        "fingerprint once set: an engine seeded once (never per request) samples "
+        "differently when the same prompts are cut differently.",
+        json_schema_extra=ENTERS_WHEN_SET,
+    )
     rewards: list[RewardBackend] = Field(
         description="Outcome reward + format reward (paper: ArmoRM + rule)."
     )

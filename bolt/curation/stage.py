@@ -78,6 +78,7 @@ def run_curation(
     context_length: int | None = None,
     engine_for: methods.EngineFor | None = None,
     contamination: decontamination.NgramIndex | None = None,
+    run_shards: ShardRunner[Query] = in_process,
 ) -> Manifest:
     """Curate the configured sources; ``engine`` is called only if an LLM is needed.
 
@@ -86,40 +87,118 @@ def run_curation(
     ``engine_for(model)`` gives the engine of a synthetic source's model.
     ``contamination``: the evaluated benchmarks' n-gram index, needed while
     ``data.decontamination`` is on (``bolt.evals.contamination.index_for``).
+    Three resumable steps (``bolt.curation.labelling``): the candidates, committed once;
+    their labels, shard by shard through ``run_shards``; the balanced set, committed.
     """
     contamination = decontamination.required(cfg, contamination)
     fp = curation_fingerprint(cfg)
     if (done := store.manifest(Stage.curation, fp)) is not None:
         return done
-    started = time.time()
-    data = cfg.data
-    rejects: list[Reject] = []
-    files = []
+    candidates = run_candidates(cfg, store, engine_for, contamination)
+    labels = run_labels(cfg, store, candidates, engine, context_length, run_shards)
+    return commit_curation(cfg, store, candidates, labels)
 
-    queries = _read_all(data.sources, cfg, rejects)
-    if data.synthetic_sources:
+
+def run_candidates(
+    cfg: PipelineConfig,
+    store: ArtifactStore,
+    engine_for: methods.EngineFor | None,
+    contamination: decontamination.NgramIndex | None,
+) -> Manifest:
+    """The queries to label, committed under the curation fingerprint: every source
+    read, synthetic ones generated, deduplicated, decontaminated, in the seeded order."""
+    fp = curation_fingerprint(cfg)
+    if (done := store.manifest(Stage.curation_candidates, fp)) is not None:
+        return done
+    started = time.time()
+    rejects: list[Reject] = []
+    files: list[FileInfo] = []
+    queries = _read_all(cfg.data.sources, cfg, rejects)
+    if cfg.data.synthetic_sources:
         generated, files = _generate(cfg, store, fp, engine_for, rejects)
         queries += generated
     read_count = len(queries)
-    embedder = methods.embedder_of(cfg)
-    queries = _deduplicate(cfg, queries, embedder, rejects)
+    queries = _deduplicate(cfg, queries, methods.embedder_of(cfg), rejects)
     queries = _decontaminate(queries, contamination, rejects)
     random.Random(cfg.seed).shuffle(queries)
-    queries = _label(cfg, queries, engine, context_length, rejects)
+    shards = [
+        store.write_shard(Stage.curation_candidates, fp, plan.index, plan.items)
+        for plan in plan_shards(queries, QUERIES_PER_SHARD, empty_shard=True)
+    ]
+    files.append(store.put_records(Stage.curation_candidates, fp, "rejects.jsonl.gz", rejects))
+    return store.commit(
+        Manifest(
+            stage=Stage.curation_candidates,
+            fingerprint=fp,
+            code_version=CODE_VERSION,
+            config=cfg.data.model_dump(mode="json"),
+            upstream=source_digests(cfg, cfg.data.sources),
+            shards=shards,
+            files=files,
+            counts={"read": read_count, "candidates": len(queries), "rejected": len(rejects)},
+            timings={"seconds": round(time.time() - started, 3)},
+            stats={"needs_fitting": labelling.needs_fitting(cfg, queries)},
+        )
+    )
 
+
+def label_plans(cfg: PipelineConfig, store: ArtifactStore, candidates: Manifest) -> list:
+    return plan_shards(list(store.read_records(candidates, Query)), cfg.data.shard_size)
+
+
+def run_labels(
+    cfg: PipelineConfig,
+    store: ArtifactStore,
+    candidates: Manifest,
+    engine: Callable[[], Engine],
+    context_length: int | None,
+    run_shards: ShardRunner[Query] = in_process,
+) -> list[ShardInfo]:
+    """The labels shards' receipts, in order: those stored before, and the rest made
+    through ``run_shards`` (the flow's: one Prefect task per shard)."""
+    fp = candidates.fingerprint
+    work = labelling.label_work(cfg, store, fp, candidates, engine, context_length)
+    plans = label_plans(cfg, store, candidates)
+    return run_sharded(store, Stage.curation_labels, fp, plans, work, run_shards)
+
+
+def run_label_shard(
+    cfg: PipelineConfig,
+    store: ArtifactStore,
+    plan: ShardPlan[Query],
+    candidates: Manifest,
+    engine: Callable[[], Engine],
+    context_length: int | None,
+) -> ShardInfo:
+    """One labels shard task's body: its receipt if it finished before, else label it."""
+    fp = candidates.fingerprint
+    work = labelling.label_work(cfg, store, fp, candidates, engine, context_length)
+    return run_one_shard(store, Stage.curation_labels, fp, plan, work)
+
+
+def commit_curation(
+    cfg: PipelineConfig, store: ArtifactStore, candidates: Manifest, labels: list[ShardInfo]
+) -> Manifest:
+    """Balance and select the labelled queries; the shards, rejects, plot and manifest."""
+    data, fp = cfg.data, candidates.fingerprint
+    queries = [
+        q for s in labels for q in store.read_shard(Stage.curation_labels, fp, s, Query)
+    ]
+    rejects = list(store.read_file_records(candidates, "rejects.jsonl.gz", Reject))
+    rejects += labelling.merged_rejects(store, fp, labels)
     before = topic_counts(queries)
     balanced = balance(
         queries, data.balance, cap=data.topic_cap, shares=data.topic_shares, total=data.max_queries
     )
-    balanced, left_out = methods.select(cfg, balanced, embedder)
+    balanced, left_out = methods.select(cfg, balanced, methods.embedder_of(cfg))
     kept_ids = {q.id for q in balanced}
     rejects += [_reject(q, left_out) for q in queries if q.id not in kept_ids]
     after = topic_counts(balanced)
-
     shards = [
-        store.write_shard(Stage.curation, fp, i, balanced[start : start + QUERIES_PER_SHARD])
-        for i, start in enumerate(range(0, max(1, len(balanced)), QUERIES_PER_SHARD))
+        store.write_shard(Stage.curation, fp, plan.index, plan.items)
+        for plan in plan_shards(balanced, QUERIES_PER_SHARD, empty_shard=True)
     ]
+    files = _copied_skills(store, candidates)
     files.append(store.put_records(Stage.curation, fp, "rejects.jsonl.gz", rejects))
     mix = {"before balancing": before, "after": after}
     files.append(
@@ -128,26 +207,38 @@ def run_curation(
         )
     )
     reasons = Counter(r.reason for r in rejects)
+    seconds = candidates.timings.get("seconds", 0.0)
     return store.commit(
         Manifest(
             stage=Stage.curation,
             fingerprint=fp,
             code_version=CODE_VERSION,
             config=cfg.data.model_dump(mode="json"),
-            upstream={f"source:{s.name}": source_digest(s) for s in data.sources},
+            upstream=candidates.upstream,
             shards=shards,
             files=files,
             counts={
-                "read": read_count,
+                "read": candidates.counts["read"],
                 "kept": len(balanced),
                 "rejected": len(rejects),
                 "contaminated": sum(r.reason.startswith("contaminated:") for r in rejects),
                 **{f"rejected.{k}": v for k, v in reasons.items()},
             },
-            timings={"seconds": round(time.time() - started, 3)},
+            timings={"seconds": round(seconds, 3)},
             stats={"topics_before": before, "topics_after": after},
         )
     )
+
+
+def _copied_skills(store: ArtifactStore, candidates: Manifest) -> list[FileInfo]:
+    """The skills lists SkillMix extracted, from the candidates into the curation output."""
+    files = []
+    with tempfile.TemporaryDirectory() as tmp:
+        for info in candidates.files:
+            if info.path.startswith("skills/"):
+                local = store.get_file(candidates, info.path, Path(tmp) / Path(info.path).name)
+                files.append(store.put_file(Stage.curation, candidates.fingerprint, info.path, local))
+    return files
 
 
 def _generate(
@@ -163,7 +254,7 @@ def _generate(
     with tempfile.TemporaryDirectory() as tmp:
         queries, bad = methods.synthetic_queries(cfg, engine_for, Path(tmp))
         files = [
-            store.put_file(Stage.curation, fp, f"skills/{path.name}", path)
+            store.put_file(Stage.curation_candidates, fp, f"skills/{path.name}", path)
             for path in sorted(Path(tmp).glob("*.jsonl"))
         ]
     rejects += bad
@@ -201,28 +292,6 @@ def _deduplicate(
     return kept
 
 
-def _label(
-    cfg: PipelineConfig,
-    queries: list[Query],
-    engine: Callable[[], Engine],
-    context_length: int | None,
-    rejects: list[Reject],
-) -> list[Query]:
-    """Difficulty criteria, topics and (MIG with tags) free-form tags from the labeller."""
-    data = cfg.data
-    if data.difficulty_filter or any(q.topic is None for q in queries):
-        queries = _fitting(queries, engine(), context_length, rejects)
-    if data.difficulty_filter:
-        queries = _label_difficulty(
-            queries, engine(), data.difficulty_threshold, data.guided_labels, rejects
-        )
-    if any(q.topic is None for q in queries):
-        queries = _label_topics(queries, engine(), data.topics, data.guided_labels, rejects)
-    if data.selection == QuerySelection.mig and MigLabelKind.tags in data.mig_settings.labels:
-        queries = methods.label_tags(queries, engine(), data.mig_settings.max_tags, rejects)
-    return queries
-
-
 def _read_all(
     sources: list[QuerySource], cfg: PipelineConfig, rejects: list[Reject]
 ) -> list[Query]:
@@ -234,83 +303,4 @@ def _read_all(
     return queries
 
 
-def _reject(query: Query, reason: str, detail: str | None = None) -> Reject:
-    return Reject(
-        stage=Stage.curation, reason=reason, source=query.id, raw=query.text[:2000], detail=detail
-    )
-
-
-def _fitting(
-    queries: list[Query], engine: Engine, context_length: int | None, rejects: list[Reject]
-) -> list[Query]:
-    if not context_length:
-        return queries
-    kept = []
-    for query in queries:
-        needed = (
-            engine.count_prompt_tokens(difficulty_prompt(query.text))
-            + LABEL_SAMPLING.max_new_tokens
-        )
-        if needed <= context_length:
-            kept.append(query)
-        else:
-            rejects.append(
-                _reject(
-                    query,
-                    "too_long_for_context",
-                    f"labelling needs {needed} tokens > {context_length}",
-                )
-            )
-    return kept
-
-
-def _label_difficulty(
-    queries: list[Query], engine: Engine, threshold: int, guided: bool, rejects: list[Reject]
-) -> list[Query]:
-    """Paper §3.1: keep queries meeting >= threshold of the 7 criteria."""
-    requests = [ChatRequest(q.id, difficulty_prompt(q.text)) for q in queries]
-    regex = criteria_regex() if guided else None
-    answers = engine.generate(requests, LABEL_SAMPLING, guided_regex=regex)
-    kept = []
-    for query, completions in zip(queries, answers, strict=True):
-        text = completions[0].text
-        criteria = parse_criteria(text)
-        if criteria is None:
-            rejects.append(
-                _reject(query, "unparsable_difficulty", f"labeller answered: {text[:500]}")
-            )
-            continue
-        score = sum(criteria[c] for c in CRITERIA)
-        labelled = query.model_copy(update={"criteria": criteria, "difficulty": score})
-        if score >= threshold:
-            kept.append(labelled)
-        else:
-            rejects.append(
-                _reject(labelled, "below_difficulty_threshold", f"score {score} < {threshold}")
-            )
-    return kept
-
-
-def _label_topics(
-    queries: list[Query], engine: Engine, topics: list[str], guided: bool, rejects: list[Reject]
-) -> list[Query]:
-    """An LLM picks one topic from the list; an unusable answer is set aside, not guessed."""
-    todo = [q for q in queries if q.topic is None]
-    requests = [ChatRequest(q.id, topic_prompt(q.text, topics)) for q in todo]
-    regex = topic_regex(topics) if guided else None
-    answers = engine.generate(requests, LABEL_SAMPLING, guided_regex=regex)
-    topic_of = {}
-    for query, completions in zip(todo, answers, strict=True):
-        topic = parse_topic(completions[0].text, topics)
-        if topic is None:
-            rejects.append(
-                _reject(
-                    query, "unparsable_topic", f"labeller answered: {completions[0].text[:500]}"
-                )
-            )
-        topic_of[query.id] = topic
-    return [
-        q if q.topic is not None else q.model_copy(update={"topic": topic_of[q.id]})
-        for q in queries
-        if q.topic is not None or topic_of[q.id] is not None
-    ]
+_reject = labelling.reject

@@ -11,8 +11,11 @@ Two outputs per model, each ``<root>/<stage>/<fingerprint>/`` with its manifest 
   per-benchmark summaries and the judge's usage. Its fingerprint adds the judge, the
   judged-text mode, K and the baseline's answers and numbers.
 
-A finished shard is never redone, so a crash loses only the shard in flight; the API
-judge's reply cache makes even a re-judged shard cost nothing for replies it has.
+Both run through ``bolt.sharding``: a finished shard is never redone, so a crash loses
+only the shards in flight; the API judge's reply cache makes even a re-judged shard cost
+nothing for replies it has. The answers' shard size enters their fingerprint (MT-Bench
+samples some categories at a temperature, from an engine seeded once); the grades
+follow the answers' shards one to one.
 """
 
 from __future__ import annotations
@@ -44,6 +47,16 @@ from bolt.evals.spec import BenchmarkContext, JudgingContext, References
 from bolt.fingerprint import fingerprint
 from bolt.models import resolve_model
 from bolt.records import EvalAnswer, EvalItemResult
+from bolt.sharding import (
+    ShardPlan,
+    ShardRunner,
+    ShardWork,
+    in_process,
+    per_shard,
+    plan_shards,
+    run_sharded,
+)
+from bolt.sharding import run_shard as run_one_shard
 from bolt.stages import Stage
 from bolt.store import ArtifactStore, FileInfo, Manifest, ShardInfo
 
@@ -100,13 +113,13 @@ def load_contexts(cfg: PipelineConfig, items: Items) -> Contexts:
     return contexts
 
 
-def shard_plan(items: Items, shard_size: int) -> list[tuple[int, Benchmark, list[Any]]]:
-    """(index, benchmark, items) per shard: benchmarks in config order, each cut in chunks."""
-    plan = []
+def shard_plan(items: Items, shard_size: int) -> list[ShardPlan[Any]]:
+    """Shards of ``shard_size`` items of one benchmark each, benchmarks in config order,
+    indexed on through all of them; ``group`` names the benchmark."""
+    plans: list[ShardPlan[Any]] = []
     for benchmark, rows in items.items():
-        for start in range(0, len(rows), shard_size):
-            plan.append((len(plan), benchmark, rows[start : start + shard_size]))
-    return plan
+        plans += plan_shards(rows, shard_size, start=len(plans), group=benchmark.value)
+    return plans
 
 
 def answers_fingerprint(cfg: PipelineConfig, model: EvalModel, items: Items) -> str:
@@ -124,32 +137,58 @@ def answers_fingerprint(cfg: PipelineConfig, model: EvalModel, items: Items) -> 
     )
 
 
-def run_answers(
+def answers_work(
     cfg: PipelineConfig,
     store: ArtifactStore,
+    fp: str,
     model: EvalModel,
-    items: Items,
     engine: Callable[[], Engine],
-) -> Manifest:
-    """Answer every benchmark item not answered yet, shard by shard, then commit."""
-    fp = answers_fingerprint(cfg, model, items)
-    if (done := store.manifest(Stage.eval_answers, fp)) is not None:
-        return done
-    finished = store.finished_shards(Stage.eval_answers, fp)
-    plan = shard_plan(items, cfg.eval.shard_size)
-    for index, benchmark, rows in plan:
-        if index in finished:
-            continue
+) -> ShardWork[Any]:
+    """What makes one answers shard: the model's answers to its items, stored."""
+
+    def work(plan: ShardPlan[Any]) -> ShardInfo:
         started = time.perf_counter()
-        answers = answer_items(benchmark, rows, engine(), cfg.eval.sampling, model.label)
+        benchmark = Benchmark(plan.group)
+        answers = answer_items(benchmark, plan.items, engine(), cfg.eval.sampling, model.label)
         meta = {
             "benchmark": benchmark.value,
             "seconds": round(time.perf_counter() - started, 3),
             "output_tokens": sum(a.output_tokens for a in answers),
             "prompt_tokens": sum(a.prompt_tokens for a in answers),
         }
-        finished[index] = store.write_shard(Stage.eval_answers, fp, index, answers, meta=meta)
-    shards = [finished[index] for index, _, _ in plan]
+        return store.write_shard(Stage.eval_answers, fp, plan.index, answers, meta=meta)
+
+    return work
+
+
+def run_answers_shard(
+    cfg: PipelineConfig,
+    store: ArtifactStore,
+    fp: str,
+    plan: ShardPlan[Any],
+    model: EvalModel,
+    engine: Callable[[], Engine],
+) -> ShardInfo:
+    """One answers shard task's body: its receipt if it finished before, else answer."""
+    work = answers_work(cfg, store, fp, model, engine)
+    return run_one_shard(store, Stage.eval_answers, fp, plan, work)
+
+
+def run_answers(
+    cfg: PipelineConfig,
+    store: ArtifactStore,
+    model: EvalModel,
+    items: Items,
+    engine: Callable[[], Engine],
+    run_shards: ShardRunner[Any] = in_process,
+) -> Manifest:
+    """Answer every benchmark item not answered yet, shard by shard, then commit."""
+    fp = answers_fingerprint(cfg, model, items)
+    if (done := store.manifest(Stage.eval_answers, fp)) is not None:
+        return done
+    plans = shard_plan(items, cfg.eval.shard_size)
+    work = answers_work(cfg, store, fp, model, engine)
+    shards = run_sharded(store, Stage.eval_answers, fp, plans, work, run_shards)
     return store.commit(
         _manifest(
             cfg,
@@ -263,23 +302,33 @@ def references_for(
     return {baseline.model.label: baseline_answers}
 
 
-def _grade_shards(
+@dataclass(frozen=True)
+class Grading:
+    """What grading one model's answers reads, beside its shard: everything a grading
+    shard task is handed."""
+
+    model: EvalModel
+    items: Items
+    answers: Manifest
+    baseline: Baseline | None
+    contexts: Contexts
+
+
+def grade_work(
     cfg: PipelineConfig,
     store: ArtifactStore,
     fp: str,
-    model: EvalModel,
-    items: Items,
-    answers: Manifest,
-    baseline: Baseline | None,
+    grading: Grading,
     judge: Callable[[Benchmark], Judge],
-    contexts: Contexts,
-) -> list[ShardInfo]:
-    finished = store.finished_shards(Stage.eval, fp)
-    by_benchmark_items = {b: {item_id(b, i): i for i in rows} for b, rows in items.items()}
+) -> ShardWork[ShardInfo]:
+    """What makes one grades shard: the answers shard of the same index, graded
+    (``judge(benchmark)`` is called only for a judged benchmark's shard)."""
+    by_benchmark_items = {b: {item_id(b, i): i for i in rows} for b, rows in grading.items.items()}
+    baseline, answers = grading.baseline, grading.answers
     baseline_answers: dict[Benchmark, dict[str, EvalAnswer]] = {}
-    for shard in answers.shards:
-        if shard.index in finished:
-            continue
+
+    def work(plan: ShardPlan[ShardInfo]) -> ShardInfo:
+        (shard,) = plan.items
         benchmark = Benchmark(shard.meta["benchmark"])
         rows = list(store.read_shard(answers.stage, answers.fingerprint, shard, EvalAnswer))
         spec = BENCHMARKS[benchmark]
@@ -288,14 +337,14 @@ def _grade_shards(
         active = judge(benchmark) if spec.judged else None
         before = active.usage.as_dict() if active else None
         ctx = JudgingContext(
-            model=model.label,
+            model=grading.model.label,
             judge=active,
             response_only=cfg.eval.judge_response_only,
             references=references_for(
-                benchmark, contexts, baseline, baseline_answers.get(benchmark)
+                benchmark, grading.contexts, baseline, baseline_answers.get(benchmark)
             ),
             seed=cfg.seed,
-            benchmark=contexts[benchmark],
+            benchmark=grading.contexts[benchmark],
         )
         started = time.perf_counter()
         shard_items = [by_benchmark_items[benchmark][a.item_id] for a in rows]
@@ -306,8 +355,21 @@ def _grade_shards(
         }
         if active is not None and before is not None:
             meta |= _usage_delta(before, active.usage)
-        finished[shard.index] = store.write_shard(Stage.eval, fp, shard.index, results, meta=meta)
-    return [finished[s.index] for s in answers.shards]
+        return store.write_shard(Stage.eval, fp, plan.index, results, meta=meta)
+
+    return work
+
+
+def run_grade_shard(
+    cfg: PipelineConfig,
+    store: ArtifactStore,
+    fp: str,
+    plan: ShardPlan[ShardInfo],
+    grading: Grading,
+    judge: Callable[[Benchmark], Judge],
+) -> ShardInfo:
+    """One grades shard task's body: its receipt if it finished before, else grade."""
+    return run_one_shard(store, Stage.eval, fp, plan, grade_work(cfg, store, fp, grading, judge))
 
 
 def summaries_of(manifest: Manifest) -> list[BenchmarkSummary]:
@@ -357,6 +419,7 @@ def run_eval(
     judge: Callable[[Benchmark], Judge],
     baseline: Baseline | None = None,
     contexts: Contexts | None = None,
+    run_shards: ShardRunner[ShardInfo] = in_process,
 ) -> Manifest:
     """Grade the model's answers (against each benchmark's references, where pairwise),
     write the report, commit. ``judge(benchmark)`` is called only when a shard needs
@@ -365,7 +428,9 @@ def run_eval(
     fp = eval_fingerprint(cfg, answers, baseline, contexts)
     if (done := store.manifest(Stage.eval, fp)) is not None:
         return done
-    shards = _grade_shards(cfg, store, fp, model, items, answers, baseline, judge, contexts)
+    grading = Grading(model, items, answers, baseline, contexts)
+    work = grade_work(cfg, store, fp, grading, judge)
+    shards = run_sharded(store, Stage.eval, fp, per_shard(answers), work, run_shards)
     summaries = _summaries(cfg, store, fp, model, items, shards, contexts, baseline)
     baseline_summaries = summaries_of(baseline.evaluated) if baseline and baseline.evaluated else []
     files = _write_report(store, fp, model.label, summaries, baseline_summaries)

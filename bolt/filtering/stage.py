@@ -1,6 +1,8 @@
 """The scoring and filtering stages (BOLT §3.1): bootstrapped samples -> the SFT set.
 
-``score`` (one shard per bootstrap shard, resumable): the format filter names why a
+``score`` (one shard per bootstrap shard, resumable through ``bolt.sharding``; the
+outputs do not depend on how the bootstrap was sharded, each sample is scored on its
+own): the format filter names why a
 sample fails; every passing sample gets each reward backend's score on its response
 (the thoughts are never scored) and their weighted sum. ``filter`` (one pass over all
 scored rows, cheap): the percentile cut over the whole stage, then the per-query
@@ -14,6 +16,7 @@ import tempfile
 import time
 from collections import Counter
 from collections.abc import Callable, Mapping
+from functools import cache
 from pathlib import Path
 
 from bolt.config import PipelineConfig, RewardKind, SelectionMode
@@ -24,8 +27,10 @@ from bolt.plots import histogram
 from bolt.records import Generation, Query, ScoredGeneration, SftExample
 from bolt.rewards.base import reward_item
 from bolt.rewards.scoring import Rewards, rewards_identity, score_items
+from bolt.sharding import ShardPlan, ShardRunner, ShardWork, in_process, per_shard, run_sharded
+from bolt.sharding import run_shard as run_one_shard
 from bolt.stages import Stage
-from bolt.store import ArtifactStore, Manifest
+from bolt.store import ArtifactStore, Manifest, ShardInfo
 
 CODE_VERSION = "1"
 SFT_EXAMPLES_PER_SHARD = 4096
@@ -81,39 +86,67 @@ def score_rows(
     return rows
 
 
+def score_work(
+    cfg: PipelineConfig,
+    store: ArtifactStore,
+    fp: str,
+    bootstrap: Manifest,
+    data: Manifest,
+    rewards: Callable[[], Rewards],
+) -> ShardWork[ShardInfo]:
+    """What makes one score shard: the bootstrap shard of the same index, scored."""
+    queries = cache(lambda: {q.id: q for q in store.read_records(data, Query)})
+    rule = RepetitionRule(max_repeat_fraction=cfg.filter.max_repeat_fraction)
+
+    def work(plan: ShardPlan[ShardInfo]) -> ShardInfo:
+        started = time.perf_counter()
+        (shard,) = plan.items
+        generations = list(
+            store.read_shard(bootstrap.stage, bootstrap.fingerprint, shard, Generation)
+        )
+        rows = score_rows(
+            generations,
+            queries(),
+            rewards(),
+            max_new_tokens=cfg.bootstrap.sampling.max_new_tokens,
+            repetition=rule,
+        )
+        seconds = time.perf_counter() - started
+        return store.write_shard(
+            Stage.score, fp, plan.index, rows, meta={"seconds": round(seconds, 3)}
+        )
+
+    return work
+
+
+def run_score_shard(
+    cfg: PipelineConfig,
+    store: ArtifactStore,
+    fp: str,
+    plan: ShardPlan[ShardInfo],
+    bootstrap: Manifest,
+    data: Manifest,
+    rewards: Callable[[], Rewards],
+) -> ShardInfo:
+    """One score shard task's body: its receipt if it finished before, else score it."""
+    work = score_work(cfg, store, fp, bootstrap, data, rewards)
+    return run_one_shard(store, Stage.score, fp, plan, work)
+
+
 def run_score(
     cfg: PipelineConfig,
     store: ArtifactStore,
     bootstrap: Manifest,
     data: Manifest,
     rewards: Callable[[], Rewards],
+    run_shards: ShardRunner[ShardInfo] = in_process,
 ) -> Manifest:
     """Score every bootstrap shard that has no scored twin yet, then commit."""
     fp = score_fingerprint(cfg, bootstrap.fingerprint)
     if (done := store.manifest(Stage.score, fp)) is not None:
         return done
-    queries = {q.id: q for q in store.read_records(data, Query)}
-    finished = store.finished_shards(Stage.score, fp)
-    rule = RepetitionRule(max_repeat_fraction=cfg.filter.max_repeat_fraction)
-    for shard in bootstrap.shards:
-        if shard.index in finished:
-            continue
-        started = time.perf_counter()
-        generations = list(
-            store.read_shard(bootstrap.stage, bootstrap.fingerprint, shard, Generation)
-        )
-        rows = score_rows(
-            generations,
-            queries,
-            rewards(),
-            max_new_tokens=cfg.bootstrap.sampling.max_new_tokens,
-            repetition=rule,
-        )
-        seconds = time.perf_counter() - started
-        finished[shard.index] = store.write_shard(
-            Stage.score, fp, shard.index, rows, meta={"seconds": round(seconds, 3)}
-        )
-    shards = [finished[s.index] for s in bootstrap.shards]
+    work = score_work(cfg, store, fp, bootstrap, data, rewards)
+    shards = run_sharded(store, Stage.score, fp, per_shard(bootstrap), work, run_shards)
     return store.commit(
         Manifest(
             stage=Stage.score,

@@ -257,8 +257,7 @@ def run_drift_samples(
     live = engine()
     started = time.perf_counter()
     requests = [
-        ChatRequest(r.id, [m.model_dump() for m in revision_request(r, instruction)])
-        for r in rows
+        ChatRequest(r.id, [m.model_dump() for m in revision_request(r, instruction)]) for r in rows
     ]
     outputs = live.generate(requests, sampling) if requests else []
     samples = [

@@ -168,7 +168,10 @@ def run_grpo_scores(
             },
             upstream={"samples": samples.fingerprint},
             shards=[store.write_shard(Stage.online_scores, fp, 0, rows)],
-            counts={"scored": len(rows), MALFORMED: sum(r.reject_reason == MALFORMED for r in rows)},
+            counts={
+                "scored": len(rows),
+                MALFORMED: sum(r.reject_reason == MALFORMED for r in rows),
+            },
             timings={"seconds": round(time.perf_counter() - started, 3)},
         )
     )

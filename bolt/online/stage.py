@@ -13,6 +13,7 @@ import random
 import time
 from collections import Counter, defaultdict
 from collections.abc import Callable, Mapping
+from functools import cache
 
 from bolt import decontamination
 from bolt.config import PipelineConfig
@@ -30,8 +31,18 @@ from bolt.records import Generation, Message, Query, Reject, ScoredGeneration
 from bolt.resources import POOL, Role
 from bolt.rewards.base import reward_item
 from bolt.rewards.scoring import Rewards, rewards_identity, score_items
+from bolt.sharding import (
+    ShardPlan,
+    ShardRunner,
+    ShardWork,
+    in_process,
+    per_shard,
+    plan_shards,
+    run_sharded,
+)
+from bolt.sharding import run_shard as run_one_shard
 from bolt.stages import Stage
-from bolt.store import ArtifactStore, Manifest
+from bolt.store import ArtifactStore, FileInfo, Manifest, ShardInfo
 
 CODE_VERSION = "1"
 
@@ -127,7 +138,12 @@ def samples_fingerprint(cfg: PipelineConfig, prompts_fp: str, policy_id: str) ->
     """``policy_id`` names the sampled policy: ``sft/<fp>`` or ``online-policy/<fp>``."""
     return fingerprint(
         Stage.online_samples,
-        {"sampling": cfg.online.sampling, **refinement_payload(cfg)},
+        {
+            "sampling": cfg.online.sampling,
+            **refinement_payload(cfg),
+            # Where the prompts are cut changes what a once-seeded engine samples.
+            **({"shard_size": cfg.online.shard_size} if cfg.online.shard_size else {}),
+        },
         upstream={"prompts": prompts_fp, "policy": policy_id},
         code_version=CODE_VERSION,
     )
@@ -149,30 +165,80 @@ def policy_engine(cfg: PipelineConfig, policy_dir: str) -> Engine:
     )
 
 
+def samples_work(
+    cfg: PipelineConfig, store: ArtifactStore, fp: str, engine: Callable[[], Engine]
+) -> ShardWork[Query]:
+    """What makes one samples shard: n samples per prompt of the shard, stored."""
+
+    def work(plan: ShardPlan[Query]) -> ShardInfo:
+        live = engine()
+        started = time.perf_counter()
+        requests = [ChatRequest(q.id, [{"role": "user", "content": q.text}]) for q in plan.items]
+        outputs = live.generate(requests, cfg.online.sampling) if requests else []
+        rows = [
+            to_generation(
+                query.id, c, live, cfg.online.sampling.seed, prompt_tokens=c.prompt_tokens
+            )
+            for query, completions in zip(plan.items, outputs, strict=True)
+            for c in completions
+        ]
+        meta: dict = {}
+        if cfg.online.refinement is not None:
+            rows, files, refined = refine_samples(cfg, store, fp, rows, plan.items, engine)
+            meta = {"files": [f.model_dump() for f in files], "refinement": refined}
+        meta |= {
+            "seconds": round(time.perf_counter() - started, 3),
+            "output_tokens": sum(r.output_tokens for r in rows),
+        }
+        return store.write_shard(Stage.online_samples, fp, plan.index, rows, meta=meta)
+
+    return work
+
+
+def sample_plans(cfg: PipelineConfig, queries: list[Query]) -> list[ShardPlan[Query]]:
+    """``online.shard_size`` prompts per shard; all in one shard while it is unset."""
+    plans = plan_shards(queries, cfg.online.shard_size, empty_shard=True)
+    if cfg.online.refinement is not None and len(plans) > 1:
+        raise ValueError(
+            "online.refinement keeps one lineage file per iteration: leave online.shard_size unset"
+        )
+    return plans
+
+
+def run_samples_shard(
+    cfg: PipelineConfig,
+    store: ArtifactStore,
+    fp: str,
+    plan: ShardPlan[Query],
+    engine: Callable[[], Engine],
+) -> ShardInfo:
+    """One samples shard task's body: its receipt if it finished before, else sample it."""
+    return run_one_shard(
+        store, Stage.online_samples, fp, plan, samples_work(cfg, store, fp, engine)
+    )
+
+
 def run_samples(
     cfg: PipelineConfig,
     store: ArtifactStore,
     prompts: Manifest,
     policy_id: str,
     engine: Callable[[], Engine],
+    run_shards: ShardRunner[Query] = in_process,
 ) -> Manifest:
-    """n samples per prompt from the current policy (paper: 8, temperature 1, top-p 1)."""
+    """n samples per prompt from the current policy (paper: 8, temperature 1, top-p 1),
+    ``online.shard_size`` prompts per shard (``bolt.sharding``: a rerun samples only the
+    shards without a receipt)."""
     fp = samples_fingerprint(cfg, prompts.fingerprint, policy_id)
     if (done := store.manifest(Stage.online_samples, fp)) is not None:
         return done
     queries = list(store.read_records(prompts, Query))
-    live = engine()
     started = time.perf_counter()
-    requests = [ChatRequest(q.id, [{"role": "user", "content": q.text}]) for q in queries]
-    outputs = live.generate(requests, cfg.online.sampling) if requests else []
-    rows = [
-        to_generation(query.id, c, live, cfg.online.sampling.seed, prompt_tokens=c.prompt_tokens)
-        for query, completions in zip(queries, outputs, strict=True)
-        for c in completions
-    ]
-    files, refined = [], {}
-    if cfg.online.refinement is not None:
-        rows, files, refined = refine_samples(cfg, store, fp, rows, queries, engine)
+    plans = sample_plans(cfg, queries)
+    work = samples_work(cfg, store, fp, engine)
+    shards = run_sharded(store, Stage.online_samples, fp, plans, work, run_shards)
+    files = [FileInfo.model_validate(f) for s in shards for f in s.meta.get("files", [])]
+    refined = shards[0].meta.get("refinement") if len(shards) == 1 else None
     return store.commit(
         Manifest(
             stage=Stage.online_samples,
@@ -180,12 +246,12 @@ def run_samples(
             code_version=CODE_VERSION,
             config={"sampling": cfg.online.sampling.model_dump(mode="json")},
             upstream={"prompts": prompts.fingerprint, "policy": policy_id},
-            shards=[store.write_shard(Stage.online_samples, fp, 0, rows)],
+            shards=shards,
             files=files,
             stats={"refinement": refined} if refined else {},
-            counts={"prompts": len(queries), "samples": len(rows)},
+            counts={"prompts": len(queries), "samples": sum(s.records for s in shards)},
             timings={"seconds": round(time.perf_counter() - started, 3)},
-            tokens={"output": sum(r.output_tokens for r in rows)},
+            tokens={"output": sum(s.meta.get("output_tokens", 0) for s in shards)},
         )
     )
 
@@ -217,19 +283,55 @@ def score_samples(
     ]
 
 
+def scores_work(
+    store: ArtifactStore,
+    fp: str,
+    samples: Manifest,
+    prompts: Manifest,
+    rewards: Callable[[], Rewards],
+) -> ShardWork[ShardInfo]:
+    """What makes one scores shard: the samples shard of the same index, scored."""
+    queries = cache(lambda: {q.id: q for q in store.read_records(prompts, Query)})
+
+    def work(plan: ShardPlan[ShardInfo]) -> ShardInfo:
+        started = time.perf_counter()
+        (shard,) = plan.items
+        generations = list(store.read_shard(samples.stage, samples.fingerprint, shard, Generation))
+        rows = score_samples(generations, queries(), rewards())
+        meta = {"seconds": round(time.perf_counter() - started, 3)}
+        return store.write_shard(Stage.online_scores, fp, plan.index, rows, meta=meta)
+
+    return work
+
+
+def run_scores_shard(
+    store: ArtifactStore,
+    fp: str,
+    plan: ShardPlan[ShardInfo],
+    samples: Manifest,
+    prompts: Manifest,
+    rewards: Callable[[], Rewards],
+) -> ShardInfo:
+    """One scores shard task's body: its receipt if it finished before, else score it."""
+    work = scores_work(store, fp, samples, prompts, rewards)
+    return run_one_shard(store, Stage.online_scores, fp, plan, work)
+
+
 def run_scores(
     cfg: PipelineConfig,
     store: ArtifactStore,
     samples: Manifest,
     prompts: Manifest,
     rewards: Callable[[], Rewards],
+    run_shards: ShardRunner[ShardInfo] = in_process,
 ) -> Manifest:
+    """Every sample scored, one scores shard per samples shard (resumable likewise)."""
     fp = scores_fingerprint(cfg, samples.fingerprint)
     if (done := store.manifest(Stage.online_scores, fp)) is not None:
         return done
     started = time.perf_counter()
-    queries = {q.id: q for q in store.read_records(prompts, Query)}
-    rows = score_samples(list(store.read_records(samples, Generation)), queries, rewards())
+    work = scores_work(store, fp, samples, prompts, rewards)
+    shards = run_sharded(store, Stage.online_scores, fp, per_shard(samples), work, run_shards)
     return store.commit(
         Manifest(
             stage=Stage.online_scores,
@@ -237,8 +339,8 @@ def run_scores(
             code_version=CODE_VERSION,
             config={"rewards": [b.model_dump(mode="json") for b in cfg.online.rewards]},
             upstream={"samples": samples.fingerprint},
-            shards=[store.write_shard(Stage.online_scores, fp, 0, rows)],
-            counts={"scored": len(rows)},
+            shards=shards,
+            counts={"scored": sum(s.records for s in shards)},
             timings={"seconds": round(time.perf_counter() - started, 3)},
         )
     )

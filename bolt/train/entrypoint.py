@@ -13,6 +13,7 @@ from pathlib import Path
 from bolt.config import PipelineConfig
 from bolt.config_loader import load_config
 from bolt.store import ArtifactStore, Manifest
+from bolt.tracking import configure_job
 
 # (config, store, parsed arguments, scratch folder) -> the manifest on world rank 0.
 Train = Callable[[PipelineConfig, ArtifactStore, argparse.Namespace, Path], Manifest | None]
@@ -43,6 +44,7 @@ def run_entrypoint(
         home, tmp = os.environ.get("HOME"), os.environ.get("TMPDIR")
         print(f"{label}: job in {Path.cwd()} (HOME {home}, TMPDIR {tmp})", flush=True)
     cfg = load_config(args.config, args.set)
+    configure_job(cfg)  # the pipeline's tracking run, for the trainer's callback
     store = ArtifactStore.from_config(cfg.storage)
     manifest = train(cfg, store, args, Path(args.work_dir))
     if manifest is not None:

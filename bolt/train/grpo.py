@@ -38,7 +38,6 @@ from bolt.stages import Stage
 from bolt.store import ArtifactStore, Manifest
 from bolt.train.entrypoint import job_parser, run_entrypoint
 from bolt.train.fingerprints import MODEL_DIR, POLICY_CODE_VERSION, grpo_policy_fingerprint
-from bolt.train.job import TrainJob
 from bolt.train.grpo_batches import (
     TokenizedSample,
     dataset_rows,
@@ -46,6 +45,7 @@ from bolt.train.grpo_batches import (
     sample_token_logps,
     tokenize_sample,
 )
+from bolt.train.job import TrainJob
 from bolt.train.model_ref import fetch_model
 from bolt.train.modeling import load_model, pad_token_id
 from bolt.train.progress import progress_callback

@@ -15,6 +15,7 @@ from typing import Any
 
 from bolt.config import Precision, TrainCommon
 from bolt.store import ArtifactStore
+from bolt.tracking import attach_trainer
 from bolt.train import checkpoints
 from bolt.train.deepspeed import GRADIENT_CLIPPING, deepspeed_config
 from bolt.train.plan import gradient_accumulation
@@ -141,6 +142,7 @@ def train_and_save(trainer, store: ArtifactStore, stage: str, fp: str, dist: Dis
     """Train from the store's last checkpoint and save the final model with its tokenizer;
     the TrainOutput on world rank 0 (the rank that commits), None on the others."""
     output_dir = Path(trainer.args.output_dir)
+    attach_trainer(trainer, stage, fp, dist.rank)  # curves into the stage's tracking run
     result = trainer.train(resume_from_checkpoint=resume_point(store, stage, fp, output_dir, dist))
     trainer.save_model(str(final_dir))  # every rank: ZeRO-3 gathers the weights
     if dist.rank != 0:

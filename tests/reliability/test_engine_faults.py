@@ -162,6 +162,13 @@ def _engine_core_pids(engine) -> list[int]:
     return [p.pid for p in engine._live().llm_engine.engine_core.resources.engine_manager.processes]
 
 
+def _with_children(pids: list[int]) -> list[int]:
+    """The engine cores and their own children (vLLM's executor workers)."""
+    import psutil
+
+    return pids + [c.pid for pid in pids for c in psutil.Process(pid).children(recursive=True)]
+
+
 def _gone(pid: int) -> bool:
     import psutil
 
@@ -171,14 +178,19 @@ def _gone(pid: int) -> bool:
         return True
 
 
-def _stop_engine_core_when(pids: list[int], ready, stopped_at: list[float]) -> threading.Thread:
-    """SIGSTOP the engine-core processes once ``ready()`` holds: alive, never answering."""
+def _stop_engine_core_when(
+    pids: list[int], ready, stopped_at: list[float], cancel: threading.Event
+) -> threading.Thread:
+    """SIGSTOP the engine-core processes once ``ready()`` holds: alive, never answering.
+    Nothing is sent once ``cancel`` is set (the test ended; the pids may be reused)."""
 
     def stop() -> None:
         deadline = time.time() + 300
         while not ready() and time.time() < deadline:
-            time.sleep(0.05)
-        time.sleep(1.0)  # into the next shard
+            if cancel.wait(0.05):
+                return
+        if cancel.wait(1.0):  # into the next shard
+            return
         for pid in pids:
             os.kill(pid, signal.SIGSTOP)
         stopped_at.append(time.perf_counter())
@@ -191,7 +203,8 @@ def _stop_engine_core_when(pids: list[int], ready, stopped_at: list[float]) -> t
 def test_a_stopped_vllm_engine_fails_the_shard_within_its_timeout_and_is_replaced(
     tmp_path, fault_ledger, smollm2_path
 ):
-    request_timeout_s = 10
+    # Past the longest prefill under CI load: a prompt's prefill sends no output.
+    request_timeout_s = 20
     cfg = load_config(
         TINY_CONFIG,
         [
@@ -200,6 +213,7 @@ def test_a_stopped_vllm_engine_fails_the_shard_within_its_timeout_and_is_replace
             "bootstrap.sampling.n=1",
             "bootstrap.sampling.max_new_tokens=64",
             "bootstrap.guided_decoding=false",
+            "bootstrap.examples_per_prompt=1",
             "engine.cpu_kvcache_gb=1",
             f"engine.request_timeout_s={request_timeout_s}",
             "engine.shard_timeout_s=600",
@@ -215,14 +229,17 @@ def test_a_stopped_vllm_engine_fails_the_shard_within_its_timeout_and_is_replace
         return engine_for(cfg, cfg.bootstrap.teacher_model, cfg.engine_settings(Stage.bootstrap))
 
     pids: list[int] = []
+    cancel = threading.Event()
     try:
         first = pooled()
-        pids = _engine_core_pids(first)
+        cores = _engine_core_pids(first)
+        pids = _with_children(cores)
         receipts = lambda: list(tmp_path.glob("bootstrap/*/part-*.receipt.json"))
         stopped_at: list[float] = []
-        stopper = _stop_engine_core_when(pids, lambda: len(receipts()) >= 1, stopped_at)
-        with pytest.raises(EngineHung, match=r"sent no output .* engine.request_timeout_s = 10 s"):
+        stopper = _stop_engine_core_when(cores, lambda: len(receipts()) >= 1, stopped_at, cancel)
+        with pytest.raises(EngineHung, match=r"sent no output .* engine.request_timeout_s = 20 s"):
             bootstrap_in_process(cfg, store, data, pooled, context_length=8192)
+        assert stopped_at, "EngineHung before the SIGSTOP: request_timeout_s is below a step"
         detected_s = time.perf_counter() - stopped_at[0]
         stopper.join(timeout=5)
         assert request_timeout_s <= detected_s < request_timeout_s + 10
@@ -239,6 +256,7 @@ def test_a_stopped_vllm_engine_fails_the_shard_within_its_timeout_and_is_replace
         assert sorted(keys) == [(q.id, 0) for q in queries]
         print(f"SIGSTOP -> EngineHung after {detected_s:.1f} s -> new engine, retry committed")
     finally:
+        cancel.set()
         for pid in pids:  # whatever happened above, no stopped process outlives the test
             if not _gone(pid):
                 os.kill(pid, signal.SIGCONT)

@@ -73,7 +73,10 @@ def _scored(index: int, reward: float, malformed: bool = False) -> ScoredGenerat
         model="m",
     )
     return ScoredGeneration(
-        generation=g, rewards={"rm": reward}, reward=reward, reject_reason=MALFORMED if malformed else None
+        generation=g,
+        rewards={"rm": reward},
+        reward=reward,
+        reject_reason=MALFORMED if malformed else None,
     )
 
 

@@ -30,9 +30,7 @@ def test_k3_by_hand():
 def test_on_policy_loss_with_kl_by_hand():
     logps = t([math.log(0.5), math.log(0.25)])
     ref = t([math.log(0.25), math.log(0.5)])
-    out = grpo_loss(
-        logps, logps.clone(), ref, adv(2.0), torch.ones(1, 2), kl_coef=0.1
-    )
+    out = grpo_loss(logps, logps.clone(), ref, adv(2.0), torch.ones(1, 2), kl_coef=0.1)
     # ratio 1: per token -A + 0.1 * k3; the two k3 sum to 0.5, so the token mean is
     # -2 + 0.1 * 0.25 = -1.975.
     assert out.loss.item() == pytest.approx(-1.975, rel=1e-12)
@@ -89,7 +87,9 @@ def test_per_token_logps_sum_to_the_sequence_logps():
     mask = torch.tensor([[0, 0, 1, 1, 1], [0, 1, 1, 0, 0]]).bool()
     per_token, shifted = per_token_logps(logits, labels, mask)
     assert per_token.shape == (2, 4) and shifted.tolist() == mask[:, 1:].tolist()
-    assert per_token.sum(-1).tolist() == pytest.approx(sequence_logps(logits, labels, mask).tolist())
+    assert per_token.sum(-1).tolist() == pytest.approx(
+        sequence_logps(logits, labels, mask).tolist()
+    )
     want = torch.log_softmax(logits[0, 1], -1)[labels[0, 2]].item()
     assert per_token[0, 1].item() == pytest.approx(want)
 
