@@ -50,7 +50,8 @@ from versus import (
     words,
 )
 
-SIDES = ("ours", "trl")
+# trl_no_deepspeed: TRL as a one-device user runs it, without DeepSpeed (secondary).
+SIDES = ("ours", "trl", "trl_no_deepspeed")
 LOSS_TOLERANCE = 1e-3
 
 
@@ -157,7 +158,7 @@ def ours(spec: dict, out: Path, timer):
     return trainer, [list(p) for p in spec["reference_logps"]]
 
 
-def trl(spec: dict, out: Path, timer):
+def trl(spec: dict, out: Path, timer, deepspeed: bool = True):
     import datasets
     from transformers import AutoTokenizer
     from trl import DPOConfig, DPOTrainer
@@ -169,6 +170,11 @@ def trl(spec: dict, out: Path, timer):
     base = trainer_arguments(cfg, "cpu", out, Dist.from_env())
     same = {k: v for k, v in base.to_dict().items() if k in DPOConfig.__dataclass_fields__}
     same |= {"deepspeed": base.deepspeed, "accelerator_config": {"use_configured_state": True}}
+    if not deepspeed:
+        import os
+
+        same.pop("deepspeed")
+        os.environ.pop("ACCELERATE_USE_DEEPSPEED", None)  # set by configure_cpu_processes
     args = DPOConfig(
         **same,
         beta=cfg.beta,
@@ -212,7 +218,11 @@ def child(side: str, spec: dict) -> dict:
     timer = step_timer()
     started = time.perf_counter()
     with tempfile.TemporaryDirectory() as tmp:
-        trainer, refs = (ours if side == "ours" else trl)(spec, Path(tmp), timer)
+        trainer, refs = (
+            ours(spec, Path(tmp), timer)
+            if side == "ours"
+            else trl(spec, Path(tmp), timer, deepspeed=side == "trl")
+        )
         prepare_seconds = time.perf_counter() - started
         table = profile_step(trainer, spec["profile_step"]) if spec["profile"] else None
         with PeakRss() as memory:
@@ -237,6 +247,10 @@ def compare(results: dict[str, list[dict]], profiles: dict[str, dict], ref: dict
         b["step_seconds"] / a["step_seconds"]
         for a, b in zip(results["ours"], results["trl"], strict=True)
     ]
+    plain = [
+        b["step_seconds"] / a["step_seconds"]
+        for a, b in zip(results["ours"], results["trl_no_deepspeed"], strict=True)
+    ]
     first = {s: results[s][0] for s in SIDES}
     ours_refs = [x for pair in first["ours"]["reference_logps"] for x in pair]
     trl_refs = [x for pair in first["trl"]["reference_logps"] for x in pair]
@@ -244,6 +258,11 @@ def compare(results: dict[str, list[dict]], profiles: dict[str, dict], ref: dict
     return {
         "ratio_vs_trl": round(statistics.median(ratios), 3),
         "ratio_spread": spread(ratios),
+        "ratio_vs_trl_no_deepspeed": round(statistics.median(plain), 3),
+        "ratio_vs_trl_no_deepspeed_spread": spread(plain),
+        "loss_agreement_vs_trl_no_deepspeed": curve_agreement(
+            first["ours"]["losses"], first["trl_no_deepspeed"]["losses"]
+        ),
         "step_seconds": {s: spread([r["step_seconds"] for r in results[s]]) for s in SIDES},
         "peak_rss_gib": {s: spread([r["peak_rss_gib"] for r in results[s]]) for s in SIDES},
         "peak_rss_lifetime_gib": {
@@ -324,7 +343,7 @@ def main() -> None:
         profiles = {}
         if not args.no_profile:
             (Path(tmp) / "profile.json").write_text(json.dumps(spec | {"profile": True}))
-            for side in SIDES:
+            for side in SIDES[:2]:
                 profiles[side] = run_child(
                     __file__, side, Path(tmp) / "profile.json", args.threads, 1800
                 )

@@ -122,6 +122,10 @@ def run_trl(args: argparse.Namespace) -> dict:
     tiny = load_config("configs/tiny-cpu.yaml")
     tokenizer = AutoTokenizer.from_pretrained(prepare_model(tiny.models, "smollm2-135m-instruct"))
     tokenizer.padding_side = "left"
+    # TRL loads its reference model from the policy's path: both from one saved folder.
+    folder = f"{args.scratch}/model-{args.layers}"
+    model(args.layers, seed=0).save_pretrained(folder)
+    tokenizer.save_pretrained(folder)
     texts = [tokenizer.decode(p) for p in prompts(args.prompts * 4, args.prompt_length)]
 
     class StepTimes(TrainerCallback):
@@ -154,7 +158,7 @@ def run_trl(args: argparse.Namespace) -> dict:
             disable_tqdm=True,
         )
         trainer = GRPOTrainer(
-            model=model(args.layers, seed=0),
+            model=folder,
             reward_funcs=lambda completions, **kw: [float(len(c)) for c in completions],
             args=config,
             train_dataset=datasets.Dataset.from_list([{"prompt": t} for t in texts]),

@@ -49,7 +49,8 @@ from versus import (
     tiny_llama,
 )
 
-SIDES = ("ours", "trl")
+# trl_no_deepspeed: TRL as a one-device user runs it, without DeepSpeed (secondary).
+SIDES = ("ours", "trl", "trl_no_deepspeed")
 # Same data order and the same packed rows (checked): the curves may differ only by
 # floating-point order (flattened vs per-row attention, loss reductions).
 LOSS_TOLERANCE = 1e-3
@@ -114,7 +115,7 @@ def ours(spec: dict, out: Path, timer) -> tuple:
     return trainer, sorted(len(x) for x in dataset["input_ids"])
 
 
-def trl(spec: dict, out: Path, timer) -> tuple:
+def trl(spec: dict, out: Path, timer, deepspeed: bool = True) -> tuple:
     import datasets
     from transformers import AutoTokenizer
     from trl import SFTConfig, SFTTrainer
@@ -126,6 +127,11 @@ def trl(spec: dict, out: Path, timer) -> tuple:
     base = trainer_arguments(cfg, "cpu", out, Dist.from_env())
     same = {k: v for k, v in base.to_dict().items() if k in SFTConfig.__dataclass_fields__}
     same |= {"deepspeed": base.deepspeed, "accelerator_config": {"use_configured_state": True}}
+    if not deepspeed:
+        import os
+
+        same.pop("deepspeed")
+        os.environ.pop("ACCELERATE_USE_DEEPSPEED", None)  # set by configure_cpu_processes
     args = SFTConfig(
         **same,
         max_length=cfg.max_length,
@@ -157,7 +163,11 @@ def child(side: str, spec: dict) -> dict:
     timer = step_timer()
     started = time.perf_counter()
     with tempfile.TemporaryDirectory() as tmp:
-        trainer, row_lengths = (ours if side == "ours" else trl)(spec, Path(tmp), timer)
+        trainer, row_lengths = (
+            ours(spec, Path(tmp), timer)
+            if side == "ours"
+            else trl(spec, Path(tmp), timer, deepspeed=side == "trl")
+        )
         prepare_seconds = time.perf_counter() - started
         table = profile_step(trainer, spec["profile_step"]) if spec["profile"] else None
         with PeakRss() as memory:
@@ -180,11 +190,20 @@ def compare(results: dict[str, list[dict]], profiles: dict[str, dict]) -> dict:
     ratios = [
         a["tokens_per_s"] / b["tokens_per_s"] for a, b in zip(ours_runs, trl_runs, strict=True)
     ]
+    plain = [
+        a["tokens_per_s"] / b["tokens_per_s"]
+        for a, b in zip(ours_runs, results["trl_no_deepspeed"], strict=True)
+    ]
     agreement = curve_agreement(ours_runs[0]["losses"], trl_runs[0]["losses"])
     same_rows = ours_runs[0]["row_lengths"] == trl_runs[0]["row_lengths"]
     return {
         "ratio_vs_trl": round(statistics.median(ratios), 3),
         "ratio_spread": spread(ratios),
+        "ratio_vs_trl_no_deepspeed": round(statistics.median(plain), 3),
+        "ratio_vs_trl_no_deepspeed_spread": spread(plain),
+        "loss_agreement_vs_trl_no_deepspeed": curve_agreement(
+            ours_runs[0]["losses"], results["trl_no_deepspeed"][0]["losses"]
+        ),
         "tokens_per_s": {s: spread([r["tokens_per_s"] for r in results[s]]) for s in SIDES},
         "peak_rss_gib": {s: spread([r["peak_rss_gib"] for r in results[s]]) for s in SIDES},
         "loss_curves": {s: results[s][0]["losses"] for s in SIDES},
@@ -256,7 +275,7 @@ def main() -> None:
         profiles = {}
         if not args.no_profile:
             (Path(tmp) / "profile.json").write_text(json.dumps(spec | {"profile": True}))
-            for side in SIDES:
+            for side in SIDES[:2]:
                 profiles[side] = run_child(
                     __file__, side, Path(tmp) / "profile.json", args.threads, 1800
                 )

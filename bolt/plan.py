@@ -23,6 +23,8 @@ from bolt.config import (
     RewardKind,
     TrainCommon,
 )
+from bolt.placement import parallel_devices
+from bolt.stages import Stage
 
 # Dense bf16 tensor TFLOPS per device, from the vendors' datasheets (no sparsity).
 PEAK_TFLOPS = {
@@ -90,6 +92,22 @@ def params_b(cfg: PipelineConfig, model: str, key: str) -> float:
 
 def devices(cfg: PipelineConfig) -> int:
     return max(1, cfg.compute.nodes * cfg.compute.gpus_per_node)
+
+
+# The store stage whose shard tasks do a plan row's work (its engines, its GPUs).
+ROW_STAGES = {"data": Stage.curation, "bootstrap": Stage.bootstrap, "filter": Stage.score}
+ROW_STEPS = {"sample": Stage.online_samples, "revise": Stage.online_samples}
+ROW_STEPS |= {"score": Stage.online_scores}
+
+
+def working_devices(cfg: PipelineConfig, row: str) -> int:
+    """Devices a plan row keeps busy at once: for a sharded stage, its engines side by
+    side (``bolt.placement``: the numbers Ray's GPU requests make true); training uses
+    every device."""
+    stage = ROW_STAGES.get(row) or ROW_STEPS.get(row.rpartition(".")[2])
+    if row == "eval":
+        stage = Stage.eval_answers
+    return parallel_devices(cfg, stage) if stage is not None else devices(cfg)
 
 
 def count_source_queries(cfg: PipelineConfig, repo: Path) -> int:
@@ -213,7 +231,7 @@ def plan(cfg: PipelineConfig, source_queries: int, few_shot_tokens: int) -> list
     stages += _online(cfg, policy)
     stages.append(_evaluation(cfg, policy))
     for stage in stages:
-        stage.wall_hours = stage.device_hours / devices(cfg)
+        stage.wall_hours = stage.device_hours / working_devices(cfg, stage.stage)
         stage.cost_usd += stage.device_hours * cfg.compute.gpu_hour_usd
     return stages
 

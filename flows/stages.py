@@ -11,7 +11,7 @@ from bolt.config import PipelineConfig
 from bolt.stages import Stage
 from bolt.store import ArtifactStore, Manifest
 from tasks.bootstrap import bootstrap_shard, teacher, teacher_context
-from tasks.curation import curate_queries
+from tasks.curation import curate
 from tasks.filtering import score_samples, select_sft_set
 from tasks.reporting import report_stage
 from tasks.sharding import shard_tasks
@@ -20,7 +20,7 @@ from tasks.sharding import shard_tasks
 @flow(name="curation", flow_run_name="{cfg.name}-curation")
 def curation_flow(cfg: PipelineConfig) -> Manifest:
     store = ArtifactStore.from_config(cfg.storage)
-    manifest = curate_queries(cfg)
+    manifest = curate(cfg)
     get_run_logger().info(
         "curation: %s queries kept, %s set aside",
         manifest.counts.get("kept"),

@@ -11,6 +11,7 @@ from prefect import task
 from prefect.context import TaskRunContext
 
 from bolt.config import PipelineConfig
+from bolt.evals.contamination import index_for
 from bolt.online import drift, stage
 from bolt.stages import Stage
 from bolt.store import ArtifactStore, Manifest
@@ -34,7 +35,8 @@ def _pairs_key(_: TaskRunContext, p: dict[str, Any]) -> str:
 
 @task(name="online-feedback", retries=1, cache_key_fn=_feedback_key, **CACHED_RESULT)
 def choose_feedback(cfg: PipelineConfig, iteration: int) -> Manifest:
-    return drift.run_feedback(cfg, ArtifactStore.from_config(cfg.storage), iteration)
+    store = ArtifactStore.from_config(cfg.storage)
+    return drift.run_feedback(cfg, store, iteration, contamination=index_for(cfg))
 
 
 @task(name="online-revisions", retries=1, cache_key_fn=_samples_key, **CACHED_RESULT)

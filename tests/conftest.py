@@ -104,11 +104,11 @@ def vllm_engine(tiny_config, smollm2_path):
         engine.close()
 
 
+# The real MLflow tracking server on loopback (tests/mlflow_server.py), one per session.
+from mlflow_server import mlflow_server  # noqa: F401
+
 # The real one-node Slurm cluster on loopback (tests/slurm_cluster.py), one per session.
 from slurm_cluster import slurm_cluster  # noqa: F401
 
 # The real vLLM OpenAI server on SmolLM2 (tests/vllm_server.py), one per session.
 from vllm_server import vllm_server  # noqa: F401
-
-# The real MLflow tracking server on loopback (tests/mlflow_server.py), one per session.
-from mlflow_server import mlflow_server  # noqa: F401

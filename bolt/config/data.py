@@ -22,7 +22,10 @@ class QuerySource(Strict):
         description="Short name, becomes part of query ids.", pattern=r"^[A-Za-z0-9_.-]+$"
     )
     uri: str = Field(
-        description="Local path, s3:// URI, or hf://dataset-id[:split] (hub only where reachable)."
+        description="Local path, s3:// URI, or hf://dataset-id[:split]?revision=COMMIT (a hub "
+        "dataset must pin its revision: that is what identifies its content; hub only where "
+        "reachable). The fingerprint reads the content: a local file's sha256, an object's "
+        "checksum or ETag."
     )
     format: str = Field(
         "jsonl", description="jsonl, parquet or hf.", pattern="^(jsonl|parquet|hf)$"

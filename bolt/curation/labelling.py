@@ -69,7 +69,9 @@ def label_queries(
             queries, engine(), data.difficulty_threshold, data.guided_labels, rejects["difficulty"]
         )
     if any(q.topic is None for q in queries):
-        queries = _label_topics(queries, engine(), data.topics, data.guided_labels, rejects["topic"])
+        queries = _label_topics(
+            queries, engine(), data.topics, data.guided_labels, rejects["topic"]
+        )
     if data.selection == QuerySelection.mig and MigLabelKind.tags in data.mig_settings.labels:
         queries = methods.label_tags(queries, engine(), data.mig_settings.max_tags, rejects["tags"])
     return queries, rejects

@@ -18,6 +18,7 @@ from typing import Any
 
 from bolt.config import QuerySource, S3Options
 from bolt.records import Query, Reject
+from bolt.source_digests import hf_revision
 from bolt.stages import Stage
 from bolt.store_backends import S3Backend
 
@@ -173,17 +174,18 @@ def _parquet_rows(path: Path, where: str) -> Iterator[SourceRow]:
 
 
 def _hf_rows(source: QuerySource) -> Iterator[SourceRow]:
-    """A dataset saved with save_to_disk (a local folder) or a hub id ``hf://name[:split]``."""
+    """A dataset saved with save_to_disk (a local folder) or a hub id
+    ``hf://name[:split]?revision=REV``."""
     import datasets
 
-    uri = source.uri.removeprefix("hf://")
-    if Path(uri).is_dir():
-        dataset = datasets.load_from_disk(uri)
+    name, split, revision = hf_revision(source.uri)
+    if Path(name).is_dir():
+        dataset = datasets.load_from_disk(name)
         if isinstance(dataset, datasets.DatasetDict):
             dataset = dataset[next(iter(dataset))]
     else:
-        name, _, split = uri.partition(":")
-        dataset = datasets.load_dataset(name, split=split or "train")
+        # The revision the fingerprint names (bolt.source_digests): the same rows every run.
+        dataset = datasets.load_dataset(name, split=split or "train", revision=revision)
     for i, row in enumerate(dataset, start=1):
         yield SourceRow(source.uri, i, row)
 

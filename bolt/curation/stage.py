@@ -1,5 +1,11 @@
 """The curation stage: sources -> dedup -> difficulty -> topics -> balance -> queries.
 
+Resumable in three steps: the candidates (every source read, deduplicated, shuffled)
+are committed once as ``data-candidates``; their labels are made shard by shard
+(``bolt.curation.labelling``, ``data.shard_size`` queries each) as ``data-labels``;
+then balancing and selection commit the output. Sources enter the fingerprint by
+content (``bolt.source_digests``).
+
 Sources are files and, when configured, models (Magpie, Instruct-SkillMix); dedup is
 MinHash and, when configured, semantic near-duplicates; the kept set is the first
 ``max_queries`` of the seeded shuffle or MIG's choice (``bolt.curation.methods``).
@@ -20,43 +26,31 @@ from collections.abc import Callable
 from pathlib import Path
 
 from bolt import decontamination
-from bolt.config import PipelineConfig, QuerySource, SamplingConfig
-from bolt.config.data import MigLabelKind, QuerySelection
-from bolt.curation import methods
+from bolt.config import PipelineConfig, QuerySource
+from bolt.curation import labelling, methods
 from bolt.curation.balance import balance, topic_counts
 from bolt.curation.dedup import deduplicate
 from bolt.curation.embeddings import Embedder
-from bolt.curation.labels import (
-    CRITERIA,
-    criteria_regex,
-    difficulty_prompt,
-    parse_criteria,
-    parse_topic,
-    topic_prompt,
-    topic_regex,
-)
 from bolt.curation.sources import SourceRow, read_source, row_to_query
-from bolt.engines.base import ChatRequest, Engine
+from bolt.engines.base import Engine
 from bolt.fingerprint import fingerprint
 from bolt.plots import grouped_bars
 from bolt.records import Query, Reject
+from bolt.sharding import ShardPlan, ShardRunner, in_process, plan_shards, run_sharded
+from bolt.sharding import run_shard as run_one_shard
+from bolt.source_digests import SourceDigests
 from bolt.stages import Stage
-from bolt.store import ArtifactStore, Manifest, sha256_file
+from bolt.store import ArtifactStore, FileInfo, Manifest, ShardInfo
 
 CODE_VERSION = "1"
 QUERIES_PER_SHARD = 4096
-# Labels are short, deterministic answers: greedy decoding, a few dozen tokens.
-LABEL_SAMPLING = SamplingConfig(n=1, temperature=0.0, max_new_tokens=96, seed=0)
 
 
-def source_digest(source: QuerySource) -> str:
-    """What identifies a source's content: the file's sha256 when local, else its URI."""
-    path = Path(source.uri)
-    return sha256_file(path) if path.is_file() else source.uri
-
-
-def curation_fingerprint(cfg: PipelineConfig) -> str:
+def curation_fingerprint(cfg: PipelineConfig, digests: SourceDigests | None = None) -> str:
+    """The curation output's name; ``digests`` identify the sources' content (default:
+    :meth:`SourceDigests.of_config`, which HEADs ``s3://`` sources)."""
     labeler = cfg.models.catalog[cfg.data.labeler_model]
+    digests = digests or SourceDigests.of_config(cfg)
     return fingerprint(
         Stage.curation,
         {
@@ -66,7 +60,7 @@ def curation_fingerprint(cfg: PipelineConfig) -> str:
             **methods.fingerprint_payload(cfg),
             **decontamination.fingerprint_payload(cfg),
         },
-        upstream={f"source:{s.name}": source_digest(s) for s in cfg.data.sources},
+        upstream=digests.upstream(cfg.data.sources),
         code_version=CODE_VERSION,
     )
 
@@ -94,7 +88,7 @@ def run_curation(
     fp = curation_fingerprint(cfg)
     if (done := store.manifest(Stage.curation, fp)) is not None:
         return done
-    candidates = run_candidates(cfg, store, engine_for, contamination)
+    candidates = run_candidates(cfg, store, fp, engine_for, contamination)
     labels = run_labels(cfg, store, candidates, engine, context_length, run_shards)
     return commit_curation(cfg, store, candidates, labels)
 
@@ -102,12 +96,13 @@ def run_curation(
 def run_candidates(
     cfg: PipelineConfig,
     store: ArtifactStore,
+    fp: str,
     engine_for: methods.EngineFor | None,
     contamination: decontamination.NgramIndex | None,
 ) -> Manifest:
-    """The queries to label, committed under the curation fingerprint: every source
-    read, synthetic ones generated, deduplicated, decontaminated, in the seeded order."""
-    fp = curation_fingerprint(cfg)
+    """The queries to label, committed under the curation fingerprint ``fp``: every
+    source read, synthetic ones generated, deduplicated, decontaminated, in the seeded
+    order."""
     if (done := store.manifest(Stage.curation_candidates, fp)) is not None:
         return done
     started = time.time()
@@ -132,7 +127,7 @@ def run_candidates(
             fingerprint=fp,
             code_version=CODE_VERSION,
             config=cfg.data.model_dump(mode="json"),
-            upstream=source_digests(cfg, cfg.data.sources),
+            upstream=SourceDigests.of_config(cfg).upstream(cfg.data.sources),
             shards=shards,
             files=files,
             counts={"read": read_count, "candidates": len(queries), "rejected": len(rejects)},
@@ -181,9 +176,7 @@ def commit_curation(
 ) -> Manifest:
     """Balance and select the labelled queries; the shards, rejects, plot and manifest."""
     data, fp = cfg.data, candidates.fingerprint
-    queries = [
-        q for s in labels for q in store.read_shard(Stage.curation_labels, fp, s, Query)
-    ]
+    queries = [q for s in labels for q in store.read_shard(Stage.curation_labels, fp, s, Query)]
     rejects = list(store.read_file_records(candidates, "rejects.jsonl.gz", Reject))
     rejects += labelling.merged_rejects(store, fp, labels)
     before = topic_counts(queries)
@@ -237,7 +230,9 @@ def _copied_skills(store: ArtifactStore, candidates: Manifest) -> list[FileInfo]
         for info in candidates.files:
             if info.path.startswith("skills/"):
                 local = store.get_file(candidates, info.path, Path(tmp) / Path(info.path).name)
-                files.append(store.put_file(Stage.curation, candidates.fingerprint, info.path, local))
+                files.append(
+                    store.put_file(Stage.curation, candidates.fingerprint, info.path, local)
+                )
     return files
 
 

@@ -27,13 +27,14 @@ from collections.abc import Callable, Sequence
 from enum import StrEnum
 from typing import Any
 
+from bolt import decontamination
 from bolt.config import PipelineConfig, QuerySource, SamplingConfig
 from bolt.curation.sources import SourceRow, read_source
-from bolt.curation.stage import source_digest
 from bolt.engines.base import ChatRequest, Engine
 from bolt.fingerprint import fingerprint
 from bolt.generations import to_generation
 from bolt.records import DissatisfactionRow, Generation, Message, PreferencePair, Reject
+from bolt.source_digests import SourceDigests
 from bolt.stages import Stage
 from bolt.store import ArtifactStore, Manifest
 
@@ -165,8 +166,12 @@ def _drift(cfg: PipelineConfig):
     return cfg.online.drift
 
 
-def feedback_fingerprint(cfg: PipelineConfig, iteration: int) -> str:
+def feedback_fingerprint(
+    cfg: PipelineConfig, iteration: int, digests: SourceDigests | None = None
+) -> str:
+    """``digests`` identify the sources' content (default: ``bolt.source_digests``)."""
     drift = _drift(cfg)
+    digests = digests or SourceDigests.of_config(cfg)
     return fingerprint(
         Stage.online_feedback,
         {
@@ -174,8 +179,9 @@ def feedback_fingerprint(cfg: PipelineConfig, iteration: int) -> str:
             "per_iteration": drift.rows_per_iteration,
             "seed": cfg.seed,
             "iteration": iteration,
+            **decontamination.fingerprint_payload(cfg),
         },
-        upstream={f"source:{s.name}": source_digest(s) for s in drift.sources},
+        upstream=digests.upstream(drift.sources),
         code_version=CODE_VERSION,
     )
 
@@ -201,27 +207,55 @@ def read_rows(cfg: PipelineConfig) -> tuple[list[DissatisfactionRow], Counter]:
     return list(rows.values()), problems
 
 
-def run_feedback(cfg: PipelineConfig, store: ArtifactStore, iteration: int) -> Manifest:
-    """The iteration's dissatisfaction rows; unusable rows are counted by reason."""
+def _user_text(row: DissatisfactionRow) -> str:
+    return "\n".join(m.content for m in row.prompt if m.role == "user")
+
+
+def run_feedback(
+    cfg: PipelineConfig,
+    store: ArtifactStore,
+    iteration: int,
+    contamination: decontamination.NgramIndex | None = None,
+) -> Manifest:
+    """The iteration's dissatisfaction rows; unusable rows are counted by reason, and rows
+    whose user turns overlap a benchmark (``contamination``, needed while
+    ``data.decontamination`` is on: WildFeedback and WildBench both come from WildChat)
+    are rejects stored beside them."""
+    contamination = decontamination.required(cfg, contamination)
     fp = feedback_fingerprint(cfg, iteration)
     if (done := store.manifest(Stage.online_feedback, fp)) is not None:
         return done
     drift = _drift(cfg)
     rows, problems = read_rows(cfg)
+    rows, contaminated = decontamination.decontaminate(
+        rows,
+        contamination,
+        text=_user_text,
+        reject=lambda r, m: Reject(
+            stage=Stage.online_feedback,
+            reason=m.reason,
+            source=r.id,
+            raw=_user_text(r)[:2000],
+            detail=decontamination.match_detail(m),
+        ),
+    )
     chosen = choose_rows(rows, drift.rows_per_iteration, cfg.seed, iteration)
+    files = [store.put_records(Stage.online_feedback, fp, "rejects.jsonl.gz", contaminated)]
     return store.commit(
         Manifest(
             stage=Stage.online_feedback,
             fingerprint=fp,
             code_version=CODE_VERSION,
             config={"iteration": iteration, "drift": drift.model_dump(mode="json")},
-            upstream={f"source:{s.name}": source_digest(s) for s in drift.sources},
+            upstream=SourceDigests.of_config(cfg).upstream(drift.sources),
             shards=[store.write_shard(Stage.online_feedback, fp, 0, chosen)],
+            files=files,
             counts={
-                "read": len(rows) + sum(problems.values()),
+                "read": len(rows) + len(contaminated) + sum(problems.values()),
                 "rows": len(chosen),
                 "rejected": sum(problems.values()),
                 **{f"rejected.{k}": v for k, v in sorted(problems.items())},
+                **decontamination.contamination_counts(contaminated),
             },
         )
     )

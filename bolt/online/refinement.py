@@ -47,5 +47,7 @@ def refine_samples(
         cfg, settings, rows, {q.id: q for q in queries}, engine, sampling=cfg.online.sampling
     )
     lineage = store.put_records(Stage.online_samples, fp, "refinement.jsonl.gz", versions)
-    generations = sorted((v.generation for v in versions), key=lambda g: (g.query_id, g.sample_index))
+    generations = sorted(
+        (v.generation for v in versions), key=lambda g: (g.query_id, g.sample_index)
+    )
     return generations, [lineage], refinement_stats(versions)

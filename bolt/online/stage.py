@@ -19,7 +19,6 @@ from bolt import decontamination
 from bolt.config import PipelineConfig
 from bolt.curation.dedup import deduplicate
 from bolt.curation.sources import SourceRow, read_source, row_to_query
-from bolt.curation.stage import source_digest
 from bolt.engines import make_engine
 from bolt.engines.base import ChatRequest, Engine
 from bolt.engines.live import engine_key
@@ -41,14 +40,20 @@ from bolt.sharding import (
     run_sharded,
 )
 from bolt.sharding import run_shard as run_one_shard
+from bolt.source_digests import SourceDigests
 from bolt.stages import Stage
 from bolt.store import ArtifactStore, FileInfo, Manifest, ShardInfo
 
 CODE_VERSION = "1"
 
 
-def prompts_fingerprint(cfg: PipelineConfig, iteration: int) -> str:
+def prompts_fingerprint(
+    cfg: PipelineConfig, iteration: int, digests: SourceDigests | None = None
+) -> str:
+    """``digests`` identify the prompt sources' content (default: by content, HEADing
+    ``s3://`` sources: ``bolt.source_digests``)."""
     online = cfg.online
+    digests = digests or SourceDigests.of_config(cfg)
     return fingerprint(
         Stage.online_prompts,
         {
@@ -62,7 +67,7 @@ def prompts_fingerprint(cfg: PipelineConfig, iteration: int) -> str:
             # Prompts overlapping a benchmark's are set aside before choosing.
             **decontamination.fingerprint_payload(cfg),
         },
-        upstream={f"source:{s.name}": source_digest(s) for s in online.prompt_sources},
+        upstream=digests.upstream(online.prompt_sources),
         code_version=CODE_VERSION,
     )
 
@@ -120,7 +125,7 @@ def run_prompts(
             fingerprint=fp,
             code_version=CODE_VERSION,
             config={"iteration": iteration, "online": cfg.online.model_dump(mode="json")},
-            upstream={f"source:{s.name}": source_digest(s) for s in cfg.online.prompt_sources},
+            upstream=SourceDigests.of_config(cfg).upstream(cfg.online.prompt_sources),
             shards=[store.write_shard(Stage.online_prompts, fp, 0, chosen)],
             files=files,
             counts={

@@ -18,7 +18,16 @@ from pathlib import Path
 from typing import Any
 
 from bolt.store import ArtifactStore, Manifest
-from bolt.tracking import content
+from bolt.tracking.content import (
+    PLOT_SUFFIXES,
+    artifact_files,
+    parent_metrics,
+    stage_curves,
+    stage_metrics,
+    stage_params,
+    stage_run_name,
+    stage_tags,
+)
 
 PARENT_TAG = "mlflow.parentRunId"
 RUN_NAME_TAG = "mlflow.runName"
@@ -130,9 +139,7 @@ def stage_run(uri: str, parent_id: str, stage: str, fingerprint: str) -> str:
         "bolt.fingerprint": fingerprint,
         "bolt.kind": "stage",
     }
-    return c.create_run(
-        exp, run_name=content.stage_run_name(stage, fingerprint), tags=tags
-    ).info.run_id
+    return c.create_run(exp, run_name=stage_run_name(stage, fingerprint), tags=tags).info.run_id
 
 
 def log_stage(uri: str, parent_id: str, store: ArtifactStore, manifest: Manifest) -> str | None:
@@ -142,13 +149,13 @@ def log_stage(uri: str, parent_id: str, store: ArtifactStore, manifest: Manifest
     c = client(uri)
     if c.get_run(run_id).data.tags.get(LOGGED_TAG) == "true":
         return None
-    for key, value in content.stage_tags(store, manifest).items():
+    for key, value in stage_tags(store, manifest).items():
         c.set_tag(run_id, key, value)
-    log_params(c, run_id, content.stage_params(manifest))
-    log_metrics(c, run_id, content.stage_metrics(store, manifest))
-    log_curves(c, run_id, content.stage_curves(manifest))
+    log_params(c, run_id, stage_params(manifest))
+    log_metrics(c, run_id, stage_metrics(store, manifest))
+    log_curves(c, run_id, stage_curves(manifest))
     _log_files(c, run_id, store, manifest)
-    if scores := content.parent_metrics(manifest):
+    if scores := parent_metrics(manifest):
         log_metrics(c, parent_id, scores)
     c.set_tag(run_id, LOGGED_TAG, "true")
     run = c.get_run(run_id)
@@ -159,9 +166,9 @@ def log_stage(uri: str, parent_id: str, store: ArtifactStore, manifest: Manifest
 
 def _log_files(c, run_id: str, store: ArtifactStore, manifest: Manifest) -> None:
     with tempfile.TemporaryDirectory(prefix="bolt-tracking-") as tmp:
-        for relpath in content.artifact_files(manifest):
+        for relpath in artifact_files(manifest):
             local = store.get_file(manifest, relpath, Path(tmp) / relpath)
-            folder = "plots" if relpath.endswith(content.PLOT_SUFFIXES) else "reports"
+            folder = "plots" if relpath.endswith(PLOT_SUFFIXES) else "reports"
             sub = str(Path(relpath).parent)
             c.log_artifact(run_id, str(local), folder if sub == "." else f"{folder}/{sub}")
 

@@ -16,7 +16,14 @@ from pathlib import Path
 from typing import Any
 
 from bolt.store import ArtifactStore, Manifest
-from bolt.tracking import content
+from bolt.tracking.content import (
+    artifact_files,
+    stage_curves,
+    stage_metrics,
+    stage_params,
+    stage_run_name,
+    stage_tags,
+)
 
 
 def _wandb():
@@ -69,19 +76,19 @@ def log_stage(settings: Mapping[str, Any], store: ArtifactStore, manifest: Manif
     run = _init(
         settings,
         id=ident,
-        name=content.stage_run_name(stage, fp),
+        name=stage_run_name(stage, fp),
         job_type=stage,
-        config=content.stage_params(manifest),
+        config=stage_params(manifest),
         tags=[stage],
     )
     try:
-        run.summary.update(content.stage_tags(store, manifest))
-        run.summary.update(content.stage_metrics(store, manifest))
-        for key, points in content.stage_curves(manifest).items():
+        run.summary.update(stage_tags(store, manifest))
+        run.summary.update(stage_metrics(store, manifest))
+        for key, points in stage_curves(manifest).items():
             run.define_metric(key, step_metric=f"{key}.step")
             for step, value in points:
                 run.log({f"{key}.step": step, key: value})
-        files = content.artifact_files(manifest)
+        files = artifact_files(manifest)
         if files:
             artifact = wandb.Artifact(f"{stage}-{fp}", type="bolt-output")
             with tempfile.TemporaryDirectory(prefix="bolt-tracking-") as tmp:

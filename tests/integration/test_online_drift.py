@@ -18,6 +18,7 @@ import pytest
 
 from bolt.config import EngineConfig, EngineKind, OnlineAlgorithm, PipelineConfig
 from bolt.engines import make_engine
+from bolt.evals.contamination import index_for
 from bolt.online import drift
 from bolt.records import PreferencePair
 from bolt.stages import Stage
@@ -50,7 +51,7 @@ class Loop:
 
     def prepare(self, iteration: int, policy_id: str, engine):
         cfg, store = self.cfg, self.store
-        feedback = drift.run_feedback(cfg, store, iteration)
+        feedback = drift.run_feedback(cfg, store, iteration, contamination=index_for(cfg))
         samples = drift.run_drift_samples(cfg, store, feedback, policy_id, lambda: engine)
         pairs = drift.run_drift_pairs(cfg, store, samples, feedback, iteration)
         reference = run_reference(cfg, store, pairs, SFT_ID, self.sft_dir)

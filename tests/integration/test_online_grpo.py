@@ -19,6 +19,7 @@ import pytest
 
 from bolt.config import EngineConfig, EngineKind, OnlineAlgorithm, PipelineConfig
 from bolt.engines import make_engine
+from bolt.evals.contamination import index_for
 from bolt.online import grpo_data, stage
 from bolt.stages import Stage
 from bolt.store import ArtifactStore, Manifest, local_model_dir
@@ -40,7 +41,7 @@ class Loop:
 
     def prepare(self, iteration: int, policy_id: str, engine) -> tuple[Manifest, Manifest, str]:
         cfg, store = self.cfg, self.store
-        prompts = stage.run_prompts(cfg, store, iteration)
+        prompts = stage.run_prompts(cfg, store, iteration, contamination=index_for(cfg))
         samples = stage.run_samples(
             grpo_data.grpo_config(cfg), store, prompts, policy_id, lambda: engine
         )

@@ -21,6 +21,7 @@ from bolt.evals.stage import Baseline, EvalModel, answers_fingerprint, eval_fing
 from bolt.filtering.stage import filter_fingerprint, score_fingerprint
 from bolt.online import stage as online
 from bolt.prompts import load_examples
+from bolt.source_digests import SourceDigests
 from bolt.store import Manifest
 from bolt.train.fingerprints import policy_fingerprint, sft_fingerprint
 from bolt.train.reference import reference_fingerprint
@@ -28,6 +29,13 @@ from bolt.train.reference import reference_fingerprint
 REPO = Path(__file__).resolve().parents[2]
 GOLDEN = REPO / "tests/golden/fingerprints.json"
 CONFIGS = sorted((REPO / "configs").glob("*.yaml"))
+# What a HEAD of every s3:// source answers here: the goldens pin how a source's content
+# enters the key without reaching S3 (at run time the HEAD goes through storage.s3).
+GOLDEN_OBJECT = {"ETag": '"5d41402abc4b2a76b9719d911017c592"'}
+
+
+def _digests(cfg) -> SourceDigests:
+    return SourceDigests.of_config(cfg, head=lambda uri: GOLDEN_OBJECT)
 
 
 def _manifest(stage: str, fp: str) -> Manifest:
@@ -41,15 +49,16 @@ def stage_fingerprints(path: Path) -> dict[str, str]:
 
     cfg = load_config(path)
     examples = load_examples(examples_dir(cfg))
+    digests = _digests(cfg)
     out = {
-        "curation": curation_fingerprint(cfg),
+        "curation": curation_fingerprint(cfg, digests),
         "bootstrap": bootstrap_fingerprint(cfg, "d" * 16, examples),
         "score": score_fingerprint(cfg, "b" * 16),
         "filter": filter_fingerprint(cfg, "s" * 16, "d" * 16),
         "sft": sft_fingerprint(cfg, "f" * 16),
     }
     for iteration in (1, 2):
-        out[f"online-prompts-{iteration}"] = online.prompts_fingerprint(cfg, iteration)
+        out[f"online-prompts-{iteration}"] = online.prompts_fingerprint(cfg, iteration, digests)
         out[f"online-pairs-{iteration}"] = online.pairs_fingerprint(cfg, "c" * 16, iteration)
         out[f"online-policy-{iteration}"] = policy_fingerprint(
             cfg, "p" * 16, "r" * 16, "i" * 16, iteration
@@ -87,7 +96,9 @@ def _algorithm_fingerprints(cfg) -> dict[str, str]:
     if cfg.online.algorithm == OnlineAlgorithm.drift:
         out["online-drift-samples"] = drift.drift_samples_fingerprint(cfg, "f" * 16, "i" * 16)
         for iteration in (1, 2):
-            out[f"online-feedback-{iteration}"] = drift.feedback_fingerprint(cfg, iteration)
+            out[f"online-feedback-{iteration}"] = drift.feedback_fingerprint(
+                cfg, iteration, _digests(cfg)
+            )
             out[f"online-drift-pairs-{iteration}"] = drift.drift_pairs_fingerprint(
                 cfg, "q" * 16, iteration
             )

@@ -294,10 +294,8 @@ def test_md_table_escapes_cells():
     assert md_table([], ["a"]) == ""
 
 
-def test_bolt_run_ends_with_scores_rewards_and_paths(run, tmp_path, monkeypatch):
-    import io
-
-    from bolt_cli import main, output
+def test_bolt_run_ends_with_scores_rewards_and_paths(run, tmp_path, capsys):
+    from bolt_cli import main
 
     store, _, policy, trajectory = run
     cfg = load_config(REPO / "configs/tiny-cpu.yaml", [f"storage.root=file://{tmp_path}"])
@@ -306,10 +304,8 @@ def test_bolt_run_ends_with_scores_rewards_and_paths(run, tmp_path, monkeypatch)
         "online-policy": {"fingerprint": policy.fingerprint},
         "eval_trajectory": {"fingerprint": trajectory.fingerprint},
     }
-    printed = io.StringIO()
-    monkeypatch.setattr(output.console, "file", printed)
     main._print_results(cfg, summary)
-    out = printed.getvalue()
+    out = capsys.readouterr().out
     assert "headline number per benchmark" in out and "smollm2-135m-instruct" in out
     assert "DPO-1" in out and "online DPO" in out and "0.6931 → 0.6" in out
     assert store.uri(Stage.eval_trajectory, F("t1"), "trajectory.png") in out
