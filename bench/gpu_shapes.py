@@ -310,6 +310,7 @@ def run(args) -> dict:
         "device": spec,
         "device_memory_gib": round(device_bytes / 2**30, 1),
         "tested_on": "CPU with tiny shapes: GPU figures pending" if args.tiny else spec["name"],
+        "gpu_command": "python bench/gpu_shapes.py   (one accelerator, < 8 minutes)",
         "shape": measured["shape"],
         "why_this_shape": "the largest whose full fine-tuning state (16 bytes/param: fp32 weights, "
         "grads, AdamW m and v; + bf16 autocast copies, checkpointed activations, logits) fits "
@@ -365,8 +366,8 @@ def parse() -> argparse.Namespace:
         "--micro-batch", type=int, default=1, help="Packed rows (SFT) / pairs (DPO)."
     )
     parser.add_argument("--accumulation", type=int, default=4)
-    parser.add_argument("--warmup", type=int, default=2)
-    parser.add_argument("--steps", type=int, default=6)
+    parser.add_argument("--warmup", type=int, default=3)
+    parser.add_argument("--steps", type=int, default=10)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", help="Write the JSON here instead of bench/results/.")
     parser.add_argument("--no-benchmarks-line", action="store_true")

@@ -16,6 +16,7 @@ from pathlib import Path
 from prefect import flow, get_run_logger
 from prefect.artifacts import create_table_artifact
 from prefect.exceptions import MissingContextError
+from prefect.task_runners import ThreadPoolTaskRunner
 
 from bolt.config import PipelineConfig
 from bolt.evals.stage import Baseline, EvalModel, eval_model, load_benchmarks, load_report_rows
@@ -65,7 +66,7 @@ def _evaluate(cfg: PipelineConfig, models: list[EvalModel]) -> list[Manifest]:
     return manifests
 
 
-@flow(name="eval", flow_run_name="{cfg.name}-eval")
+@flow(name="eval", flow_run_name="{cfg.name}-eval", task_runner=ThreadPoolTaskRunner(max_workers=1))
 def eval_flow(cfg: PipelineConfig, model: str | Path, label: str | None = None) -> Manifest:
     """Answer, grade and report ``model`` (a catalog name or a model folder, e.g. an SFT
     or DPO checkpoint from the store) against the baseline."""
@@ -136,7 +137,11 @@ def _logger() -> logging.Logger | logging.LoggerAdapter:
         return logging.getLogger(__name__)
 
 
-@flow(name="eval-stage", flow_run_name="{cfg.name}-eval-stage")
+@flow(
+    name="eval-stage",
+    flow_run_name="{cfg.name}-eval-stage",
+    task_runner=ThreadPoolTaskRunner(max_workers=1),
+)
 def eval_stage_flow(cfg: PipelineConfig) -> Manifest:
     """``bolt stage eval``: the config's newest committed SFT model and last policy (the
     Fig. 6 pair), found in its store and named in the log and each report's header; the
@@ -182,7 +187,11 @@ def _evaluate_checkpoints(
     return done, manifests
 
 
-@flow(name="eval-trajectory", flow_run_name="{cfg.name}-eval-trajectory")
+@flow(
+    name="eval-trajectory",
+    flow_run_name="{cfg.name}-eval-trajectory",
+    task_runner=ThreadPoolTaskRunner(max_workers=1),
+)
 def eval_trajectory_flow(cfg: PipelineConfig, checkpoints: list[tuple[str, str]]) -> Manifest:
     """Evaluate ``(label, model)`` checkpoints in training order (SFT, DPO iter 1, ...),
     then draw the Fig. 6 trajectory of each benchmark's headline number."""

@@ -11,6 +11,7 @@ import tempfile
 from pathlib import Path
 
 from prefect import flow, get_run_logger
+from prefect.task_runners import ThreadPoolTaskRunner
 
 from bolt.config import OnlineAlgorithm, PipelineConfig, ReferencePolicy
 from bolt.resources import POOL
@@ -45,7 +46,11 @@ def _evaluator(cfg: PipelineConfig):
     return lambda model_dir, label: eval_flow(quick_eval_config(cfg), model_dir, label)
 
 
-@flow(name="online", flow_run_name="{cfg.name}-online")
+@flow(
+    name="online",
+    flow_run_name="{cfg.name}-online",
+    task_runner=ThreadPoolTaskRunner(max_workers=1),
+)
 def online_flow(cfg: PipelineConfig, sft: Manifest | None = None) -> Manifest:
     """Run ``online.iterations`` rounds from the SFT model; returns the last policy's manifest."""
     store = ArtifactStore.from_config(cfg.storage)

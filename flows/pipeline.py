@@ -79,7 +79,7 @@ def pipeline(cfg: PipelineConfig, until: str | None = None) -> Summary:
 
     try:
         with tags("stage:data"):
-            data = curation_flow(cfg)
+            data = curation_flow.with_options(task_runner=task_runner(cfg))(cfg)
         finished(data)
         if "bootstrap" in wanted:
             with tags("stage:bootstrap"):
@@ -87,7 +87,7 @@ def pipeline(cfg: PipelineConfig, until: str | None = None) -> Summary:
             finished(boot)
         if "filter" in wanted:
             with tags("stage:filter"):
-                sft_set = filter_flow(cfg, data, boot)
+                sft_set = filter_flow.with_options(task_runner=task_runner(cfg))(cfg, data, boot)
             finished(sft_set)
         # Training needs the memory the generation engines and reward models hold.
         POOL.release()

@@ -17,7 +17,13 @@ from tasks.reporting import report_stage
 from tasks.sharding import shard_tasks
 
 
-@flow(name="curation", flow_run_name="{cfg.name}-curation")
+# Shard tasks one at a time unless the run passes its own runner (tasks.runtime.task_runner):
+# the shards of a stage share the process's engine.
+@flow(
+    name="curation",
+    flow_run_name="{cfg.name}-curation",
+    task_runner=ThreadPoolTaskRunner(max_workers=1),
+)
 def curation_flow(cfg: PipelineConfig) -> Manifest:
     store = ArtifactStore.from_config(cfg.storage)
     manifest = curate(cfg)
@@ -44,7 +50,11 @@ def bootstrap_flow(cfg: PipelineConfig, data: Manifest | None = None) -> Manifes
     return manifest
 
 
-@flow(name="filter", flow_run_name="{cfg.name}-filter")
+@flow(
+    name="filter",
+    flow_run_name="{cfg.name}-filter",
+    task_runner=ThreadPoolTaskRunner(max_workers=1),
+)
 def filter_flow(
     cfg: PipelineConfig, data: Manifest | None = None, bootstrap: Manifest | None = None
 ) -> Manifest:

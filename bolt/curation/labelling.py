@@ -12,6 +12,7 @@ whatever the shard size: ``data.shard_size`` is ``AFFECTS_OUTPUT_NOT``.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from functools import cache
 
@@ -89,6 +90,7 @@ def label_work(
     fitting = bool(candidates.stats["needs_fitting"])
 
     def work(plan: ShardPlan[Query]) -> ShardInfo:
+        started = time.perf_counter()
         kept, rejects = label_queries(cfg, plan.items, engine, context_length, fitting)
         name = f"rejects/part-{plan.index:05d}.jsonl.gz"
         listed = [r for step in STEPS for r in rejects[step]]
@@ -96,6 +98,7 @@ def label_work(
         meta = {
             "rejects_file": rejects_file.model_dump(),
             "rejects_per_step": [len(rejects[step]) for step in STEPS],
+            "seconds": round(time.perf_counter() - started, 3),
         }
         return store.write_shard(Stage.curation_labels, fp, plan.index, kept, meta=meta)
 

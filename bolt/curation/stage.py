@@ -200,7 +200,7 @@ def commit_curation(
         )
     )
     reasons = Counter(r.reason for r in rejects)
-    seconds = candidates.timings.get("seconds", 0.0)
+    seconds = candidates.timings.get("seconds", 0.0) + sum(s.meta.get("seconds", 0) for s in labels)
     return store.commit(
         Manifest(
             stage=Stage.curation,

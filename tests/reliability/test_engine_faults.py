@@ -203,8 +203,15 @@ def _stop_engine_core_when(
 def test_a_stopped_vllm_engine_fails_the_shard_within_its_timeout_and_is_replaced(
     tmp_path, fault_ledger, smollm2_path
 ):
-    # Past the longest prefill under CI load: a prompt's prefill sends no output.
-    request_timeout_s = 20
+    # A prompt's prefill sends no output: on one shared CPU core a 1.2k-token prompt takes
+    # 20-40 s, so the prompts here are short (one tiny example) and the timeout above them.
+    request_timeout_s = 30
+    examples = tmp_path / "examples"
+    examples.mkdir()
+    (examples / "tiny.yaml").write_text(
+        "id: tiny\ntopic: arithmetic\nquery: What is 2 + 3?\n"
+        "thoughts: Two and three make five.\nresponse: The answer is 5.\n"
+    )
     cfg = load_config(
         TINY_CONFIG,
         [
@@ -214,6 +221,7 @@ def test_a_stopped_vllm_engine_fails_the_shard_within_its_timeout_and_is_replace
             "bootstrap.sampling.max_new_tokens=64",
             "bootstrap.guided_decoding=false",
             "bootstrap.examples_per_prompt=1",
+            f"bootstrap.examples_dir={examples}",
             "engine.cpu_kvcache_gb=1",
             f"engine.request_timeout_s={request_timeout_s}",
             "engine.shard_timeout_s=600",
@@ -237,7 +245,7 @@ def test_a_stopped_vllm_engine_fails_the_shard_within_its_timeout_and_is_replace
         receipts = lambda: list(tmp_path.glob("bootstrap/*/part-*.receipt.json"))
         stopped_at: list[float] = []
         stopper = _stop_engine_core_when(cores, lambda: len(receipts()) >= 1, stopped_at, cancel)
-        with pytest.raises(EngineHung, match=r"sent no output .* engine.request_timeout_s = 20 s"):
+        with pytest.raises(EngineHung, match=r"sent no output .* engine.request_timeout_s = 30 s"):
             bootstrap_in_process(cfg, store, data, pooled, context_length=8192)
         assert stopped_at, "EngineHung before the SIGSTOP: request_timeout_s is below a step"
         detected_s = time.perf_counter() - stopped_at[0]
