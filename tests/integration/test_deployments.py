@@ -11,6 +11,7 @@ weights are missing on the first run, as when an operator forgot to sync them.
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import subprocess
 import sys
@@ -21,8 +22,8 @@ import boto3
 import pytest
 from prefect.exceptions import ObjectNotFound
 
-from tests.random_reward_model import save_random_reward_model
 from tests.conftest import REPO, TINY_CONFIG
+from tests.random_reward_model import save_random_reward_model
 from tests.reliability.teacher_server import TeacherServer
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
@@ -102,7 +103,11 @@ def test_served_pipeline_fails_mid_stage_and_a_retry_resumes_from_cache(
     from prefect.states import Scheduled
 
     name = f"deploy-{uuid.uuid4().hex[:8]}"
+    # The reward model's folder has its config but not yet its weights (a sync that did
+    # not finish): preflight sees a model folder, the filter stage fails loading it.
     rm_dir = tmp_path / "rm"
+    rm_dir.mkdir()
+    (rm_dir / "config.json").write_text(json.dumps({"model_type": "llama", "num_labels": 1}))
     env = {**os.environ, "PREFECT_API_URL": prefect_api}
     serve = "from flows.pipeline import pipeline_from_config as f; f.serve(name='deployment-test')"
     # The runner's log goes to a file: an unread pipe fills up and stalls the runner.

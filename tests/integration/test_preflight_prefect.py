@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from bolt.config import BenchmarkName as Benchmark
 from bolt.config import ModelEntry
 from bolt.config_loader import load_config
 from bolt.preflight import Problem
@@ -158,6 +159,7 @@ def test_preflight_task_fails_a_flow_before_any_stage(prefect_api):
         stages_started.append("data")
 
     cfg = load_config(PAPER, ["compute.work_pool=no-such-pool"])
+    cfg.eval.data.pop(Benchmark.arena_hard)  # a dataset left unset
     start = time.monotonic()
     with pytest.raises(PreflightError) as caught:
         probe(cfg)
