@@ -30,7 +30,11 @@ Reported per judge: Pearson and Spearman against GPT-4's scores, pairwise accura
 the item pairs GPT-4 scores differently (a judge's tie counts half), and its cost:
 prompt and output tokens and seconds per item (checklist writing reported on its own).
 
-    .venv/bin/python bench/judge_agreement.py [--items 40]
+    .venv/bin/python bench/judge_agreement.py [--items 24]
+
+Cost here: the recorded run (40 items, SmolLM2-135M, one thread) took 17.6 minutes on
+the 2 shared cores while other jobs ran (checklist writing 227 s of it, the parsed
+principles 400 s); 24 items keeps a run near 10 minutes.
 
 With a served 8B judge (vLLM's OpenAI-compatible server) and its weights for the
 logit read-outs:
@@ -289,7 +293,7 @@ def main() -> None:
     from bolt.models import prepare_model
 
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--items", type=int, default=40)
+    parser.add_argument("--items", type=int, default=24)
     parser.add_argument("--judge-model", help="judge folder (default: the prepared SmolLM2)")
     parser.add_argument("--judge-base-url", help="OpenAI-compatible server of the judge")
     parser.add_argument("--served-model", help="the model's name on that server")

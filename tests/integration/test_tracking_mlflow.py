@@ -74,14 +74,16 @@ def test_pipeline_run_and_nested_stage_run_on_the_server(mlflow_server, prefect_
     assert data.data.tags["mlflow.parentRunId"] == parent.info.run_id
     assert data.data.tags["bolt.fingerprint"] == fp == data.data.params["fingerprint"]
     assert data.data.tags["bolt.store_uri"] == summary["data"]["uri"]
-    assert data.data.params["config.data.difficulty_filter"] == "false"
+    assert data.data.params["config.difficulty_filter"] == "false"
     manifest = ArtifactStore.from_config(cfg.storage).require(Stage.curation, fp)
     assert data.data.metrics["records"] == manifest.records == summary["data"]["records"]
     for key, value in manifest.counts.items():  # kept, and each reason something was left out
         assert data.data.metrics[f"count.{key}"] == value
     assert data.info.status == "FINISHED"
-    artifacts = _client(mlflow_server.uri).list_artifacts(parent.info.run_id)
-    assert "config.yaml" in {a.path for a in artifacts}
+    c = _client(mlflow_server.uri)
+    assert "config.yaml" in {a.path for a in c.list_artifacts(parent.info.run_id)}
+    plots = {a.path for a in c.list_artifacts(data.info.run_id, "plots")}
+    assert plots == {f"plots/{f.path}" for f in manifest.files if f.path.endswith(".png")}
 
 
 @pytest.fixture(scope="module")

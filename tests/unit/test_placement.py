@@ -49,3 +49,14 @@ def test_plan_counts_the_engines_that_fit():
     assert working_devices(cfg, "bootstrap") == 6 and working_devices(cfg, "sft") == 8
     assert working_devices(cfg, "online.2.sample") == 6 and working_devices(cfg, "eval") == 6
     assert working_devices(cfg, "filter") == 8
+
+
+def test_ray_shard_tasks_are_submitted_asking_for_those_gpus():
+    from prefect_ray.context import RemoteOptionsContext
+
+    from tasks.runtime import shard_resources
+
+    with shard_resources(_cfg(), Stage.bootstrap):  # paper-8b runs on Ray
+        assert RemoteOptionsContext.get().current_remote_options == {"num_gpus": 8.0}
+    with shard_resources(_cfg("compute.task_runner=threads"), Stage.bootstrap):
+        assert RemoteOptionsContext.get().current_remote_options == {}
