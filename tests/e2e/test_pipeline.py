@@ -56,7 +56,9 @@ def test_bolt_run_tiny_pipeline(tmp_path, prefect_api):
     assert first.returncode == 0, first.stdout[-3000:] + first.stderr[-5000:]
     store = ArtifactStore.from_config(load_config(TINY_CONFIG, [f"storage.root={root}"]).storage)
     manifests = {m.stage: m for m in store.list_manifests()}
-    assert set(manifests) == {"data", "bootstrap", "score", "filter"}
+    # data-candidates: the curated pool before labelling, a stage of its own so labelling
+    # shards resume against a fixed list.
+    assert set(manifests) == {"data-candidates", "data", "bootstrap", "score", "filter"}
     assert manifests["score"].records == manifests["bootstrap"].records
     assert manifests["filter"].upstream == {
         "score": manifests["score"].fingerprint,

@@ -108,7 +108,9 @@ def test_served_pipeline_fails_mid_stage_and_a_retry_resumes_from_cache(
     rm_dir = tmp_path / "rm"
     rm_dir.mkdir()
     (rm_dir / "config.json").write_text(json.dumps({"model_type": "llama", "num_labels": 1}))
-    env = {**os.environ, "PREFECT_API_URL": prefect_api}
+    # The stand-in teacher, like a self-hosted vLLM server started without --api-key,
+    # accepts any key; preflight rightly wants the variable the config names to be set.
+    env = {**os.environ, "PREFECT_API_URL": prefect_api, "OPENAI_API_KEY": "not-checked"}
     serve = "from flows.pipeline import pipeline_from_config as f; f.serve(name='deployment-test')"
     # The runner's log goes to a file: an unread pipe fills up and stalls the runner.
     runner_log = tmp_path / "runner.log"

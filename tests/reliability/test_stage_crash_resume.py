@@ -45,20 +45,20 @@ store = ArtifactStore.from_config(cfg.storage)
 
 CURATION_CHILD = """
 from bolt.curation.stage import run_curation
-engine = HashEngine(delay_s=0.06)
+engine = HashEngine(delay_s=0.15)
 run_curation(cfg, store, lambda: engine, context_length=8192)
 """
 
 SAMPLES_CHILD = """
 from bolt.online import stage as online
-engine = HashEngine(delay_s=0.06)
+engine = HashEngine(delay_s=0.2)
 prompts = store.require("data", "prompts")
 online.run_samples(cfg, store, prompts, "sft/x", lambda: engine)
 """
 
 JUDGING_CHILD = """
 from bolt.evals.stage import EvalModel, load_benchmarks, run_eval
-judge = HashJudge(delay_s=0.08)
+judge = HashJudge(delay_s=0.2)
 answers = store.list_manifests("eval_answers")[0]
 model = EvalModel("tested", "none", {"name": "tested"})
 run_eval(cfg, store, model, load_benchmarks(cfg), answers, lambda b: judge)
@@ -192,12 +192,13 @@ def test_online_sampling_survives_five_sigkills(tmp_path, fault_ledger):
         ["online.shard_size=2"],
         tmp_path,
         fault_ledger,
-        0.06,
+        0.1,
     )
 
 
 def test_eval_judging_survives_five_sigkills(tmp_path, fault_ledger):
-    overrides = ["eval.shard_size=1", "eval.max_items=5"]
+    # Judged benchmarks only: every shard waits for the (paced) judge, so a kill lands in one.
+    overrides = ["eval.shard_size=1", "eval.max_items=5", "eval.benchmarks=[mt_bench, arena_hard]"]
 
     def answers(cfg, store):
         return run_answers(cfg, store, MODEL, load_benchmarks(cfg), lambda: HashEngine())
@@ -210,6 +211,6 @@ def test_eval_judging_survives_five_sigkills(tmp_path, fault_ledger):
     cfg = load_config(TINY_CONFIG, [f"storage.root=file://{tmp_path}/crashed", *overrides])
     answers(cfg, ArtifactStore.from_config(cfg.storage))  # what the child judges
     _, final = _finish_after_kills(
-        "eval_judging", make, JUDGING_CHILD, "eval", overrides, tmp_path, fault_ledger, 0.08
+        "eval_judging", make, JUDGING_CHILD, "eval", overrides, tmp_path, fault_ledger, 0.1
     )
     assert final.counts["mt_bench.n_items"] == 10
