@@ -93,17 +93,27 @@ def launch(cfg: PipelineConfig, tmp: Path, module: str, args: list[str], log_nam
 
 
 def evaluate_trajectory(cfg: PipelineConfig, checkpoints: list[tuple[str, str]], policies):
-    """Every checkpoint's quick evaluation through the real eval flow, the trajectory
-    drawn from them, and the policy the online loop keeps."""
+    """Every checkpoint's quick evaluation (the eval stage's own functions, in this
+    process: MATH500 needs no judge), the trajectory drawn from them, and the policy the
+    online loop keeps."""
+    from bolt.engines import make_engine
+    from bolt.evals.stage import eval_model, load_benchmarks, run_answers, run_eval
     from bolt.evals.trajectory import run_trajectory
-    from bolt.resources import POOL
     from bolt.store import ArtifactStore
-    from flows.evaluation import eval_flow
     from flows.online_methods import kept_policy
 
-    try:
-        evaluations = [(label, eval_flow(cfg, folder, label)) for label, folder in checkpoints]
-    finally:
-        POOL.release()
-    trajectory = run_trajectory(ArtifactStore.from_config(cfg.storage), evaluations)
+    def no_judge(benchmark):
+        raise AssertionError(f"{benchmark} needs no judge")
+
+    store, items = ArtifactStore.from_config(cfg.storage), load_benchmarks(cfg)
+    evaluations = []
+    for label, folder in checkpoints:
+        model = eval_model(cfg, folder, label)
+        engine = make_engine(cfg.eval.engine, folder, seed=0, device="cpu")
+        try:
+            answers = run_answers(cfg, store, model, items, lambda engine=engine: engine)
+        finally:
+            engine.close()
+        evaluations.append((label, run_eval(cfg, store, model, items, answers, no_judge)))
+    trajectory = run_trajectory(store, evaluations)
     return trajectory, kept_policy(cfg, evaluations, policies)

@@ -13,10 +13,12 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import shutil
 import subprocess
 import sys
 import time
 import uuid
+from pathlib import Path
 
 import boto3
 import pytest
@@ -108,6 +110,8 @@ def test_served_pipeline_fails_mid_stage_and_a_retry_resumes_from_cache(
     rm_dir = tmp_path / "rm"
     rm_dir.mkdir()
     (rm_dir / "config.json").write_text(json.dumps({"model_type": "llama", "num_labels": 1}))
+    for tokenizer_file in Path(smollm2_path).glob("*token*"):
+        shutil.copy(tokenizer_file, rm_dir / tokenizer_file.name)
     # The stand-in teacher, like a self-hosted vLLM server started without --api-key,
     # accepts any key; preflight rightly wants the variable the config names to be set.
     env = {**os.environ, "PREFECT_API_URL": prefect_api, "OPENAI_API_KEY": "not-checked"}

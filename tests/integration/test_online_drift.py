@@ -71,7 +71,7 @@ class Loop:
 
 
 def test_drift_two_iterations_kill_resume_and_trajectory(
-    tiny_config, smollm2_path, vllm_engine, prefect_api, tmp_path
+    tiny_config, smollm2_path, vllm_engine, tmp_path
 ):
     cfg = _config(tiny_config, tmp_path)
     assert rpo_alpha(cfg.online) == 0.001

@@ -65,7 +65,7 @@ class Loop:
 
 
 def test_grpo_two_iterations_kill_resume_and_trajectory(
-    tiny_config, smollm2_path, vllm_engine, prefect_api, tmp_path
+    tiny_config, smollm2_path, vllm_engine, tmp_path
 ):
     cfg = online_config(tiny_config, tmp_path, OnlineAlgorithm.grpo)
     engine = CountingEngine(vllm_engine)
