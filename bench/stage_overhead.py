@@ -30,6 +30,7 @@ sys.path.insert(0, str(REPO))
 from common import write_result
 
 from bolt.config import SamplingConfig
+from bolt.curation.labels import CRITERIA
 from bolt.engines.base import ChatRequest, Completion, EngineStats
 
 PAPER = REPO / "configs/paper-8b.yaml"
@@ -37,18 +38,7 @@ TINY = REPO / "configs/tiny-cpu.yaml"
 ANSWER = (
     "<thoughts>Weigh both branches, then check.</thoughts><response>The answer is 4.</response>"
 )
-LABELS = "\n".join(
-    f"{c}: 1"
-    for c in (
-        "specificity",
-        "domain_knowledge",
-        "complexity",
-        "problem_solving",
-        "creativity",
-        "technical_accuracy",
-        "real_world",
-    )
-)
+LABELS = "\n".join(f"{c}: 1" for c in CRITERIA)  # every criterion met: all kept
 
 
 class InstantEngine:
