@@ -46,17 +46,65 @@ class _Source:
 
 def load_config(path: str | Path, overrides: list[str] | tuple[str, ...] = ()) -> PipelineConfig:
     """Read, merge, override and validate; raise ConfigError naming every problem."""
-    path = Path(path)
-    data, sources = _load_with_bases(path, depth=0)
-    applied: dict[tuple[str, ...], str] = {}
+    return read_config(path, overrides).validate()
+
+
+@dataclass
+class RawConfig:
+    """A config file merged with its bases and overrides, before validation: what a
+    program that rewrites configs (``bolt.rehearsal``) edits before ``validate``."""
+
+    data: dict[str, Any]
+    sources: list[_Source]
+    applied: dict[tuple[str, ...], str]  # key path -> the override that set it
+
+    def set(self, key_path: tuple[str, ...], value: Any, why: str) -> None:
+        """Set ``key_path`` as an override would (sections it creates start from their
+        defaults); ``why`` names the change in errors."""
+        _set_path(self.data, key_path, value, why)
+        self.applied[key_path] = why
+
+    def validate(self) -> PipelineConfig:
+        try:
+            return PipelineConfig.model_validate(self.data)
+        except ValidationError as e:
+            raise ConfigError(
+                [_locate(err, self.sources, self.applied) for err in e.errors()]
+            ) from None
+
+
+def read_config(path: str | Path, overrides: list[str] | tuple[str, ...] = ()) -> RawConfig:
+    """The merged, overridden config data of ``path``, not yet validated."""
+    data, sources = _load_with_bases(Path(path), depth=0)
+    raw = RawConfig(data, sources, {})
     for text in overrides:
         key_path, value = _parse_override(text)
-        _set_path(data, key_path, value, text)
-        applied[key_path] = text
-    try:
-        return PipelineConfig.model_validate(data)
-    except ValidationError as e:
-        raise ConfigError([_locate(err, sources, applied) for err in e.errors()]) from None
+        raw.set(_existing_keys(data, key_path), value, text)
+    return raw
+
+
+def _existing_keys(data: Any, parts: tuple[str, ...]) -> tuple[str, ...]:
+    """``parts`` with the dotted keys of ``data`` put back together: a catalog name such as
+    ``llama-3.1-8b-instruct`` is one key, so ``models.catalog.llama-3.1-8b-instruct.path``
+    names its ``path``. The longest existing key wins; other parts stay as they are."""
+    resolved, node, i = [], data, 0
+    while i < len(parts):
+        if isinstance(node, dict):
+            j = next(
+                (j for j in range(len(parts), i + 1, -1) if ".".join(parts[i:j]) in node), i + 1
+            )
+            key = ".".join(parts[i:j])
+            node = node.get(key)
+            resolved.append(key)
+            i = j
+        else:
+            if isinstance(node, list) and parts[i].isdigit() and int(parts[i]) < len(node):
+                node = node[int(parts[i])]
+            else:
+                node = None
+            resolved.append(parts[i])
+            i += 1
+    return tuple(resolved)
 
 
 def _load_with_bases(path: Path, depth: int) -> tuple[dict[str, Any], list[_Source]]:

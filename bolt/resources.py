@@ -54,17 +54,18 @@ class ResourcePool:
         self._lock = threading.RLock()
         self._live: dict[str, _Live] = {}
 
-    def get(self, key: str, role: Role, make: Callable[[], T]) -> T:
-        """The live resource ``key``, or ``make()``'s after the other role is released."""
+    def get(self, key: str, role: Role, make: Callable[[], T], label: str | None = None) -> T:
+        """The live resource ``key``, or ``make()``'s after the other role is released.
+        ``label`` names it in the log (keys carry whole settings as JSON)."""
         with self._lock:
             live = self._live.get(key)
             if live is not None and getattr(live.resource, "dead", False):
-                logger.warning("%s died; starting a new one", key)
+                logger.warning("%s died; starting a new one", label or key)
                 self._drop(key)
                 live = None
             if live is None:
                 self.release(Role.scoring if role is Role.generation else Role.generation)
-                logger.info("starting %s (%s)", key, role.value)
+                logger.info("starting %s (%s)", label or key, role.value)
                 live = self._live[key] = _Live(make(), role)
             return live.resource
 

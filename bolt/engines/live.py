@@ -51,12 +51,14 @@ def engine_for(
                 device=cfg.compute.device,
                 model_key=f"models.catalog.{model_name}",
             ),
+            label=f"openai engine for {served}",
         )
     path = resolve_model(cfg.models, model_name, cfg.storage.s3)
     return POOL.get(
         engine_key(path, engine_cfg, role),
         role,
         lambda: make_engine(engine_cfg, path, seed=cfg.seed, device=cfg.compute.device),
+        label=f"{engine_cfg.kind.value} engine on {model_name}",
     )
 
 

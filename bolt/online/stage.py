@@ -167,6 +167,7 @@ def policy_engine(cfg: PipelineConfig, policy_dir: str) -> Engine:
         lambda: make_engine(
             settings, policy_dir, seed=cfg.online.sampling.seed, device=cfg.compute.device
         ),
+        label=f"{settings.kind.value} engine on the policy {policy_dir}",
     )
 
 

@@ -37,7 +37,12 @@ def reward_for(cfg: PipelineConfig, backend: RewardBackend, stage: Stage) -> Rew
         return make_reward(backend, cfg.models)
     # Name and weight say how a stage uses the model, not which model it is.
     key = f"reward {backend.model_dump_json(exclude={'weight', 'name'})}"
-    return POOL.get(key, Role.scoring, lambda: _load(cfg, backend, stage))
+    return POOL.get(
+        key,
+        Role.scoring,
+        lambda: _load(cfg, backend, stage),
+        label=f"{backend.kind.value} reward on {backend.model}",
+    )
 
 
 def _load(cfg: PipelineConfig, backend: RewardBackend, stage: Stage) -> RewardModel:

@@ -106,7 +106,9 @@ class SequenceClassifierReward:
     def _score_batch(self, sequences: list[list[int]]) -> list[float]:
         import torch
 
-        input_ids, attention_mask = padded(sequences, self.pad_id, left=False)
+        pad_id = self.pad_id if self.pad_id is not None else _absent_id(sequences, self.model)
+        self.model.config.pad_token_id = pad_id  # the head finds each sequence's end by it
+        input_ids, attention_mask = padded(sequences, pad_id, left=False)
         with torch.inference_mode():
             output = self.model(
                 input_ids=input_ids.to(self.device), attention_mask=attention_mask.to(self.device)
@@ -150,16 +152,21 @@ def reward_from_output(output: Any) -> Any:
     return values.float().reshape(-1)
 
 
-def _pad_token_id(model: Any, tokenizer: Any) -> int:
+def _pad_token_id(model: Any, tokenizer: Any) -> int | None:
     """The id to pad with: the model's own (it finds sequence ends by it), else the
-    tokenizer's, which is then given to the model for the same reason."""
+    tokenizer's; None when neither has one (Llama-3 and Mistral tokenizers, and reward
+    models built on them without adding one): then each batch pads with ``_absent_id``."""
     pad_id = model.config.pad_token_id
-    if pad_id is None:
-        pad_id = tokenizer.pad_token_id
-        model.config.pad_token_id = pad_id
-    if pad_id is None:
-        raise RewardError(
-            "the reward model and its tokenizer define no pad token, so sequences cannot be "
-            "batched; set pad_token_id in the model's config.json"
-        )
-    return pad_id
+    return pad_id if pad_id is not None else tokenizer.pad_token_id
+
+
+def _absent_id(sequences: Sequence[Sequence[int]], model: Any) -> int:
+    """A token id that no sequence of the batch contains (the highest such id of the
+    vocabulary: reserved tokens sit there). Padding with it, the head's search for the
+    first pad (ArmoRM) or last non-pad token (transformers) finds each sequence's true
+    end, so every sequence scores exactly as it would alone."""
+    present = {t for s in sequences for t in s}
+    for candidate in range(model.config.vocab_size - 1, -1, -1):
+        if candidate not in present:
+            return candidate
+    raise RewardError("every vocabulary id occurs in the batch: nothing left to pad with")

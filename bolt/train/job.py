@@ -10,6 +10,7 @@ The launchers (``local``, ``kubernetes``, ``slurm``) build on this module and
 from __future__ import annotations
 
 import json
+import os
 import shlex
 import shutil
 import sys
@@ -58,6 +59,16 @@ class TrainJob:
         base = f"{self.run_name}-{self.stage}-{self.fingerprint[:10]}".lower()
         cleaned = "".join(c if c.isalnum() or c == "-" else "-" for c in base)
         return cleaned.strip("-")[:52].rstrip("-")
+
+
+def build_cache_env() -> dict[str, str]:
+    """Where a job on a filesystem the worker shares finds compiled kernels: the worker's
+    own torch extensions cache. DeepSpeed JIT-compiles its CPU ops (``deepspeed_shm_comm``,
+    about a minute on 2 cores) into ``$HOME/.cache/torch_extensions`` at every start, so
+    a job in a fresh HOME would compile them again each launch. Compiled code, not data:
+    nothing one stage hands the next goes through it."""
+    path = os.environ.get("TORCH_EXTENSIONS_DIR") or "~/.cache/torch_extensions"
+    return {"TORCH_EXTENSIONS_DIR": str(Path(path).expanduser())}
 
 
 @dataclass(frozen=True)

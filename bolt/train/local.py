@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import shlex
 import signal
+import socket
 import subprocess
 from collections import deque
 from collections.abc import Iterable
@@ -17,12 +18,12 @@ from pathlib import Path
 
 from bolt.config import PipelineConfig
 from bolt.train.job import (
-    MASTER_PORT,
     REPO,
     JobDirs,
     LaunchError,
     LogSink,
     TrainJob,
+    build_cache_env,
     node_command,
     write_job_files,
 )
@@ -44,9 +45,17 @@ def render(cfg: PipelineConfig, job: TrainJob) -> str:
     return shlex.join(command)
 
 
-def job_env(cfg: PipelineConfig, dirs: JobDirs) -> dict[str, str]:
-    """The worker's environment with the job's own HOME, TMPDIR and scratch; on a CPU, the
-    single-process DeepSpeed environment of ARCHITECTURE.md §6 (one rank)."""
+def free_port() -> int:
+    """A TCP port nothing listens on now: each local job's rendezvous gets its own, so a
+    job never collides with another on this machine (or a killed one's orphan)."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def job_env(cfg: PipelineConfig, dirs: JobDirs, port: int) -> dict[str, str]:
+    """The worker's environment with the job's own HOME, TMPDIR, scratch and rendezvous
+    port; on a CPU, the single-process DeepSpeed environment of ARCHITECTURE.md §6."""
     path = os.environ.get("PYTHONPATH")
     env = {
         **os.environ,
@@ -55,7 +64,8 @@ def job_env(cfg: PipelineConfig, dirs: JobDirs) -> dict[str, str]:
         "BOLT_TRAIN_DIR": str(dirs.work),
         "PYTHONPATH": f"{REPO}{os.pathsep}{path}" if path else str(REPO),
         "MASTER_ADDR": "127.0.0.1",
-        "MASTER_PORT": os.environ.get("MASTER_PORT", str(MASTER_PORT)),
+        "MASTER_PORT": str(port),
+        **build_cache_env(),
     }
     if cfg.compute.gpus_per_node == 0:
         env |= {"RANK": "0", "WORLD_SIZE": "1", "LOCAL_RANK": "0"}
@@ -66,11 +76,14 @@ def run(cfg: PipelineConfig, job: TrainJob, job_dir: Path, on_line: LogSink) -> 
     """A subprocess on this machine, in ``job_dir``'s run folder."""
     dirs = JobDirs(job_dir).fresh()
     config_path, ds_path = write_job_files(cfg, job, job_dir)
-    command = node_command(cfg, job, str(config_path), str(ds_path), "0", "127.0.0.1", str(REPO))
+    port = int(os.environ.get("MASTER_PORT") or free_port())
+    command = node_command(
+        cfg, job, str(config_path), str(ds_path), "0", "127.0.0.1", str(REPO), str(port)
+    )
     on_line(f"launch: {shlex.join(command)} (in {dirs.run})")
     with subprocess.Popen(
         command,
-        env=job_env(cfg, dirs),
+        env=job_env(cfg, dirs, port),
         cwd=dirs.run,
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,

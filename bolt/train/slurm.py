@@ -12,6 +12,7 @@ slurmdbd). All three give ``Key=Value`` records read by ``parse_job_record``.
 
 from __future__ import annotations
 
+import os
 import re
 import shlex
 import subprocess
@@ -29,6 +30,7 @@ from bolt.train.job import (
     LaunchError,
     LogSink,
     TrainJob,
+    build_cache_env,
     node_command,
     shell_line,
     write_job_files,
@@ -128,15 +130,17 @@ def render(cfg: PipelineConfig, job: TrainJob) -> str:
     )
 
 
-def _call(command: list[str]) -> subprocess.CompletedProcess:
+def _call(command: list[str], env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
     try:
-        return subprocess.run(command, capture_output=True, text=True, check=False, timeout=120)
+        return subprocess.run(
+            command, capture_output=True, text=True, check=False, timeout=120, env=env
+        )
     except FileNotFoundError as e:
         raise LaunchError(f"compute.launcher is slurm but {command[0]} is not on PATH") from e
 
 
-def _run(command: list[str]) -> str:
-    done = _call(command)
+def _run(command: list[str], env: dict[str, str] | None = None) -> str:
+    done = _call(command, env)
     if done.returncode != 0:
         raise LaunchError(f"{shlex.join(command)} failed: {done.stderr.strip()}")
     return done.stdout.strip()
@@ -257,7 +261,10 @@ def run(cfg: PipelineConfig, job: TrainJob, scratch: Path, on_line: LogSink) -> 
     script.write_text(render(cfg, job))
     log = job_dir / "train.log"
     log.unlink(missing_ok=True)  # a relaunch's log starts empty
-    job_id = _run(["sbatch", "--parsable", str(script)]).split(";")[0]
+    # --export=ALL hands the job this environment (the build cache included), then its
+    # own HOME and TMPDIR.
+    submit_env = {**os.environ, **build_cache_env()}
+    job_id = _run(["sbatch", "--parsable", str(script)], submit_env).split(";")[0]
     on_line(f"launch: slurm job {job_id} ({script})")
     try:
         tail = follow(job_id, log, cfg.compute.poll_seconds, on_line)

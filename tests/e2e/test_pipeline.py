@@ -88,4 +88,4 @@ def test_bolt_run_tiny_pipeline(tmp_path, prefect_api):
     assert second.returncode == 0, second.stderr[-3000:]
     assert "starting vllm engine" in first.stdout + first.stderr
     assert "starting vllm engine" not in second.stdout + second.stderr
-    assert len(store.list_manifests()) == 4
+    assert len(store.list_manifests()) == len(manifests)

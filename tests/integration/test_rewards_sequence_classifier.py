@@ -13,8 +13,8 @@ import pytest
 from bolt.config import ModelEntry, ModelsConfig
 from bolt.longcot import render_longcot
 from bolt.rewards import RewardError, RewardItem
-from tests.random_reward_model import save_random_reward_model
 from bolt.rewards.sequence_classifier import SequenceClassifierReward
+from tests.random_reward_model import save_random_reward_model
 
 pytestmark = pytest.mark.integration
 
@@ -54,6 +54,24 @@ def test_length_sorted_batches_score_as_one_by_one(reward):
     alone = SequenceClassifierReward(reward.model, reward.tokenizer, batch_size=1).score(items())
     assert max(abs(a - b) for a, b in zip(batched, alone, strict=True)) < 1e-4
     assert max(batched) - min(batched) > 1e-3  # the items really score differently
+
+
+def test_a_model_without_pad_token_batches_exactly(rm_dir, tmp_path):
+    """Llama-3 / Mistral reward models may ship no pad token: each batch pads with an id
+    none of its sequences contains, so batched scores equal one-by-one scores."""
+    folder = tmp_path / "no-pad"
+    shutil.copytree(rm_dir, folder)
+    config = json.loads((folder / "config.json").read_text())
+    config["pad_token_id"] = None
+    (folder / "config.json").write_text(json.dumps(config))
+    tokenizer_config = json.loads((folder / "tokenizer_config.json").read_text())
+    tokenizer_config["pad_token"] = None
+    (folder / "tokenizer_config.json").write_text(json.dumps(tokenizer_config))
+    reward = SequenceClassifierReward.from_catalog(catalog(folder), "rm", batch_size=4)
+    assert reward.pad_id is None and reward.tokenizer.pad_token is None
+    batched = reward.score(items())
+    alone = SequenceClassifierReward(reward.model, reward.tokenizer, batch_size=1).score(items())
+    assert max(abs(a - b) for a, b in zip(batched, alone, strict=True)) < 1e-4
 
 
 def test_input_order_batches_agree_too(reward):

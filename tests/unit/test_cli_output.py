@@ -19,9 +19,10 @@ from bolt.progress import Progress, format_duration
 from bolt.records import Query
 from bolt.stages import Stage
 from bolt.store import ArtifactStore, Manifest
-from bolt_cli.main import _print_summary, app
+from bolt_cli.main import app
+from bolt_cli.results import print_summary
 from bolt_cli.output import UNBOUNDED_WIDTH, CliConsole, long_step, tsv_value
-from bolt_cli.plan import _stage_plans
+from bolt_cli.plan import stage_plans
 
 REPO = Path(__file__).resolve().parents[2]
 TINY = str(REPO / "configs/tiny-cpu.yaml")
@@ -30,7 +31,7 @@ runner = CliRunner()
 
 @pytest.fixture(scope="module")
 def paper_8b_rows() -> list[dict]:
-    return as_rows(_stage_plans(load_config(REPO / "configs/paper-8b.yaml", [])))
+    return as_rows(stage_plans(load_config(REPO / "configs/paper-8b.yaml", [])))
 
 
 def _table_cells(row: dict) -> list[str]:
@@ -266,6 +267,6 @@ def test_a_long_step_off_a_terminal_logs_its_start_and_end(capsys):
 
 
 def test_run_summary_keeps_record_counts_whole(capsys):
-    _print_summary({"sft": {"fingerprint": "f" * 16, "records": 1_234_567, "uri": "file:///x"}})
+    print_summary({"sft": {"fingerprint": "f" * 16, "records": 1_234_567, "uri": "file:///x"}})
     out = capsys.readouterr().out
     assert "1,234,567" in out and "f" * 16 in out and "file:///x" in out

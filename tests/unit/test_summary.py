@@ -295,7 +295,7 @@ def test_md_table_escapes_cells():
 
 
 def test_bolt_run_ends_with_scores_rewards_and_paths(run, tmp_path, capsys):
-    from bolt_cli import main
+    from bolt_cli.results import print_results
 
     store, _, policy, trajectory = run
     cfg = load_config(REPO / "configs/tiny-cpu.yaml", [f"storage.root=file://{tmp_path}"])
@@ -304,7 +304,7 @@ def test_bolt_run_ends_with_scores_rewards_and_paths(run, tmp_path, capsys):
         "online-policy": {"fingerprint": policy.fingerprint},
         "eval_trajectory": {"fingerprint": trajectory.fingerprint},
     }
-    main._print_results(cfg, summary)
+    print_results(cfg, summary)
     out = capsys.readouterr().out
     assert "headline number per benchmark" in out and "smollm2-135m-instruct" in out
     assert "DPO-1" in out and "online DPO" in out and "0.6931 → 0.6" in out

@@ -1,0 +1,214 @@
+"""`bolt rehearse configs/paper-8b.yaml` through every stage, on the real cluster path.
+
+The paper config as shipped, with only what this machine lacks pointed elsewhere:
+
+- its sources at their own ``s3://bolt-data/...`` URIs, on moto's S3 server, in their
+  real layouts (ShareGPT conversations, SlimOrca, MathInstruct parquet, Evol-Instruct,
+  UltraFeedback prompts); its store at ``s3://bolt-artifacts/paper-8b`` (the rehearsal
+  writes under ``.../rehearsal``);
+- ``compute.launcher=slurm`` on the real local Slurm cluster (SFT, the reference pass
+  and DPO run as Slurm jobs in their own folders with a fresh HOME);
+- the teacher through the OpenAI engine against the real vLLM server (SmolLM2 served
+  under a name), and the API judges against the same server;
+- the hub's benchmark files (WildBench, ZebraLogic, MATH-500 and WildBench's reference
+  outputs) by local files in the official layouts;
+- Prefect's thread runner instead of Ray (Ray on 2 cores is tested in test_ray_gpus).
+
+Every catalog model becomes a stand-in of its family (Llama-3.1's template, no pad
+token). Every stage completes and the eval report is written; then, with the worker's
+local folders wiped, a rerun is all cache hits: no engine starts, no request reaches the
+served teacher or judge.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+import pytest
+from vllm_server import RecordingRelay
+
+from bolt.config_loader import load_config
+from bolt.stages import Stage
+from bolt.store import ArtifactStore
+from tests.conftest import REPO
+
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(2400)]
+
+PAPER = REPO / "configs/paper-8b.yaml"
+DEMO = [json.loads(line) for line in (REPO / "data/queries/demo.jsonl").read_text().splitlines()]
+BUCKETS = ("bolt-data", "bolt-artifacts")
+
+
+def _jsonl(rows: list[dict]) -> bytes:
+    return "".join(json.dumps(r) + "\n" for r in rows).encode()
+
+
+def _put_sources(s3) -> None:
+    """The paper's five sources, 12 rows each, in the layouts their readers expect."""
+    rows = DEMO[:12]
+    conversations = [
+        {"conversations": [{"from": "human", "value": r["text"]}, {"from": "gpt", "value": "ok"}]}
+        for r in rows
+    ]
+    s3.put_object(Bucket="bolt-data", Key="sources/sharegpt.jsonl", Body=_jsonl(conversations))
+    s3.put_object(Bucket="bolt-data", Key="sources/slimorca.jsonl", Body=_jsonl(conversations))
+    s3.put_object(
+        Bucket="bolt-data",
+        Key="sources/evol-instruct.jsonl",
+        Body=_jsonl([{"instruction": r["text"]} for r in rows]),
+    )
+    s3.put_object(
+        Bucket="bolt-data",
+        Key="sources/ultrafeedback-prompts.jsonl",
+        Body=_jsonl([{"prompt": r["text"]} for r in DEMO[12:24]]),
+    )
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    table = pa.table(
+        {
+            "instruction": [r["text"] for r in rows],
+            "output": [r.get("reference_answer") or "" for r in rows],
+        }
+    )
+    buffer = io.BytesIO()
+    pq.write_table(table, buffer)
+    s3.put_object(Bucket="bolt-data", Key="sources/mathinstruct.parquet", Body=buffer.getvalue())
+
+
+def _wildbench_references(folder: Path) -> dict[str, str]:
+    """WB-Reward's three references in allenai/WildBench-V2-Model-Outputs' layout."""
+    items = [json.loads(line) for line in (REPO / "data/evals/wildbench.handmade.jsonl").open()]
+    refs = {}
+    for model in ("gpt-4-turbo-2024-04-09", "claude-3-haiku-20240307", "Llama-2-70b-chat-hf"):
+        path = folder / f"{model}.jsonl"
+        rows = [{"session_id": i["session_id"], "output": [f"{model} answers."]} for i in items]
+        path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+        refs[model] = str(path)
+    return refs
+
+
+def _overrides(
+    s3_endpoint: str, base_url: str, name: str, fs: Path, refs: dict[str, str]
+) -> list[str]:
+    judge = [f"base_url={base_url}", "api_key_env=OPENAI_API_KEY"]
+    return [
+        f"storage.s3.endpoint_url={s3_endpoint}",
+        "compute.launcher=slurm",
+        "compute.task_runner=threads",
+        f"compute.workdir={fs}",
+        "compute.poll_seconds=0.5",
+        "bootstrap.engine.kind=openai",
+        f"bootstrap.engine.base_url={base_url}",
+        f"models.catalog.llama-3.1-70b-instruct.served_name={name}",
+        f"eval.judge.model={name}",
+        *[f"eval.judge.engine.{j}" for j in judge],
+        f"eval.judges.mt_bench.model={name}",
+        *[f"eval.judges.mt_bench.engine.{j}" for j in judge],
+        f"eval.judges.arena_hard.model={name}",
+        *[f"eval.judges.arena_hard.engine.{j}" for j in judge],
+        "eval.data.wildbench=data/evals/wildbench.handmade.jsonl",
+        "eval.data.zebralogic=data/evals/zebralogic.handmade.jsonl",
+        "eval.data.math500=data/evals/math500.handmade.jsonl",
+        *[f"eval.wildbench.references.{m}={p}" for m, p in refs.items()],
+    ]
+
+
+def _rehearse(
+    overrides: list[str], env: dict[str, str], donor: Path
+) -> subprocess.CompletedProcess:
+    command = [sys.executable, "-m", "bolt_cli", "rehearse", str(PAPER), *overrides]
+    return subprocess.run(
+        [*command, "--vocabulary-from", str(donor)],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=2000,
+        check=False,
+    )
+
+
+def _wipe_worker_folders(fs: Path, cache: Path) -> None:
+    """Job folders on the cluster and the worker, and every model the worker fetched
+    (the stand-ins stay: they are this rehearsal's 'hub')."""
+    shutil.rmtree(fs / ".bolt-jobs", ignore_errors=True)
+    shutil.rmtree(Path(tempfile.gettempdir()) / "bolt-jobs", ignore_errors=True)
+    for entry in cache.iterdir() if cache.is_dir() else []:
+        if entry.name != "rehearsal":
+            shutil.rmtree(entry, ignore_errors=True)
+
+
+def test_rehearse_the_paper_config_on_s3_slurm_and_a_served_teacher(
+    tmp_path, s3_endpoint, slurm_cluster, vllm_server, prefect_api, smollm2_path, monkeypatch
+):
+    import boto3
+
+    s3 = boto3.client("s3", endpoint_url=s3_endpoint)
+    for bucket in BUCKETS:
+        s3.create_bucket(Bucket=bucket)
+    _put_sources(s3)
+    fs, cache = tmp_path / "fs", tmp_path / "models"
+    fs.mkdir()
+    env = {
+        **os.environ,
+        "PREFECT_API_URL": prefect_api,
+        "SLURM_CONF": str(slurm_cluster.conf),
+        "OPENAI_API_KEY": "EMPTY",  # a keyless vLLM server: the key only has to be set
+        "BOLT_MODEL_CACHE": str(cache),
+        "OMP_NUM_THREADS": "1",
+        "COLUMNS": "250",
+    }
+    try:
+        with RecordingRelay(vllm_server.root) as served:
+            refs = _wildbench_references(tmp_path)
+            name = vllm_server.served_name
+            overrides = _overrides(s3_endpoint, served.base_url, name, fs, refs)
+            first = _rehearse(overrides, env, smollm2_path)
+            assert first.returncode == 0, first.stdout[-4000:] + first.stderr[-6000:]
+            out = first.stdout
+            assert "what the rehearsal changes" in out and "tiny stand-ins" in out
+            assert "llama-3.1" in out and "time per stage" in out
+            for section in ("data", "bootstrap", "filter", "sft", "online", "eval"):
+                assert f"│ {section} " in out, section
+            asked = served.bodies("/v1/chat/completions")
+            assert {b["model"] for b in asked} == {vllm_server.served_name}
+            assert len(asked) > 0
+
+            cfg = load_config(
+                PAPER, ["storage.root=s3://bolt-artifacts/paper-8b/rehearsal", *overrides[:1]]
+            )
+            store = ArtifactStore.from_config(cfg.storage)
+            stages = {m.stage for m in store.list_manifests()}
+            for stage in (Stage.sft, Stage.online_policy, Stage.eval_trajectory, Stage.eval):
+                assert stage in stages, stage
+            reports = [
+                f.path
+                for m in store.list_manifests()
+                if m.stage == Stage.eval
+                for f in m.files
+                if f.path.endswith(".md")
+            ]
+            assert reports, "no eval report"
+
+            _wipe_worker_folders(fs, cache)
+            before = len(served.requests)
+            second = _rehearse(overrides, env, smollm2_path)
+            assert second.returncode == 0, second.stdout[-3000:] + second.stderr[-3000:]
+            assert len(served.requests) == before  # nothing asked of the teacher or judges
+            logs = second.stdout + second.stderr
+            assert "starting vllm engine" not in logs and "launch: slurm job" not in logs
+    finally:
+        # Other tests of the session expect the paper's buckets not to exist.
+        for bucket in BUCKETS:
+            for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket):
+                for obj in page.get("Contents", []):
+                    s3.delete_object(Bucket=bucket, Key=obj["Key"])
+            s3.delete_bucket(Bucket=bucket)
