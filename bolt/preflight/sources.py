@@ -140,12 +140,30 @@ def check_datasets(ctx: Context) -> list[Problem]:
             targets.append((f"eval.data.{benchmark.value}", uri))
     if cfg.eval.judge.checklist_weights_uri:
         targets.append(("eval.judge.checklist_weights_uri", cfg.eval.judge.checklist_weights_uri))
+    targets += _official_files(cfg)
     for key, uri in targets:
         if not uri:
             problems.append(Problem(key, "is empty: the stage would read nothing"))
         elif why := uri_problem(ctx, uri):
             problems.append(Problem(key, why))
     return problems
+
+
+def _official_files(cfg: PipelineConfig) -> list[tuple[str, str]]:
+    """The official files the benchmarks of ``cfg`` read beside their items: Arena-Hard's
+    baseline answers and leaderboard pool, WildBench's reference outputs."""
+    targets = []
+    if BenchmarkName.arena_hard in cfg.eval.benchmarks:
+        arena = cfg.eval.arena_hard
+        if arena.baseline_answers:
+            targets.append(("eval.arena_hard.baseline_answers", arena.baseline_answers))
+        for field in ("leaderboard_judgments", "leaderboard_answers"):
+            uris = getattr(arena, field)
+            targets += [(f"eval.arena_hard.{field}[{i}]", u) for i, u in enumerate(uris)]
+    if BenchmarkName.wildbench in cfg.eval.benchmarks:
+        references = cfg.eval.wildbench.references
+        targets += [(f"eval.wildbench.references.{m}", u) for m, u in references.items()]
+    return targets
 
 
 def _has_default_items(benchmark: BenchmarkName) -> bool:

@@ -11,7 +11,8 @@ The paper config as shipped, with only what this machine lacks pointed elsewhere
 - the teacher through the OpenAI engine against the real vLLM server (SmolLM2 served
   under a name), and the API judges against the same server;
 - the hub's benchmark files (WildBench, ZebraLogic, MATH-500 and WildBench's reference
-  outputs) by local files in the official layouts;
+  outputs) by local files in the official layouts, and no Arena-Hard leaderboard pool
+  (its files are not shipped; preflight names the keys when they are missing);
 - Prefect's thread runner instead of Ray (Ray on 2 cores is tested in test_ray_gpus).
 
 Every catalog model becomes a stand-in of its family (Llama-3.1's template, no pad
@@ -118,6 +119,10 @@ def _overrides(
         "eval.data.zebralogic=data/evals/zebralogic.handmade.jsonl",
         "eval.data.math500=data/evals/math500.handmade.jsonl",
         *[f"eval.wildbench.references.{m}={p}" for m, p in refs.items()],
+        # The v0.1 leaderboard's judgments are not shipped (data/evals/official/README.md):
+        # style control is fitted on the rehearsal's own battles, and says so.
+        "eval.arena_hard.leaderboard_judgments=[]",
+        "eval.arena_hard.leaderboard_answers=[]",
     ]
 
 
