@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 import json
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
 
-from bolt.config import STAGE_SECTIONS, ModelEntry, ModelsConfig
+from bolt.config import STAGE_SECTIONS, ModelEntry, ModelsConfig, PipelineConfig
 from bolt.config_loader import ConfigError, read_config
 from bolt.models import cache_root
+from bolt.store import ArtifactStore
 from bolt_cli.common import DEFAULT_CONFIG, ConfigArg, Overrides, console, err
 from bolt_cli.output import Field, print_rows
 from bolt_cli.results import print_results, print_summary, use_prefect
@@ -47,6 +49,7 @@ MODEL_FIELDS = (
 TIME_FIELDS = (
     Field("stage"),
     Field("rehearsal_seconds", "rehearsal s", cell="{:,.1f}".format, numeric=True),
+    Field("ran", "this run"),
     Field("plan_wall_hours", "real run wall-h (plan)", cell=_hours, numeric=True),
     Field("plan_device_hours", "device-h (plan)", cell=_hours, numeric=True),
     Field("plan_cost_usd", "cost $ (plan)", cell=_hours, numeric=True),
@@ -73,6 +76,17 @@ def _donor(cache_dir: str, given: Path | None) -> Path:
     from bolt.models import prepare_model
 
     return prepare_model(ModelsConfig(catalog={DONOR: DONOR_ENTRY}, cache_dir=cache_dir), DONOR)
+
+
+def _cached_sections(cfg: PipelineConfig, summary: dict[str, dict], started: datetime) -> set[str]:
+    """The sections whose output an earlier run committed (found in the store's cache)."""
+    store = ArtifactStore.from_config(cfg.storage)
+    return {
+        str(row["section"])
+        for stage, row in summary.items()
+        if datetime.fromisoformat(store.manifest(stage, str(row["fingerprint"])).created_at)
+        < started
+    }
 
 
 def rehearse(
@@ -126,9 +140,11 @@ def rehearse(
     use_prefect()
     from flows.pipeline import run_pipeline
 
+    started = datetime.now(UTC).replace(microsecond=0)
     summary = run_pipeline(rehearsal.cfg, until)
     print_summary(summary)
     print_results(rehearsal.cfg, summary)
     title = f"time per stage: this rehearsal beside `bolt plan {config}` for the real run"
-    print_rows(time_rows(projected, summary), TIME_FIELDS, title=title)
+    rows = time_rows(projected, summary, _cached_sections(rehearsal.cfg, summary, started))
+    print_rows(rows, TIME_FIELDS, title=title)
     console.print(f"rehearsal outputs under {rehearsal.cfg.storage.root}")

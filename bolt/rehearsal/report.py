@@ -6,7 +6,7 @@ rows (``section`` and ``seconds`` per output) in, one row per section out.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from typing import Any
 
 from bolt.config import STAGE_SECTIONS
@@ -19,10 +19,13 @@ def section_of(plan_stage: str) -> str:
 
 
 def time_rows(
-    plan_rows: Sequence[StagePlan], summary: Mapping[str, Mapping[str, Any]]
+    plan_rows: Sequence[StagePlan],
+    summary: Mapping[str, Mapping[str, Any]],
+    cached: Collection[str] = (),
 ) -> list[dict[str, Any]]:
-    """Per section the run reached: the rehearsal's seconds, and the real run's projected
-    wall-clock and device hours and cost (``bolt plan``)."""
+    """Per section the run reached: the rehearsal's seconds (``cached``: the sections
+    whose output an earlier run made, so their seconds are a cache check's), and the real
+    run's projected wall-clock and device hours and cost (``bolt plan``)."""
     seconds: dict[str, float] = {}
     for row in summary.values():
         seconds[row["section"]] = seconds.get(row["section"], 0.0) + float(row["seconds"])
@@ -41,6 +44,7 @@ def time_rows(
             {
                 "stage": section,
                 "rehearsal_seconds": seconds[section],
+                "ran": "cached" if section in cached else "ran",
                 "plan_wall_hours": plan.wall_hours if plan else None,
                 "plan_device_hours": plan.device_hours if plan else None,
                 "plan_cost_usd": plan.cost_usd if plan else None,

@@ -174,8 +174,9 @@ def test_time_rows_put_each_section_beside_its_projection():
         "data": {"section": "data", "seconds": 12.5},
         "online-policy": {"section": "online", "seconds": 30.0},
     }
-    rows = time_rows(plans, summary)
+    rows = time_rows(plans, summary, cached={"data"})
     assert [r["stage"] for r in rows] == ["data", "online"]
+    assert [r["ran"] for r in rows] == ["cached", "ran"]
     assert rows[1]["plan_wall_hours"] == 3.0 and rows[1]["plan_cost_usd"] == 60.0
     assert rows[0]["rehearsal_seconds"] == 12.5
     assert section_of("online.2.dpo") == "online" and section_of("filter") == "filter"
