@@ -91,6 +91,25 @@ def test_paper_unset_dataset_names_the_key():
     assert elapsed < BOUND_S
 
 
+def test_official_files_beside_the_items_are_checked():
+    """Arena-Hard's leaderboard pool and WildBench's references are read after the first
+    DPO iteration; a missing one fails before the first stage, naming its key."""
+    cfg = load_config(
+        TINY,
+        [
+            "eval.benchmarks=[arena_hard, wildbench]",
+            "eval.arena_hard.leaderboard_judgments=[data/evals/no-such-judgments]",
+            "eval.wildbench.references.gpt-4-turbo-2024-04-09=data/evals/no-such.jsonl",
+        ],
+    )
+    problems, _ = timed(cfg)
+    assert keys(problems) == {
+        "eval.arena_hard.leaderboard_judgments[0]",
+        "eval.wildbench.references.gpt-4-turbo-2024-04-09",
+    }
+    assert "eval.arena_hard.baseline_answers" not in keys(problems)  # shipped
+
+
 def test_tiny_unset_benchmark_and_missing_source():
     cfg = load_config(
         TINY,
