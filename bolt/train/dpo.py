@@ -25,7 +25,7 @@ from bolt.config import PipelineConfig
 from bolt.records import PreferencePair
 from bolt.stages import Stage
 from bolt.store import ArtifactStore, Manifest
-from bolt.train.entrypoint import job_parser, run_entrypoint
+from bolt.train.entrypoint import policy_job_parser, run_entrypoint
 from bolt.train.fingerprints import MODEL_DIR, POLICY_CODE_VERSION, rpo_alpha
 from bolt.train.model_ref import fetch_model
 from bolt.train.modeling import load_model, pad_token_id
@@ -36,7 +36,7 @@ from bolt.train.preference_data import (
     join_reference,
     tokenize_pair,
 )
-from bolt.train.progress import progress_callback
+from bolt.train.progress import StepMeans, logged_fields, progress_callback
 from bolt.train.trainer import Dist, store_callback, train_and_save, trainer_arguments
 
 
@@ -89,8 +89,7 @@ def dpo_trainer_class():
             self.model_accepts_loss_kwargs = False
             self.beta, self.loss_type = beta, loss_type
             self.rpo_alpha = rpo_alpha  # DRIFT's NLL term on the chosen side (0: plain DPO)
-            self._margins: list[float] = []
-            self._accuracies: list[float] = []
+            self._means = StepMeans()  # the implicit-reward margin since the last log line
 
         def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
             logits = model(
@@ -106,8 +105,8 @@ def dpo_trainer_class():
                 beta=self.beta,
                 loss_type=self.loss_type,
             )
-            self._margins += out.reward_margins.tolist()
-            self._accuracies += (out.reward_margins > 0).float().tolist()
+            self._means.add("reward_margin", out.reward_margins.tolist())
+            self._means.add("reward_accuracy", (out.reward_margins > 0).float().tolist())
             loss = out.losses.mean()
             if self.rpo_alpha:
                 chosen_tokens = inputs["loss_mask"][:half, 1:].sum(dim=-1)
@@ -115,11 +114,7 @@ def dpo_trainer_class():
             return (loss, {"logits": logits}) if return_outputs else loss
 
         def log(self, logs: dict[str, float], *args, **kwargs) -> None:
-            # The implicit-reward margin of the pairs seen since the last log line.
-            if self._margins:
-                logs["reward_margin"] = sum(self._margins) / len(self._margins)
-                logs["reward_accuracy"] = sum(self._accuracies) / len(self._accuracies)
-                self._margins, self._accuracies = [], []
+            self._means.drain_into(logs)
             super().log(logs, *args, **kwargs)
 
     return CachedReferenceDpoTrainer
@@ -127,16 +122,7 @@ def dpo_trainer_class():
 
 def dpo_progress():
     """Progress lines with the loss and the implicit-reward margin and accuracy."""
-
-    def fields(state, logs: dict[str, float]) -> dict[str, Any]:
-        return {
-            "loss": logs["loss"],
-            "reward_margin": logs.get("reward_margin"),
-            "reward_accuracy": logs.get("reward_accuracy"),
-            "learning_rate": logs.get("learning_rate"),
-        }
-
-    return progress_callback(fields)
+    return progress_callback(logged_fields("reward_margin", "reward_accuracy"))
 
 
 def train(
@@ -264,13 +250,7 @@ def _train(
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = job_parser("python -m bolt.train.dpo", __doc__)
-    parser.add_argument("--iteration", type=int, required=True, help="Online iteration (1-based).")
-    parser.add_argument(
-        "--policy",
-        required=True,
-        help="Id of the initial policy: sft/<fp>, online-policy/<fp> or catalog/<name>.",
-    )
+    parser = policy_job_parser("python -m bolt.train.dpo", __doc__)
     parser.add_argument("--pairs", required=True, help="Fingerprint of the iteration's pairs.")
     parser.add_argument("--reference", required=True, help="Fingerprint of its reference logps.")
     parser.add_argument("--fingerprint", required=True, help="Fingerprint of the policy stage.")

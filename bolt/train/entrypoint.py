@@ -34,6 +34,19 @@ def job_parser(prog: str, description: str | None) -> argparse.ArgumentParser:
     return parser
 
 
+def policy_job_parser(prog: str, description: str | None) -> argparse.ArgumentParser:
+    """``job_parser`` plus what every online training job names: its iteration and the
+    policy it starts from (DPO, DRIFT, GRPO)."""
+    parser = job_parser(prog, description)
+    parser.add_argument("--iteration", type=int, required=True, help="Online iteration (1-based).")
+    parser.add_argument(
+        "--policy",
+        required=True,
+        help="Id of the initial policy: sft/<fp>, online-policy/<fp> or catalog/<name>.",
+    )
+    return parser
+
+
 def run_entrypoint(
     parser: argparse.ArgumentParser, train: Train, label: str, argv: list[str] | None = None
 ) -> None:

@@ -36,7 +36,7 @@ from bolt.config import PipelineConfig
 from bolt.records import GroupSample
 from bolt.stages import Stage
 from bolt.store import ArtifactStore, Manifest
-from bolt.train.entrypoint import job_parser, run_entrypoint
+from bolt.train.entrypoint import policy_job_parser, run_entrypoint
 from bolt.train.fingerprints import MODEL_DIR, POLICY_CODE_VERSION, grpo_policy_fingerprint
 from bolt.train.grpo_batches import (
     TokenizedSample,
@@ -48,7 +48,7 @@ from bolt.train.grpo_batches import (
 from bolt.train.job import TrainJob
 from bolt.train.model_ref import fetch_model
 from bolt.train.modeling import load_model, pad_token_id
-from bolt.train.progress import progress_callback
+from bolt.train.progress import StepMeans, logged_fields, progress_callback
 from bolt.train.trainer import Dist, store_callback, train_and_save, trainer_arguments
 
 GRPO_MODULE = "bolt.train.grpo"
@@ -84,8 +84,7 @@ def grpo_trainer_class():
             # The loss is a mean per batch: the trainer divides it by the accumulation steps.
             self.model_accepts_loss_kwargs = False
             self.settings, self.max_tokens = settings, max_tokens
-            self._kl: list[float] = []
-            self._clipped: list[float] = []
+            self._means = StepMeans()  # the mean k3 KL and clip share since the last log
 
         def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
             logits = model(
@@ -104,30 +103,19 @@ def grpo_trainer_class():
                 aggregation=self.settings.loss_aggregation,
                 max_tokens=self.max_tokens,
             )
-            self._kl.append(out.kl.item())
-            self._clipped.append(out.clip_fraction.item())
+            self._means.add("kl", [out.kl.item()])
+            self._means.add("clip_fraction", [out.clip_fraction.item()])
             return (out.loss, {"logits": logits}) if return_outputs else out.loss
 
         def log(self, logs: dict[str, float], *args, **kwargs) -> None:
-            if self._kl:  # the mean k3 KL and clip share since the last log line
-                logs["kl"] = sum(self._kl) / len(self._kl)
-                logs["clip_fraction"] = sum(self._clipped) / len(self._clipped)
-                self._kl, self._clipped = [], []
+            self._means.drain_into(logs)
             super().log(logs, *args, **kwargs)
 
     return StoredSamplesGrpoTrainer
 
 
 def grpo_progress():
-    def fields(state, logs: dict[str, float]) -> dict[str, Any]:
-        return {
-            "loss": logs["loss"],
-            "kl": logs.get("kl"),
-            "clip_fraction": logs.get("clip_fraction"),
-            "learning_rate": logs.get("learning_rate"),
-        }
-
-    return progress_callback(fields)
+    return progress_callback(logged_fields("kl", "clip_fraction"))
 
 
 def _free(model) -> None:
@@ -279,13 +267,7 @@ def _train(
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = job_parser("python -m bolt.train.grpo", __doc__)
-    parser.add_argument("--iteration", type=int, required=True, help="Online iteration (1-based).")
-    parser.add_argument(
-        "--policy",
-        required=True,
-        help="Id of the initial policy: sft/<fp>, online-policy/<fp> or catalog/<name>.",
-    )
+    parser = policy_job_parser("python -m bolt.train.grpo", __doc__)
     parser.add_argument(
         "--reference-model",
         required=True,

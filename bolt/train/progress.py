@@ -52,6 +52,32 @@ class TokenMeter:
         return self.input_tokens * world_size / elapsed if elapsed > 0 else 0.0
 
 
+class StepMeans:
+    """Values a trainer collects per batch (DPO's reward margins, GRPO's KL) and reports
+    as their means in its next log line, then forgets."""
+
+    def __init__(self) -> None:
+        self.values: dict[str, list[float]] = {}
+
+    def add(self, name: str, values: list[float]) -> None:
+        self.values.setdefault(name, []).extend(values)
+
+    def drain_into(self, logs: dict[str, float]) -> None:
+        for name, values in self.values.items():
+            if values:
+                logs[name] = sum(values) / len(values)
+        self.values = {}
+
+
+def logged_fields(*names: str) -> Callable[[Any, dict[str, float]], dict[str, Any]]:
+    """A ``progress_callback`` fields function: the loss, ``names`` and the learning rate."""
+
+    def fields(state, logs: dict[str, float]) -> dict[str, Any]:
+        return {"loss": logs["loss"], **{n: logs.get(n) for n in (*names, "learning_rate")}}
+
+    return fields
+
+
 def progress_callback(
     fields: Callable[[Any, dict[str, float]], dict[str, Any]],
     on_train_begin: Callable[[], None] = lambda: None,
