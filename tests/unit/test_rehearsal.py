@@ -42,13 +42,17 @@ def test_what_makes_the_run_the_configs_own_is_left_alone():
     changes = _changes()
     for kept in ("sft.zero", "sft.lr", "online.beta", "online.loss_type", "compute.launcher"):
         assert kept not in changes
-    assert not any(k.startswith(("eval.benchmarks", "filter.rewards", "eval.judge.model")) for k in changes)
+    assert not any(
+        k.startswith(("eval.benchmarks", "filter.rewards", "eval.judge.model")) for k in changes
+    )
     # a served engine's settings are the server's business
     assert not any(k.startswith("eval.judge.engine") for k in changes)
 
 
 def test_nodes_and_stage_engines_shrink_wherever_they_are():
-    changes = _changes(REPO / "configs/paper-70b.yaml", ("bootstrap.engine.tensor_parallel_size=4",))
+    changes = _changes(
+        REPO / "configs/paper-70b.yaml", ("bootstrap.engine.tensor_parallel_size=4",)
+    )
     assert changes["compute.nodes"] == 1
     assert changes["bootstrap.engine.tensor_parallel_size"] == 1
 
@@ -77,7 +81,9 @@ def test_family_from_the_hub_id(hf_id, family):
 
 def test_unknown_family_and_base_models():
     assert family_of("google/gemma-2-9b-it") is None
-    assert is_base_model("meta-llama/Llama-3.1-8B") and not is_base_model("Qwen/Qwen2.5-7B-Instruct")
+    assert is_base_model("meta-llama/Llama-3.1-8B") and not is_base_model(
+        "Qwen/Qwen2.5-7B-Instruct"
+    )
 
 
 @pytest.fixture(scope="module")
@@ -113,7 +119,9 @@ def test_llama31_stand_in_tokenizer(smollm2_path, stand_in_dir):
     # the tokenizer writes its BOS itself, as Llama-3's does: one per plain encode
     ids = tok("Hi there").input_ids
     assert tok.convert_ids_to_tokens(ids)[0] == "<|begin_of_text|>"
-    assert len(tok.convert_ids_to_tokens(tok("<|eot_id|>", add_special_tokens=False).input_ids)) == 1
+    assert (
+        len(tok.convert_ids_to_tokens(tok("<|eot_id|>", add_special_tokens=False).input_ids)) == 1
+    )
 
 
 def test_mistral_stand_in_folds_the_system_prompt_and_checks_roles(smollm2_path, stand_in_dir):
@@ -185,3 +193,18 @@ def test_time_rows_put_each_section_beside_its_projection():
 def test_overrides_reach_catalog_names_with_dots():
     cfg = load_config(PAPER, ["models.catalog.llama-3.1-8b-instruct.served_name=x", "sft.lr=1e-5"])
     assert cfg.models.catalog["llama-3.1-8b-instruct"].served_name == "x" and cfg.sft.lr == 1e-5
+
+
+def test_mistral_config_gets_a_mistral_base_and_llama_helpers(smollm2_path, stand_in_dir):
+    from transformers import AutoTokenizer
+
+    rehearsal = prepare(
+        read_config(REPO / "configs/paper-mistral-7b.yaml"), smollm2_path, stand_in_dir
+    )
+    by_name = {r.name: r for r in rehearsal.replacements}
+    assert by_name["mistral-7b-instruct-v0.3"].family == "mistral"
+    assert by_name["llama-3.1-70b-instruct"].family == "llama-3.1"
+    base = rehearsal.cfg.models.catalog[rehearsal.cfg.sft.base_model]
+    tokenizer = AutoTokenizer.from_pretrained(base.path)
+    assert tokenizer.pad_token is None and tokenizer.model_max_length == 32768
+    assert rehearsal.cfg.storage.root == "s3://bolt-artifacts/paper-mistral-7b/rehearsal"
