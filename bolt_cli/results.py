@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 
 from bolt.config import PipelineConfig
@@ -21,6 +22,7 @@ def use_prefect() -> None:
     # bolt's own log lines (an engine or reward model starting, a shard resumed) go to the
     # console and to the flow run's log in the UI, beside Prefect's.
     os.environ.setdefault("PREFECT_LOGGING_EXTRA_LOGGERS", "bolt")
+    logging.getLogger("bolt").setLevel(os.environ.get("BOLT_LOG_LEVEL", "INFO"))
 
 
 SUMMARY_FIELDS = (
