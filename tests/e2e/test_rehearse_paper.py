@@ -33,7 +33,7 @@ import tempfile
 from pathlib import Path
 
 import pytest
-from vllm_server import RecordingRelay
+from vllm_server import MAX_MODEL_LEN, RecordingRelay
 
 from bolt.config_loader import load_config
 from bolt.stages import Stage
@@ -108,6 +108,7 @@ def _overrides(
         "compute.poll_seconds=0.5",
         "bootstrap.engine.kind=openai",
         f"bootstrap.engine.base_url={base_url}",
+        f"bootstrap.engine.max_model_len={MAX_MODEL_LEN}",  # the server's context
         f"models.catalog.llama-3.1-70b-instruct.served_name={name}",
         f"eval.judge.model={name}",
         *[f"eval.judge.engine.{j}" for j in judge],
