@@ -18,7 +18,7 @@ from bolt.config import PipelineConfig
 from bolt.stages import Stage
 from bolt.store import Manifest
 from bolt.train.fingerprints import sft_fingerprint
-from bolt.train.stage import sft_job, train_stage
+from bolt.train.stage import NothingToTrainOn, require_examples, sft_job, train_stage
 from tasks.runtime import CACHED_RESULT, stage_key
 from tasks.training import TrainingProgress
 
@@ -28,8 +28,28 @@ def _sft_key(_: TaskRunContext, params: dict[str, Any]) -> str:
     return stage_key(params["cfg"], Stage.sft, fp)
 
 
-@task(name="train-sft", retries=2, retry_delay_seconds=60, cache_key_fn=_sft_key, **CACHED_RESULT)
+def _retry_unless_nothing_to_train(task, task_run, state) -> bool:
+    """A lost node or an scancel is retried; an empty SFT set is not (a retry finds it
+    empty again, a minute later)."""
+    try:
+        state.result()
+    except NothingToTrainOn:
+        return False
+    except Exception:  # noqa: BLE001 -- any other failure is the job's: retry it
+        return True
+    return True
+
+
+@task(
+    name="train-sft",
+    retries=2,
+    retry_delay_seconds=60,
+    retry_condition_fn=_retry_unless_nothing_to_train,
+    cache_key_fn=_sft_key,
+    **CACHED_RESULT,
+)
 def train_sft(cfg: PipelineConfig, sft_set: Manifest) -> Manifest:
+    require_examples(sft_set, "SFT set")
     job = sft_job(cfg, sft_set.fingerprint)
     progress = TrainingProgress(f"sft {job.fingerprint}", {"tokens/s": "tokens_per_s"})
     return train_stage(cfg, job, progress)

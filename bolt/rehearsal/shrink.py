@@ -30,7 +30,7 @@ ROWS_PER_SOURCE = 24
 QUERIES_KEPT = 8
 SHARD_SIZE = 4
 SAMPLES_PER_PROMPT = 2
-NEW_TOKENS = 48
+NEW_TOKENS = 96
 JUDGE_NEW_TOKENS = 96
 TRAIN_STEPS = 2
 TRAIN_BATCH = 2
@@ -39,7 +39,9 @@ ONLINE_ITERATIONS = 2
 ONLINE_PROMPTS = 4
 EVAL_ITEMS = 2
 JOB_TIME_LIMIT_HOURS = 1.0
-GUIDED_MAX_CHARS = [120, 60]  # thoughts, response: both fit NEW_TOKENS
+# Thoughts and response, in characters: with the four tags (~20 tokens) they fit in
+# NEW_TOKENS at ~2.5 characters a token, so a guided sample ends, not truncated.
+GUIDED_MAX_CHARS = [100, 50]
 STORE_SUFFIX = "rehearsal"
 
 SIZE = "smaller"

@@ -27,6 +27,23 @@ REFERENCE_MODULE = "bolt.train.reference"
 DPO_MODULE = "bolt.train.dpo"
 
 
+class NothingToTrainOn(ValueError):
+    """A training stage's input set is empty: a retry cannot help, the stages before can."""
+
+
+def require_examples(manifest: Manifest, what: str) -> None:
+    """Raise before any job is launched when ``manifest`` holds no records, naming what
+    the stage that made it left out and why (its ``dropped.*`` / ``skipped.*`` counts)."""
+    if manifest.records:
+        return
+    left_out = {k: v for k, v in manifest.counts.items() if k.startswith(("dropped.", "skipped."))}
+    why = ", ".join(f"{k} {v}" for k, v in sorted(left_out.items())) or "nothing was left out"
+    raise NothingToTrainOn(
+        f"the {what} {manifest.stage}/{manifest.fingerprint} is empty "
+        f"({manifest.counts.get('samples', 0)} samples in; {why})"
+    )
+
+
 def sft_job(cfg: PipelineConfig, sft_set_fp: str) -> TrainJob:
     fp = sft_fingerprint(cfg, sft_set_fp)
     return TrainJob(Stage.sft, fp, SFT_MODULE, ("--sft-set", sft_set_fp), cfg.name)

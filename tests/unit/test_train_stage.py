@@ -80,3 +80,18 @@ def test_the_jobs_take_their_inputs_by_store_reference_only(cfg):
     args = dict(zip(dpo.args[::2], dpo.args[1::2], strict=True))
     assert args["--policy"] == "online-policy/def" and "--policy-dir" not in args
     assert (args["--pairs"], args["--reference"], args["--iteration"]) == ("pairsfp", "reffp", "2")
+
+
+def test_an_empty_training_set_fails_before_any_job_naming_what_was_left_out():
+    from bolt.store import Manifest
+    from bolt.train.stage import NothingToTrainOn, require_examples
+
+    empty = Manifest(
+        stage="filter",
+        fingerprint="f" * 16,
+        code_version="x",
+        config={},
+        counts={"samples": 16, "kept": 0, "dropped.format_truncated": 16},
+    )
+    with pytest.raises(NothingToTrainOn, match=r"16 samples in; dropped.format_truncated 16"):
+        require_examples(empty, "SFT set")
