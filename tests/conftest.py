@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import socket
+import sys
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -19,6 +20,35 @@ os.environ.setdefault("AWS_SECRET_ACCESS_KEY", "testing")
 os.environ.setdefault("AWS_DEFAULT_REGION", "us-east-1")
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+
+# A test that takes this long gets a line of its own in the log as it ends, so a run cut
+# short (CI's time limit) still shows where its time went.
+SLOW_LINE_S = 30.0
+
+
+def pytest_runtest_logreport(report: pytest.TestReport) -> None:
+    if report.duration >= SLOW_LINE_S and (report.when == "call" or report.failed):
+        line = f"\n[{report.duration:.0f} s] {report.nodeid} {report.when} {report.outcome}\n"
+        sys.__stderr__.write(line)
+        sys.__stderr__.flush()
+
+
+_SESSION: dict[str, int] = {}
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    _SESSION["exitstatus"] = int(exitstatus)
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_unconfigure(config: pytest.Config) -> None:
+    """End the process once pytest is done. The servers and engines the tests start leave
+    non-daemon threads behind when a teardown fails, and a process that never exits holds
+    CI until its time limit; the report has been written by now."""
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(_SESSION.get("exitstatus", pytest.ExitCode.INTERNAL_ERROR))
 
 
 def free_port() -> int:
