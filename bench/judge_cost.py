@@ -154,7 +154,9 @@ def main() -> None:
 
     cfg = load_config(REPO / "configs/tiny-cpu.yaml")
     model_path = str(prepare_model(cfg.models, "smollm2-135m-instruct"))
-    items = load_items(Benchmark.wildbench, str(REPO / "data/evals/wildbench.handmade.jsonl"), args.items)
+    items = load_items(
+        Benchmark.wildbench, str(REPO / "data/evals/wildbench.handmade.jsonl"), args.items
+    )
     answers = _answers(items)
     n = len(items)
 

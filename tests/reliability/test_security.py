@@ -56,9 +56,7 @@ def test_planted_secrets_stay_out_of_everything_written(
         "eval.judge.engine.api_key_env=BOLT_JUDGE_API_KEY",
     ]
     with TeacherServer() as teacher:
-        cfg = load_config(
-            TINY_CONFIG, [*overrides, f"engine.base_url={teacher.base_url}"]
-        )
+        cfg = load_config(TINY_CONFIG, [*overrides, f"engine.base_url={teacher.base_url}"])
         store = ArtifactStore.from_config(cfg.storage)
         engine = make_engine(cfg.engine, "teacher", seed=0)
         boot = bootstrap_in_process(cfg, store, _seed_data(store), lambda: engine)

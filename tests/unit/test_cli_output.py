@@ -20,9 +20,9 @@ from bolt.records import Query
 from bolt.stages import Stage
 from bolt.store import ArtifactStore, Manifest
 from bolt_cli.main import app
-from bolt_cli.results import print_summary
 from bolt_cli.output import UNBOUNDED_WIDTH, CliConsole, long_step, tsv_value
 from bolt_cli.plan import stage_plans
+from bolt_cli.results import print_summary
 
 REPO = Path(__file__).resolve().parents[2]
 TINY = str(REPO / "configs/tiny-cpu.yaml")

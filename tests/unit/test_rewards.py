@@ -12,6 +12,7 @@ import pytest
 from bolt.config import ModelEntry, ModelsConfig, RewardBackend, RewardKind
 from bolt.engines.base import ChatRequest, Completion
 from bolt.longcot import render_longcot
+from bolt.models import ModelError
 from bolt.records import Generation, Query
 from bolt.rewards import RewardError, RewardItem, combine, make_reward
 from bolt.rewards.base import judged_response, reward_item
@@ -73,9 +74,7 @@ def test_input_order_batches_keep_the_order():
 
 
 def test_reward_item_from_records():
-    query = Query(
-        id="q1", text="What is 2 + 2?", source="demo", reference_answer="4", topic="math"
-    )
+    query = Query(id="q1", text="What is 2 + 2?", source="demo", reference_answer="4", topic="math")
     generation = Generation(
         query_id="q1",
         sample_index=3,
@@ -123,7 +122,7 @@ def test_every_reward_kind_is_dispatched(kind):
     except RewardError as err:
         assert kind in (RewardKind.sequence_classifier, RewardKind.lm_checklist)
         assert "needs" in str(err)
-    except Exception as err:  # the principles judge is loaded: its model is not in the catalog
+    except ModelError as err:  # the principles judge is loaded: its model is not in the catalog
         assert kind == RewardKind.principles
         assert "judge" in str(err)
     else:
