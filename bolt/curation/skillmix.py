@@ -160,25 +160,33 @@ def extraction_regex(skills: int, query_types: int) -> str:
     return f"(Skill:{item}){{{skills}}}(Query type:{item}){{{query_types}}}"
 
 
+EXTRACTION_ANSWERS = 3  # a small model repeats one skill: ask again, keep every distinct one
+
+
 def extract_skills(
     engine: Engine, source: SkillMixSource, queries: list[str] | None = None
 ) -> Skills:
-    """One call of the model (its answer shape forced when ``source.guided``, on vLLM);
-    fails naming the source and model when it names too few skills or no query type."""
+    """The model's skills list (its answer shape forced when ``source.guided``, on vLLM).
+    A model that names one skill several times is asked again, up to
+    ``EXTRACTION_ANSWERS`` answers, and the distinct skills of all of them are kept; too
+    few after that fails naming the source and model."""
     sampling = source.sampling.model_copy(update={"n": 1})
     prompt = extraction_prompt(source, queries)
     wanted = (source.skills_wanted, max(2, source.skills_wanted // 3))
     regex = extraction_regex(*wanted) if source.guided else None
-    request = ChatRequest(f"{source.name}-skills", prompt)
-    answer = engine.generate([request], sampling, guided_regex=regex)[0][0].text
-    skills = parse_skills(answer)
-    if len(skills.skills) < source.skills_per_example or not skills.query_types:
-        raise ValueError(
-            f"skill extraction for source {source.name!r} by {source.model!r} gave "
-            f"{len(skills.skills)} skills and {len(skills.query_types)} query types (need "
-            f"{source.skills_per_example} and 1); answer began: {answer[:300]!r}"
-        )
-    return skills
+    answers: list[str] = []
+    for attempt in range(EXTRACTION_ANSWERS):
+        request = ChatRequest(f"{source.name}-skills-{attempt}", prompt)
+        answers.append(engine.generate([request], sampling, guided_regex=regex)[0][0].text)
+        skills = parse_skills("\n".join(answers))
+        if len(skills.skills) >= source.skills_per_example and skills.query_types:
+            return skills
+    raise ValueError(
+        f"skill extraction for source {source.name!r} by {source.model!r} gave "
+        f"{len(skills.skills)} distinct skills and {len(skills.query_types)} query types in "
+        f"{len(answers)} answers (need {source.skills_per_example} and 1); the first began: "
+        f"{answers[0][:300]!r}"
+    )
 
 
 # --- generation ---------------------------------------------------------------------
