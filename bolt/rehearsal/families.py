@@ -24,7 +24,7 @@ entry's ``hf_id``; a model of another family needs its own stand-in (``--stand-i
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 _LLAMA3_TURNS = (
     "{%- for message in messages %}"
@@ -122,33 +122,30 @@ _LLAMA3_SPECIALS = (
     "<|finetune_right_pad_id|>",
 )
 
+LLAMA31 = Family(
+    name="llama-3.1",
+    architecture="LlamaConfig",
+    chat_template=LLAMA31_TEMPLATE,
+    bos="<|begin_of_text|>",
+    eos="<|eot_id|>",
+    base_eos="<|end_of_text|>",
+    pad=None,
+    unk=None,
+    specials=_LLAMA3_SPECIALS,
+    prepends_bos=True,
+    stop_tokens=("<|end_of_text|>", "<|eom_id|>", "<|eot_id|>"),
+)
+
 FAMILIES = {
     f.name: f
     for f in (
-        Family(
-            name="llama-3.1",
-            architecture="LlamaConfig",
-            chat_template=LLAMA31_TEMPLATE,
-            bos="<|begin_of_text|>",
-            eos="<|eot_id|>",
-            base_eos="<|end_of_text|>",
-            pad=None,
-            unk=None,
-            specials=_LLAMA3_SPECIALS,
-            prepends_bos=True,
-            stop_tokens=("<|end_of_text|>", "<|eom_id|>", "<|eot_id|>"),
-        ),
-        Family(
+        LLAMA31,
+        # Llama-3 has the same tokens, fewer control tokens and no date system block.
+        replace(
+            LLAMA31,
             name="llama-3",
-            architecture="LlamaConfig",
             chat_template=LLAMA3_TEMPLATE,
-            bos="<|begin_of_text|>",
-            eos="<|eot_id|>",
-            base_eos="<|end_of_text|>",
-            pad=None,
-            unk=None,
             specials=_LLAMA3_SPECIALS[:5],
-            prepends_bos=True,
             stop_tokens=("<|end_of_text|>", "<|eot_id|>"),
         ),
         Family(
