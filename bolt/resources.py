@@ -10,8 +10,12 @@ accelerator cannot hold everything at once: a generation engine takes 90% of its
 
 ``Role.generation`` is what samples text for a stage (the teacher, the policy, the model
 under evaluation); ``Role.scoring`` is what grades it (reward models, judges and the
-engines inside them). Resources of one role coexist. Training runs in its own process
-(a launched job) and gets the accelerator after ``release()``.
+engines inside them). Resources of one role coexist, except where their shares of the
+accelerator do not fit: a resource may ``claim`` a fraction of it (a vLLM engine on a
+GPU claims its ``gpu_memory_utilization``; vLLM refuses to start when that much is not
+free), and a new claim that would take the live claims past the whole releases the
+oldest claimants first (the evaluation's baseline engine and the model's, say). Training
+runs in its own process (a launched job) and gets the accelerator after ``release()``.
 
 A resource whose process died (``dead`` is true, see ``bolt.engines.base.EngineDead``)
 is replaced on the next request for it, so a task's retry runs on a live one.
@@ -39,6 +43,7 @@ class Role(StrEnum):
 class _Live:
     resource: Any
     role: Role
+    claim: float
 
 
 def _close(resource: Any) -> None:
@@ -54,9 +59,17 @@ class ResourcePool:
         self._lock = threading.RLock()
         self._live: dict[str, _Live] = {}
 
-    def get(self, key: str, role: Role, make: Callable[[], T], label: str | None = None) -> T:
-        """The live resource ``key``, or ``make()``'s after the other role is released.
-        ``label`` names it in the log (keys carry whole settings as JSON)."""
+    def get(
+        self,
+        key: str,
+        role: Role,
+        make: Callable[[], T],
+        label: str | None = None,
+        claim: float = 0.0,
+    ) -> T:
+        """The live resource ``key``, or ``make()``'s after the other role is released and
+        room is made for its ``claim`` (a fraction of the accelerator). ``label`` names
+        it in the log (keys carry whole settings as JSON)."""
         with self._lock:
             live = self._live.get(key)
             if live is not None and getattr(live.resource, "dead", False):
@@ -65,9 +78,18 @@ class ResourcePool:
                 live = None
             if live is None:
                 self.release(Role.scoring if role is Role.generation else Role.generation)
+                self._make_room(claim)
                 logger.info("starting %s (%s)", label or key, role.value)
-                live = self._live[key] = _Live(make(), role)
+                live = self._live[key] = _Live(make(), role, claim)
             return live.resource
+
+    def _make_room(self, claim: float) -> None:
+        """Release claimants, oldest first, until ``claim`` fits beside the rest."""
+        for key in [k for k, v in self._live.items() if v.claim > 0]:  # insertion order
+            if claim <= 0 or sum(v.claim for v in self._live.values()) + claim <= 1.0:
+                return
+            logger.info("releasing %s: its share of the accelerator is needed", key[:80])
+            self._drop(key)
 
     def release(self, role: Role | None = None) -> None:
         """Close every live resource (of ``role`` only, when given)."""

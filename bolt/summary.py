@@ -152,7 +152,8 @@ def collect(
 ) -> RunResults:
     """The results of a run whose last policy and trajectory are given (either may be
     ``None``: a run stopped early). A DPO iteration the final evaluation did not cover
-    shows its quick evaluation (``online-k``, run after each iteration) when there is one."""
+    shows its quick evaluation (``DPO-k``; ``online-k`` in stores of older versions) when
+    there is one."""
     results = RunResults(trajectory=trajectory)
     results.iterations = iteration_chain(store, policy) if policy is not None else []
     named = dict(trajectory_evals(store, trajectory)) if trajectory is not None else {}
@@ -163,7 +164,7 @@ def collect(
         label = model_label(it.index)
         found = named.pop(label, None)
         if found is None and quick is not None:
-            found = eval_of(quick, it.policy, [f"online-{it.index}"])
+            found = eval_of(quick, it.policy, [label, f"online-{it.index}"])
         if found is not None:
             results.evals.append((label, found))
     results.evals += named.items()  # labels of another pipeline version, last

@@ -48,12 +48,14 @@ def _publish(
 
 
 def _evaluate(cfg: PipelineConfig, models: list[EvalModel]) -> list[Manifest]:
-    """Answer the baseline and ``models``, then grade the baseline and each model."""
+    """Answer ``models`` and the baseline, then grade the baseline and each model. The
+    models answer first: the engine a caller left live on one of them (the online loop's
+    sampler) answers before anything else starts."""
     store = ArtifactStore.from_config(cfg.storage)
     items = load_benchmarks(cfg)
+    answers = [answer_benchmarks(cfg, model, items) for model in models]
     base = eval_model(cfg, cfg.eval.baseline_model) if cfg.eval.baseline_model else None
     base_answers = answer_benchmarks(cfg, base, items) if base else None
-    answers = [answer_benchmarks(cfg, model, items) for model in models]
     baseline = (
         Baseline(base, base_answers, grade_benchmarks(cfg, base, items, base_answers))
         if base is not None and base_answers is not None

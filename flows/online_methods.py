@@ -1,5 +1,5 @@
-"""Stage 3's other algorithms, each a plain ``for`` over iterations like online DPO's
-(``flows/online.py`` dispatches on ``online.algorithm``):
+"""Stage 3's loop, one plain ``for`` over iterations for every ``online.algorithm``
+(``flows/online.py`` holds DPO's step and dispatches), and the steps of the other two:
 
 - GRPO (RLMT): prompts -> a group of samples per prompt (the policy's engine, n = the
   group size) -> strict-mode scores on the response only -> groups with advantages ->
@@ -8,10 +8,12 @@
   pairs (revision chosen, real turn rejected, original prompt) -> reference log-probs ->
   DPO with the NLL term -> the next policy.
 
-Both evaluate the SFT model and every iteration's policy when
-``online.eval_after_iteration`` is set and draw the trajectory (SFT vs each iteration);
-GRPO's ``keep_best_by`` then returns the iteration with the best headline number of
-that benchmark (the reward-hacking guard) instead of the last one.
+With ``online.eval_after_iteration`` the loop evaluates the SFT model and every
+iteration's policy and draws the trajectory (SFT vs each iteration); GRPO's
+``keep_best_by`` then returns the iteration with the best headline number of that
+benchmark (the reward-hacking guard) instead of the last one. A model is evaluated just
+after the next iteration has sampled from it, so its answers come from the engine that
+sampling started (a start per model saved: minutes for a tensor-parallel 70B).
 """
 
 from __future__ import annotations
@@ -36,8 +38,10 @@ from tasks.reporting import report_stage
 
 # (model folder, label) -> its quick evaluation; None when iterations are not evaluated.
 Evaluate = Callable[[str, str], Manifest] | None
-# (iteration, policy id, policy folder, SFT id) -> the iteration's policy manifest.
-Step = Callable[[int, str, str, str], Manifest]
+# Called by a step once its samples are drawn (the loop's quick evaluations run then).
+Sampled = Callable[[], None]
+# (iteration, policy id, policy folder, SFT id, sampled) -> the iteration's policy manifest.
+Step = Callable[[int, str, str, str, Sampled], Manifest]
 
 
 def _logger():
@@ -55,9 +59,12 @@ def _reference(cfg: PipelineConfig, sft_id: str, policy_id: str) -> str:
 def grpo_step(cfg: PipelineConfig) -> Step:
     sampling_cfg = grpo_config(cfg)  # n = the group size
 
-    def step(iteration: int, policy_id: str, policy_dir: str, sft_id: str) -> Manifest:
+    def step(
+        iteration: int, policy_id: str, policy_dir: str, sft_id: str, sampled: Sampled
+    ) -> Manifest:
         prompts = choose_prompts(cfg, iteration)
         samples = sample_policy(sampling_cfg, prompts, policy_id, policy_dir)
+        sampled()
         scores = score_groups(cfg, samples, prompts)
         groups = make_groups(cfg, scores, prompts, iteration)
         _logger().info(
@@ -75,9 +82,12 @@ def grpo_step(cfg: PipelineConfig) -> Step:
 
 
 def drift_step(cfg: PipelineConfig) -> Step:
-    def step(iteration: int, policy_id: str, policy_dir: str, sft_id: str) -> Manifest:
+    def step(
+        iteration: int, policy_id: str, policy_dir: str, sft_id: str, sampled: Sampled
+    ) -> Manifest:
         feedback = choose_feedback(cfg, iteration)
         samples = sample_revisions(cfg, feedback, policy_id, policy_dir)
+        sampled()
         pairs = make_drift_pairs(cfg, samples, feedback, iteration)
         _logger().info(
             "drift iteration %s: %s rows (%s rejected), %s pairs, skipped %s",
@@ -96,17 +106,25 @@ def drift_step(cfg: PipelineConfig) -> Step:
 def run_iterations(
     cfg: PipelineConfig, sft: Manifest, step: Step, evaluate: Evaluate, model_cache: Path
 ) -> Manifest:
-    """``online.iterations`` rounds of ``step`` from the SFT model, each evaluated when
-    ``evaluate`` is given; returns the kept policy (see the module docstring)."""
+    """``online.iterations`` rounds of ``step`` from the SFT model, each model evaluated
+    when ``evaluate`` is given; returns the kept policy (see the module docstring)."""
     store = ArtifactStore.from_config(cfg.storage)
     algorithm = cfg.online.algorithm.value
     sft_id = f"{sft.stage}/{sft.fingerprint}"
     sft_dir = local_model_dir(store, sft, MODEL_DIR, model_cache)
-    evaluations = [("SFT", evaluate(sft_dir, "SFT"))] if evaluate else []
+    evaluations: list[tuple[str, Manifest]] = []
+    waiting = [(sft_dir, "SFT")] if evaluate else []
+
+    def evaluate_waiting() -> None:
+        while evaluate and waiting:
+            model_dir, label = waiting.pop(0)
+            evaluations.append((label, evaluate(model_dir, label)))
+
     policies: list[Manifest] = []
     policy_id, policy_dir = sft_id, sft_dir
     for iteration in range(1, cfg.online.iterations + 1):
-        policy = step(iteration, policy_id, policy_dir, sft_id)
+        policy = step(iteration, policy_id, policy_dir, sft_id, evaluate_waiting)
+        evaluate_waiting()  # a step that never calls it still gets its evaluations
         policies.append(policy)
         policy_id = f"{policy.stage}/{policy.fingerprint}"
         policy_dir = local_model_dir(store, policy, MODEL_DIR, model_cache)
@@ -120,9 +138,8 @@ def run_iterations(
         )
         report_stage(store, policy, cfg.name)
         if evaluate:
-            POOL.release()  # the evaluation starts its own engine on the new policy
-            label = f"{algorithm.upper()}-{iteration}"
-            evaluations.append((label, evaluate(policy_dir, label)))
+            waiting.append((policy_dir, f"{algorithm.upper()}-{iteration}"))
+    evaluate_waiting()  # the last policy: no iteration samples from it
     POOL.release()
     if evaluations:
         trajectory = run_trajectory(store, evaluations)

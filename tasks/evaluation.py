@@ -20,7 +20,7 @@ from prefect.context import TaskRunContext
 from bolt.config import JudgeConfig, JudgeKind, PipelineConfig
 from bolt.engines import make_engine
 from bolt.engines.base import Engine
-from bolt.engines.live import engine_for, engine_key
+from bolt.engines.live import accelerator_claim, engine_for, engine_key
 from bolt.evals import Benchmark
 from bolt.evals.judges import Judge, make_judge
 from bolt.evals.stage import (
@@ -84,10 +84,11 @@ def answering_engine(cfg: PipelineConfig, model: EvalModel) -> Engine:
     shares the engine other stages started on it and a checkpoint gets its own."""
     engine_cfg = cfg.engine_settings(Stage.eval_answers)
     return POOL.get(
-        engine_key(model.path, engine_cfg, Role.generation),
+        engine_key(model.path, engine_cfg, Role.generation, cfg.seed),
         Role.generation,
         lambda: make_engine(engine_cfg, model.path, seed=cfg.seed, device=cfg.compute.device),
         label=f"{engine_cfg.kind.value} engine on {model.path}",
+        claim=accelerator_claim(engine_cfg, cfg.compute.device),
     )
 
 

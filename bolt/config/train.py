@@ -98,7 +98,8 @@ class OnlineConfig(TrainCommon):
     )
     eval_after_iteration: bool = Field(
         True,
-        description="Evaluate each iteration's policy (the trajectory of paper Fig. 6).",
+        description="Evaluate the SFT model and each iteration's policy (the trajectory of "
+        "paper Fig. 6).",
         json_schema_extra=AFFECTS_OUTPUT_NOT,
     )
     eval_items_per_iteration: int | None = Field(

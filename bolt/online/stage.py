@@ -21,7 +21,7 @@ from bolt.curation.dedup import deduplicate
 from bolt.curation.sources import SourceRow, read_source, row_to_query
 from bolt.engines import make_engine
 from bolt.engines.base import ChatRequest, Engine
-from bolt.engines.live import engine_key
+from bolt.engines.live import accelerator_claim, engine_key
 from bolt.fingerprint import fingerprint
 from bolt.generations import to_generation
 from bolt.online.pairs import PromptSamples, pair_all
@@ -158,16 +158,16 @@ def policy_engine(cfg: PipelineConfig, policy_dir: str) -> Engine:
     """The live sampling engine on the policy in ``policy_dir``, from the process's pool.
 
     Each iteration's policy is a new folder, hence a new engine; the old one is released
-    before training (``bolt.train.stage``) and never samples again.
+    before training (``bolt.train.stage``) and never samples again. The quick evaluation
+    of the policy answers on this engine when its settings and seed are the eval's.
     """
-    settings = cfg.engine_settings(Stage.online_samples)
+    settings, seed = cfg.engine_settings(Stage.online_samples), cfg.online.sampling.seed
     return POOL.get(
-        engine_key(policy_dir, settings, Role.generation),
+        engine_key(policy_dir, settings, Role.generation, seed),
         Role.generation,
-        lambda: make_engine(
-            settings, policy_dir, seed=cfg.online.sampling.seed, device=cfg.compute.device
-        ),
+        lambda: make_engine(settings, policy_dir, seed=seed, device=cfg.compute.device),
         label=f"{settings.kind.value} engine on the policy {policy_dir}",
+        claim=accelerator_claim(settings, cfg.compute.device),
     )
 
 

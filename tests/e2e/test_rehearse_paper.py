@@ -16,9 +16,12 @@ The paper config as shipped, with only what this machine lacks pointed elsewhere
 - Prefect's thread runner instead of Ray (Ray on 2 cores is tested in test_ray_gpus).
 
 Every catalog model becomes a stand-in of its family (Llama-3.1's template, no pad
-token). Every stage completes and the eval report is written; then, with the worker's
-local folders wiped, a rerun is all cache hits: no engine starts, no request reaches the
-served teacher or judge.
+token). Every stage completes and the eval report is written. Then
+``configs/paper-mistral-7b.yaml`` on the same store: its curation, bootstrap and filter
+are paper-8b's (same sources, teacher and reward model: cache hits), and its SFT, online
+loop and evaluation run on a Mistral-v0.3 stand-in (``[INST]`` template, no system role,
+no pad token). Last, with the worker's local folders wiped, a rerun of each config is all
+cache hits: no engine starts, no request reaches the served teacher or judge.
 """
 
 from __future__ import annotations
@@ -43,8 +46,11 @@ from tests.conftest import REPO
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(2400)]
 
 PAPER = REPO / "configs/paper-8b.yaml"
+MISTRAL = REPO / "configs/paper-mistral-7b.yaml"
+SHARED_ROOT = "storage.root=s3://bolt-artifacts/paper-8b"  # paper-8b's own, for both
 DEMO = [json.loads(line) for line in (REPO / "data/queries/demo.jsonl").read_text().splitlines()]
 BUCKETS = ("bolt-data", "bolt-artifacts")
+SECTIONS = ("data", "bootstrap", "filter", "sft", "online", "eval")
 
 
 def _jsonl(rows: list[dict]) -> bytes:
@@ -128,10 +134,12 @@ def _overrides(
 
 
 def _rehearse(
-    overrides: list[str], env: dict[str, str], donor: Path
+    config: Path, overrides: list[str], env: dict[str, str], donor: Path, log: Path
 ) -> subprocess.CompletedProcess:
-    command = [sys.executable, "-m", "bolt_cli", "rehearse", str(PAPER), *overrides]
-    return subprocess.run(
+    """``bolt rehearse CONFIG``; its whole output kept in ``log`` (beside the test's
+    tmp_path), and its closing table echoed for pytest's report."""
+    command = [sys.executable, "-m", "bolt_cli", "rehearse", str(config), *overrides]
+    done = subprocess.run(
         [*command, "--vocabulary-from", str(donor)],
         cwd=REPO,
         env=env,
@@ -140,6 +148,27 @@ def _rehearse(
         timeout=2000,
         check=False,
     )
+    log.write_text(done.stdout + "\n" + done.stderr)
+    if "time per stage" in done.stdout:
+        print(done.stdout[done.stdout.index("time per stage") :])
+    return done
+
+
+def _time_table(out: str) -> dict[str, str]:
+    """The closing table's "this run" column by section: "ran" or "cached"."""
+    table = out[out.index("time per stage") :]
+    cells = [[c.strip() for c in line.split("│")] for line in table.splitlines()]
+    return {row[1]: row[3] for row in cells if len(row) > 4 and row[1] in SECTIONS}
+
+
+def _eval_reports(store: ArtifactStore) -> list[str]:
+    return [
+        f"{m.fingerprint}/{f.path}"
+        for m in store.list_manifests()
+        if m.stage == Stage.eval
+        for f in m.files
+        if f.path.endswith(".md")
+    ]
 
 
 def _wipe_worker_folders(fs: Path, cache: Path) -> None:
@@ -153,7 +182,7 @@ def _wipe_worker_folders(fs: Path, cache: Path) -> None:
 
 
 def test_rehearse_the_paper_config_on_s3_slurm_and_a_served_teacher(
-    tmp_path, s3_endpoint, slurm_cluster, vllm_server, prefect_api, smollm2_path, monkeypatch
+    tmp_path, s3_endpoint, slurm_cluster, vllm_server, prefect_api, smollm2_path
 ):
     import boto3
 
@@ -176,14 +205,13 @@ def test_rehearse_the_paper_config_on_s3_slurm_and_a_served_teacher(
         with RecordingRelay(vllm_server.root) as served:
             refs = _wildbench_references(tmp_path)
             name = vllm_server.served_name
-            overrides = _overrides(s3_endpoint, served.base_url, name, fs, refs)
-            first = _rehearse(overrides, env, smollm2_path)
+            overrides = [*_overrides(s3_endpoint, served.base_url, name, fs, refs), SHARED_ROOT]
+            first = _rehearse(PAPER, overrides, env, smollm2_path, tmp_path / "8b.log")
             assert first.returncode == 0, first.stdout[-4000:] + first.stderr[-6000:]
             out = first.stdout
             assert "what the rehearsal changes" in out and "tiny stand-ins" in out
-            assert "llama-3.1" in out and "time per stage" in out
-            for section in ("data", "bootstrap", "filter", "sft", "online", "eval"):
-                assert f"│ {section} " in out, section
+            assert "llama-3.1" in out
+            assert _time_table(out) == dict.fromkeys(SECTIONS, "ran"), out[-3000:]
             asked = served.bodies("/v1/chat/completions")
             assert {b["model"] for b in asked} == {vllm_server.served_name}
             assert len(asked) > 0
@@ -195,22 +223,37 @@ def test_rehearse_the_paper_config_on_s3_slurm_and_a_served_teacher(
             stages = {m.stage for m in store.list_manifests()}
             for stage in (Stage.sft, Stage.online_policy, Stage.eval_trajectory, Stage.eval):
                 assert stage in stages, stage
-            reports = [
-                f.path
-                for m in store.list_manifests()
-                if m.stage == Stage.eval
-                for f in m.files
-                if f.path.endswith(".md")
-            ]
+            reports = _eval_reports(store)
             assert reports, "no eval report"
+
+            mistral = _rehearse(MISTRAL, overrides, env, smollm2_path, tmp_path / "mistral.log")
+            assert mistral.returncode == 0, mistral.stdout[-4000:] + mistral.stderr[-6000:]
+            family = [line for line in mistral.stdout.splitlines() if "│ mistral " in line]
+            assert any("mistral-7b-instruct-v0.3" in line for line in family), mistral.stdout
+            ran = _time_table(mistral.stdout)
+            assert ran == {
+                **dict.fromkeys(("data", "bootstrap", "filter"), "cached"),
+                **dict.fromkeys(("sft", "online", "eval"), "ran"),
+            }, mistral.stdout[-3000:]
+            sft_models = {
+                m.config["sft"]["base_model"]
+                for m in store.list_manifests()
+                if m.stage == Stage.sft
+            }
+            assert sft_models == {"llama-3.1-8b-instruct", "mistral-7b-instruct-v0.3"}
+            assert set(_eval_reports(store)) > set(reports)
 
             _wipe_worker_folders(fs, cache)
             before = len(served.requests)
-            second = _rehearse(overrides, env, smollm2_path)
-            assert second.returncode == 0, second.stdout[-3000:] + second.stderr[-3000:]
+            for config in (PAPER, MISTRAL):
+                rerun = _rehearse(
+                    config, overrides, env, smollm2_path, tmp_path / f"{config.stem}-rerun.log"
+                )
+                assert rerun.returncode == 0, rerun.stdout[-3000:] + rerun.stderr[-3000:]
+                assert _time_table(rerun.stdout) == dict.fromkeys(SECTIONS, "cached")
+                logs = rerun.stdout + rerun.stderr
+                assert "starting vllm engine" not in logs and "launch: slurm job" not in logs
             assert len(served.requests) == before  # nothing asked of the teacher or judges
-            logs = second.stdout + second.stderr
-            assert "starting vllm engine" not in logs and "launch: slurm job" not in logs
     finally:
         # Other tests of the session expect the paper's buckets not to exist.
         for bucket in BUCKETS:

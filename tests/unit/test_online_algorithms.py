@@ -121,3 +121,61 @@ def test_the_kept_policy_is_the_best_iteration_by_the_chosen_benchmark(tiny, mon
     drift = _with(tiny, algorithm=OnlineAlgorithm.drift)
     assert online_methods.kept_policy(drift, evaluations, policies) == policies[2]
     assert online_methods.kept_policy(grpo, [], policies) == policies[2]
+
+
+def test_each_model_is_evaluated_right_after_the_next_iteration_samples_from_it(
+    tiny, tmp_path, monkeypatch
+):
+    """The loop's order: a model's quick evaluation runs once the next iteration has
+    sampled from it (its engine still live), the last policy's after the loop; a step
+    that never signals still gets every evaluation, in the same order."""
+    from flows import online_methods
+
+    cfg = _with(tiny, iterations=2).model_copy(
+        update={"storage": tiny.storage.model_copy(update={"root": f"file://{tmp_path}/store"})}
+    )
+    cache = tmp_path / "models"
+
+    def manifest(stage: str, fp: str) -> Manifest:
+        (cache / stage / fp).mkdir(parents=True)
+        (cache / stage / fp / "config.json").write_text("{}")  # already fetched
+        return Manifest(stage=stage, fingerprint=fp, code_version="1", config={})
+
+    monkeypatch.setattr(online_methods, "report_stage", lambda *a: None)
+    trajectory = Manifest(stage="eval_trajectory", fingerprint="t", code_version="1", config={})
+    monkeypatch.setattr(online_methods, "run_trajectory", lambda store, evaluations: trajectory)
+    events: list[tuple] = []
+
+    def evaluate(model_dir: str, label: str) -> Manifest:
+        events.append(("eval", label, Path(model_dir).name))
+        return Manifest(stage="eval", fingerprint=f"e-{label}", code_version="1", config={})
+
+    def loop(signals: bool) -> list[tuple]:
+        events.clear()
+
+        def step(iteration, policy_id, policy_dir, sft_id, sampled):
+            events.append(("sample", iteration, Path(policy_dir).name))
+            if signals:
+                sampled()
+            events.append(("train", iteration))
+            return manifest("online-policy", f"p{iteration}-{signals}")
+
+        sft = manifest("sft", f"s-{signals}")
+        kept = online_methods.run_iterations(cfg, sft, step, evaluate, cache)
+        assert kept.fingerprint == f"p2-{signals}"
+        return events.copy()
+
+    assert loop(signals=True) == [
+        ("sample", 1, "s-True"),
+        ("eval", "SFT", "s-True"),
+        ("train", 1),
+        ("sample", 2, "p1-True"),
+        ("eval", "DPO-1", "p1-True"),
+        ("train", 2),
+        ("eval", "DPO-2", "p2-True"),
+    ]
+    assert [e for e in loop(signals=False) if e[0] == "eval"] == [
+        ("eval", "SFT", "s-False"),
+        ("eval", "DPO-1", "p1-False"),
+        ("eval", "DPO-2", "p2-False"),
+    ]

@@ -47,3 +47,30 @@ def test_release_closes_everything_or_one_role():
     assert pool.live() == {"rm": Role.scoring}
     pool.release()
     assert pool.live() == {} and log == ["closed rm"]
+
+
+def test_claims_on_the_accelerator_that_do_not_fit_release_the_oldest_claimant():
+    pool, log = ResourcePool(), []
+    pool.get("baseline", Role.generation, lambda: Thing("baseline", log), claim=0.9)
+    pool.get("tokenizer", Role.generation, lambda: Thing("tokenizer", log))  # claims nothing
+    pool.get("model", Role.generation, lambda: Thing("model", log), claim=0.9)
+    assert log == ["closed baseline"]
+    assert pool.live() == {"tokenizer": Role.generation, "model": Role.generation}
+    pool.get("small-a", Role.generation, lambda: Thing("a", log), claim=0.05)
+    pool.get("small-b", Role.generation, lambda: Thing("b", log), claim=0.05)
+    assert log == ["closed baseline"]  # 0.9 + 0.05 + 0.05 fits
+    pool.get("model", Role.generation, lambda: Thing("other", log), claim=0.9)  # live: shared
+    pool.get("big", Role.generation, lambda: Thing("big", log), claim=0.5)
+    assert log == ["closed baseline", "closed model"]  # the oldest claimant went first
+    assert set(pool.live()) == {"tokenizer", "small-a", "small-b", "big"}
+
+
+def test_a_vllm_engine_claims_its_memory_share_off_the_cpu_only():
+    from bolt.config import EngineConfig, EngineKind
+    from bolt.engines.live import accelerator_claim
+
+    vllm = EngineConfig(kind=EngineKind.vllm, gpu_memory_utilization=0.85)
+    assert accelerator_claim(vllm, "cuda") == 0.85
+    assert accelerator_claim(vllm, "cpu") == 0.0
+    assert accelerator_claim(EngineConfig(kind=EngineKind.transformers), "cuda") == 0.0
+    assert accelerator_claim(EngineConfig(kind=EngineKind.openai), "cuda") == 0.0
