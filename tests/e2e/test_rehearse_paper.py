@@ -8,8 +8,9 @@ The paper config as shipped, with only what this machine lacks pointed elsewhere
   writes under ``.../rehearsal``);
 - ``compute.launcher=slurm`` on the real local Slurm cluster (SFT, the reference pass
   and DPO run as Slurm jobs in their own folders with a fresh HOME);
-- the teacher through the OpenAI engine against the real vLLM server (SmolLM2 served
-  under a name), and the API judges against the same server;
+- the teacher (and the curation labeller, the same model) through the OpenAI engine
+  against the real vLLM server (SmolLM2 served under a name), and the API judges
+  against the same server;
 - the hub's benchmark files (WildBench, ZebraLogic, MATH-500 and WildBench's reference
   outputs) by local files in the official layouts, and no Arena-Hard leaderboard pool
   (its files are not shipped; preflight names the keys when they are missing);
@@ -19,8 +20,9 @@ Every catalog model becomes a stand-in of its family (Llama-3.1's template, no p
 token). Every stage completes and the eval report is written. Then
 ``configs/paper-mistral-7b.yaml`` on the same store: its curation, bootstrap and filter
 are paper-8b's (same sources, teacher and reward model: cache hits), and its SFT, online
-loop and evaluation run on a Mistral-v0.3 stand-in (``[INST]`` template, no system role,
-no pad token). Last, with the worker's local folders wiped, a rerun of each config is all
+loop (one iteration: the hand-off from one iteration to the next is paper-8b's to show)
+and evaluation run on a Mistral-v0.3 stand-in (``[INST]`` template, no system role, no
+pad token). Last, with the worker's local folders wiped, a rerun of each config is all
 cache hits: no engine starts, no request reaches the served teacher or judge.
 """
 
@@ -112,9 +114,13 @@ def _overrides(
         "compute.task_runner=threads",
         f"compute.workdir={fs}",
         "compute.poll_seconds=0.5",
-        "bootstrap.engine.kind=openai",
-        f"bootstrap.engine.base_url={base_url}",
-        f"bootstrap.engine.max_model_len={MAX_MODEL_LEN}",  # the server's context
+        # The teacher serves the labeller too (one served 70B for both, as on a cluster
+        # that serves it): the OpenAI engine, the server's context.
+        *[
+            f"{section}.engine.{setting}"
+            for section in ("data", "bootstrap")
+            for setting in ("kind=openai", f"base_url={base_url}", f"max_model_len={MAX_MODEL_LEN}")
+        ],
         f"models.catalog.llama-3.1-70b-instruct.served_name={name}",
         f"eval.judge.model={name}",
         *[f"eval.judge.engine.{j}" for j in judge],
@@ -226,7 +232,8 @@ def test_rehearse_the_paper_config_on_s3_slurm_and_a_served_teacher(
             reports = _eval_reports(store)
             assert reports, "no eval report"
 
-            mistral = _rehearse(MISTRAL, overrides, env, smollm2_path, tmp_path / "mistral.log")
+            runs = {PAPER: overrides, MISTRAL: [*overrides, "online.iterations=1"]}
+            mistral = _rehearse(MISTRAL, runs[MISTRAL], env, smollm2_path, tmp_path / "mistral.log")
             assert mistral.returncode == 0, mistral.stdout[-4000:] + mistral.stderr[-6000:]
             family = [line for line in mistral.stdout.splitlines() if "│ mistral " in line]
             assert any("mistral-7b-instruct-v0.3" in line for line in family), mistral.stdout
@@ -245,10 +252,9 @@ def test_rehearse_the_paper_config_on_s3_slurm_and_a_served_teacher(
 
             _wipe_worker_folders(fs, cache)
             before = len(served.requests)
-            for config in (PAPER, MISTRAL):
-                rerun = _rehearse(
-                    config, overrides, env, smollm2_path, tmp_path / f"{config.stem}-rerun.log"
-                )
+            for config, settings in runs.items():
+                log = tmp_path / f"{config.stem}-rerun.log"
+                rerun = _rehearse(config, settings, env, smollm2_path, log)
                 assert rerun.returncode == 0, rerun.stdout[-3000:] + rerun.stderr[-3000:]
                 assert _time_table(rerun.stdout) == dict.fromkeys(SECTIONS, "cached")
                 logs = rerun.stdout + rerun.stderr

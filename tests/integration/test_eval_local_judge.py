@@ -1,6 +1,7 @@
 """Acceptance 2: the local checklist judge (SmolLM2 on CPU) grades SmolLM2's own answers to
-10 real MT-Bench questions (two turns each) through the eval stage; the report (markdown,
-CSV) and the plots (Fig. 5 bars, Fig. 6 trajectory) are produced."""
+10 real MT-Bench questions (two turns each) through the eval stage, on the session's vLLM
+engine; the report (markdown, CSV) and the plots (Fig. 5 bars, Fig. 6 trajectory) are
+produced."""
 
 from __future__ import annotations
 
@@ -25,20 +26,9 @@ from bolt.store import ArtifactStore
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 
-@pytest.fixture(scope="module")
-def hf_engine(smollm2_path):
-    """transformers in-process: on a loaded 2-core machine vLLM's worker RPC timed out."""
-    import torch
-
-    from bolt.config import EngineConfig, EngineKind
-    from bolt.engines import open_engine
-
-    torch.set_num_threads(1)
-    with open_engine(EngineConfig(kind=EngineKind.transformers), str(smollm2_path), seed=0) as e:
-        yield e
-
-
-def test_local_judge_grades_ten_mt_bench_questions(tiny_config, hf_engine, smollm2_path, tmp_path):
+def test_local_judge_grades_ten_mt_bench_questions(
+    tiny_config, vllm_engine, smollm2_path, tmp_path
+):
     cfg = tiny_config.model_copy(
         update={
             "storage": tiny_config.storage.model_copy(update={"root": f"file://{tmp_path}/art"}),
@@ -57,14 +47,14 @@ def test_local_judge_grades_ten_mt_bench_questions(tiny_config, hf_engine, smoll
     store = ArtifactStore.from_config(cfg.storage)
     items = load_benchmarks(cfg)
     model = EvalModel("smollm2-135m-instruct", str(smollm2_path), {"test": "smollm2"})
-    answers = run_answers(cfg, store, model, items, lambda: hf_engine)
+    answers = run_answers(cfg, store, model, items, lambda: vllm_engine)
     assert answers.counts == {"mt_bench": 10}
 
     judges = []
 
     def judge(benchmark):
         if not judges:
-            judges.append(make_judge(cfg, checklist_engine=hf_engine))
+            judges.append(make_judge(cfg, checklist_engine=vllm_engine))
         return judges[0]
 
     manifest = run_eval(cfg, store, model, items, answers, judge)
