@@ -188,6 +188,17 @@ def test_score_rows_are_each_models_headline_with_its_judge(run):
     assert rows[2]["evaluated_as"] == "online-1"
 
 
+def test_an_iterations_quick_eval_is_found_by_the_loops_label_before_the_old_one(run):
+    """The online loop labels a policy's quick evaluation ``DPO-k`` (``online-k`` in
+    stores written before): the loop's label wins when both are there."""
+    store, _, policy, trajectory = run
+    evaluation(store, "e-quick1-new", "DPO-1", "2026-01-03", 4.0, 0.3)
+    rows = score_rows(collect(store, policy, trajectory).evals)
+    dpo1 = [r for r in rows if r["model"] == "DPO-1"]
+    assert [(r["benchmark"], r["score"]) for r in dpo1] == [("mt_bench", 4.0), ("math500", 0.3)]
+    assert {r["evaluated_as"] for r in dpo1} == {"DPO-1"}
+
+
 def test_iteration_rows_give_the_reward_of_each_iterations_samples(run):
     store, _, policy, trajectory = run
     rows = iteration_rows(collect(store, policy, trajectory).iterations, store.uri)
