@@ -14,10 +14,17 @@ from pathlib import Path
 from prefect import flow, get_run_logger
 from prefect.task_runners import ThreadPoolTaskRunner
 
-from bolt.config import OnlineAlgorithm, PipelineConfig, ReferencePolicy
+from bolt.config import OnlineAlgorithm, PipelineConfig
 from bolt.store import Manifest
 from flows.evaluation import eval_flow
-from flows.online_methods import Sampled, Step, drift_step, grpo_step, run_iterations
+from flows.online_methods import (
+    Sampled,
+    Step,
+    drift_step,
+    grpo_step,
+    reference_id,
+    run_iterations,
+)
 from flows.sft import sft_flow
 from tasks.online import (
     choose_prompts,
@@ -56,8 +63,7 @@ def dpo_step(cfg: PipelineConfig) -> Step:
         scores = score_samples(cfg, samples, prompts)
         pairs = make_pairs(cfg, scores, prompts, iteration)
         # The reference pass and DPO are jobs: they take the models by store id, not folder.
-        reference_id = sft_id if cfg.online.reference == ReferencePolicy.sft else policy_id
-        reference = reference_logps(cfg, pairs, reference_id)
+        reference = reference_logps(cfg, pairs, reference_id(cfg, sft_id, policy_id))
         policy = train_policy(cfg, iteration, pairs, reference, policy_id)
         get_run_logger().info(
             "online iteration %s: %s pairs, skipped %s, DPO loss %s -> %s, reward margin %s",

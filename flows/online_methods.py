@@ -52,7 +52,9 @@ def _logger():
         return logging.getLogger(__name__)
 
 
-def _reference(cfg: PipelineConfig, sft_id: str, policy_id: str) -> str:
+def reference_id(cfg: PipelineConfig, sft_id: str, policy_id: str) -> str:
+    """The reference model of an iteration (``online.reference``): the SFT model or the
+    policy it starts from."""
     return sft_id if cfg.online.reference == ReferencePolicy.sft else policy_id
 
 
@@ -75,8 +77,7 @@ def grpo_step(cfg: PipelineConfig) -> Step:
             scores.counts.get("malformed_thinking"),
             groups.stats.get("mean_reward"),
         )
-        reference_id = _reference(cfg, sft_id, policy_id)
-        return train_grpo(cfg, iteration, groups, policy_id, reference_id)
+        return train_grpo(cfg, iteration, groups, policy_id, reference_id(cfg, sft_id, policy_id))
 
     return step
 
@@ -97,7 +98,7 @@ def drift_step(cfg: PipelineConfig) -> Step:
             pairs.counts.get("pairs"),
             {k: v for k, v in pairs.counts.items() if k.startswith("skipped.")},
         )
-        reference = reference_logps(cfg, pairs, _reference(cfg, sft_id, policy_id))
+        reference = reference_logps(cfg, pairs, reference_id(cfg, sft_id, policy_id))
         return train_policy(cfg, iteration, pairs, reference, policy_id)
 
     return step
