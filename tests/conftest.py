@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import socket
 import sys
@@ -64,6 +65,9 @@ def s3_endpoint() -> Iterator[str]:
     """moto's standalone S3 server over HTTP on 127.0.0.1 (a real S3 protocol peer)."""
     from moto.server import ThreadedMotoServer
 
+    # One INFO line per request would fill a failed test's captured log (and CI's excerpt
+    # of it) with S3 traffic instead of the failure.
+    logging.getLogger("werkzeug").setLevel(logging.WARNING)
     port = free_port()
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
     server.start()

@@ -85,6 +85,15 @@ def _wait_final(flow_run_id, log, timeout: float = 600):
     )
 
 
+def _wait_for_line(log, text: str, timeout: float = 120) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if text in log.read_text():
+            return
+        time.sleep(0.5)
+    pytest.fail(f"the runner never logged {text!r} within {timeout} s:\n{log.read_text()[-3000:]}")
+
+
 def _task_states(name_like: str, tag: str) -> list[str]:
     from prefect.client.schemas.filters import TaskRunFilter, TaskRunFilterName, TaskRunFilterTags
 
@@ -141,14 +150,17 @@ def test_served_pipeline_fails_mid_stage_and_a_retry_resumes_from_cache(
             assert first_requests >= 4  # every query reached the teacher
             assert _task_states("bootstrap-shard%", f"config:{name}") == ["Completed"] * 2
 
-            # The operator syncs the weights and presses Retry on the same flow run.
+            # The operator syncs the weights and presses Retry on the same flow run, once
+            # the runner is done with the failed process: when that process exits (status
+            # 1), the runner proposes Crashed, which a run already set back to Scheduled
+            # accepts, so a Retry pressed earlier is lost to Prefect's race, not ours.
+            _wait_for_line(runner_log, "Process exited with status code")
             save_random_reward_model(smollm2_path, rm_dir)
             _client_call(lambda c: c.set_flow_run_state(run.id, Scheduled(), force=True))
             rerun = _wait_final(run.id, runner_log)
-            assert rerun.state.type.value == "COMPLETED", (
-                rerun.state,
-                runner_log.read_text()[-3000:],
-            )
+            if rerun.state.type.value != "COMPLETED":
+                # pytest.fail keeps the whole log tail (an assertion's repr is cut short).
+                pytest.fail(f"rerun ended {rerun.state!r}:\n{runner_log.read_text()[-4000:]}")
             assert teacher.requests == first_requests  # no engine call on the rerun
     finally:
         os.killpg(server.pid, 9)
