@@ -111,6 +111,7 @@ def test_a_dying_vllm_engine_fails_the_shard_and_the_retry_gets_a_new_engine(
             "bootstrap.sampling.n=1",
             "bootstrap.sampling.max_new_tokens=24",
             "bootstrap.guided_decoding=false",
+            "bootstrap.examples_per_prompt=1",  # a short prompt: the death is the subject
             "engine.cpu_kvcache_gb=1",
         ],
     )
