@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import faulthandler
+import gc
 import logging
 import os
 import socket
@@ -35,6 +37,52 @@ def pytest_runtest_logreport(report: pytest.TestReport) -> None:
         line = f"\n[{report.duration:.0f} s] {report.nodeid} {report.when} {report.outcome}\n"
         sys.__stderr__.write(line)
         sys.__stderr__.flush()
+
+
+# pytest-timeout's signal method interrupts Python code only: a test stuck inside C (a
+# lock in a native library, a finalizer blocking while holding the GIL) never sees its
+# alarm. CI once sat in a unit test for an hour that way, with nothing in the log. This
+# backstop is a C-level watchdog (faulthandler's own thread, no GIL needed): once a test
+# overruns its timeout by this margin, every thread's stack goes to stderr and the
+# session ends, so the log names the frame that hung instead of CI's time limit.
+HANG_BACKSTOP_MARGIN_S = 120.0
+_BACKSTOP_FD: list[int] = []  # a copy of the terminal's stderr, taken before capture
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    # Output capture points fd 2 at a temp file while a test runs, and a hard exit loses
+    # that file; global capture is suspended while plugins configure, so fd 2 is the
+    # real stderr here.
+    _BACKSTOP_FD.append(os.dup(sys.__stderr__.fileno()))
+
+
+def _timeout_s(item: pytest.Item) -> float:
+    marker = item.get_closest_marker("timeout")
+    if marker is not None and marker.args:
+        return float(marker.args[0])
+    return float(item.config.getini("timeout") or 0)
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_protocol(item: pytest.Item, nextitem: pytest.Item | None):
+    limit = _timeout_s(item)
+    if limit > 0 and _BACKSTOP_FD:
+        faulthandler.dump_traceback_later(
+            limit + HANG_BACKSTOP_MARGIN_S, exit=True, file=_BACKSTOP_FD[0]
+        )
+    try:
+        yield
+    finally:
+        faulthandler.cancel_dump_traceback_later()
+
+
+def pytest_runtest_teardown(item: pytest.Item) -> None:
+    """Collect a slow test's garbage in its own teardown: engines, trainers, servers'
+    clients and their threads are finalized while the test that made them is still the
+    one running, so a finalizer that blocks is charged (and timed out) there, not in
+    whichever later test the collector happens to run in."""
+    if item.get_closest_marker("slow") is not None:
+        gc.collect()
 
 
 _SESSION: dict[str, int] = {}
