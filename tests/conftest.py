@@ -8,6 +8,7 @@ import logging
 import os
 import socket
 import sys
+import tempfile
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -25,6 +26,10 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 # The test Prefect server has no route out: no telemetry attempts (and their error lines).
 os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+# Task results (cache hits by key) of this session only: Prefect's default folder outlives
+# the session, and a key from an earlier session (same tmp path, same fingerprint) would
+# hand back a receipt whose store was deleted with that session's tmp_path.
+os.environ["PREFECT_LOCAL_STORAGE_PATH"] = tempfile.mkdtemp(prefix="bolt-test-results-")
 
 
 # A test that takes this long gets a line of its own in the log as it ends, so a run cut

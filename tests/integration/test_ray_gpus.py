@@ -20,16 +20,27 @@ from tests.conftest import REPO, TINY_CONFIG
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 SHARDS = 6
+PARTNER_WAIT_S = 20.0
 
 
 @task(name="gpu-shard")
 def gpu_shard(cfg, fp: str, plan: ShardPlan[int], log_dir: str) -> ShardInfo:
-    """A stand-in shard: records when it ran (in its Ray worker) and which GPU it got."""
+    """A stand-in shard: records when it ran (in its Ray worker) and which GPU it got.
+
+    It holds its GPU until another shard is running too (or PARTNER_WAIT_S pass), so
+    two at once shows even when Ray starts its workers seconds apart on a loaded
+    machine; it then holds one second more, in which a third would start if the GPUs
+    did not stop it."""
     import os
 
     started = time.time()
+    running = Path(log_dir, f"running-{plan.index}")
+    running.touch()
+    while len(list(Path(log_dir).glob("running-*"))) < 2 and time.time() - started < PARTNER_WAIT_S:
+        time.sleep(0.1)
     time.sleep(1.0)
     record = {"start": started, "end": time.time(), "gpus": os.environ.get("CUDA_VISIBLE_DEVICES")}
+    running.unlink()
     Path(log_dir, f"{plan.index}.json").write_text(json.dumps(record))
     return ShardInfo(
         index=plan.index, name=f"part-{plan.index:05d}", records=1, sha256="-", bytes=0
