@@ -21,6 +21,7 @@ REHEARSAL=tests/e2e/test_rehearse_paper.py
 .venv/bin/bolt models prepare smollm2-135m-instruct >/dev/null
 
 rehearsal_tmp=$(mktemp -d /tmp/bolt-rehearsal-XXXX)
+chmod 755 "$rehearsal_tmp"  # munged wants every folder above its socket searchable by all
 ( TMPDIR=$rehearsal_tmp .venv/bin/python -m pytest "$REHEARSAL" -q -p no:cacheprovider 2>&1 \
     | sed -u 's/^/[rehearsal] /'; exit "${PIPESTATUS[0]}" ) &
 rehearsal_pid=$!
