@@ -10,4 +10,4 @@ demo: setup
 	.venv/bin/bolt run configs/tiny-cpu.yaml
 
 test: setup
-	bash scripts/test.sh
+	PYTHONUNBUFFERED=1 .venv/bin/python -m pytest tests -q --durations=40

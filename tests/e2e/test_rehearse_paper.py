@@ -17,12 +17,12 @@ The paper config as shipped, with only what this machine lacks pointed elsewhere
 - Prefect's thread runner instead of Ray (Ray on 2 cores is tested in test_ray_gpus).
 
 Every catalog model becomes a stand-in of its family (Llama-3.1's template, no pad
-token). Every stage completes and the eval report is written. Then
+token). Every stage completes (one online iteration, evaluated with the SFT model and
+the instruct model it started from) and the eval report is written. Then
 ``configs/paper-mistral-7b.yaml`` on the same store: its curation, bootstrap and filter
 are paper-8b's (same sources, teacher and reward model: cache hits), and its SFT, online
-loop (one iteration: the hand-off from one iteration to the next is paper-8b's to show)
-and evaluation run on a Mistral-v0.3 stand-in (``[INST]`` template, no system role, no
-pad token). Last, with the worker's local folders wiped, a rerun of each config is all
+loop and final evaluation run on a Mistral-v0.3 stand-in (``[INST]`` template, no system
+role, no pad token). Last, with the worker's local folders wiped, a rerun of each config is all
 cache hits: no engine starts, no request reaches the served teacher or judge.
 """
 
@@ -114,6 +114,10 @@ def _overrides(
         "compute.task_runner=threads",
         f"compute.workdir={fs}",
         "compute.poll_seconds=0.5",
+        # One online iteration (the rehearsal's own default is two): the hand-off from
+        # one iteration to the next, through the store and on Slurm, is
+        # test_online_dpo's and test_slurm_training's to show; here it cost ~4 min.
+        "online.iterations=1",
         # The teacher serves the labeller too (one served 70B for both, as on a cluster
         # that serves it): the OpenAI engine, the server's context.
         *[
@@ -233,11 +237,10 @@ def test_rehearse_the_paper_config_on_s3_slurm_and_a_served_teacher(
             assert reports, "no eval report"
 
             # Mistral shows its own template through SFT, the loop and the final eval;
-            # paper-8b already showed the hand-off between iterations, the per-iteration
-            # evals and the comparison with the instruct model (each its own engine and
-            # judge calls on 2 cores).
-            settings = ["online.iterations=1", "online.eval_after_iteration=false"]
-            runs = {PAPER: overrides, MISTRAL: [*overrides, *settings, "eval.baseline_model=null"]}
+            # paper-8b already showed the per-iteration evals and the comparison with the
+            # instruct model (each its own engine and judge calls on 2 cores).
+            quick = ["online.eval_after_iteration=false", "eval.baseline_model=null"]
+            runs = {PAPER: overrides, MISTRAL: [*overrides, *quick]}
             mistral = _rehearse(MISTRAL, runs[MISTRAL], env, smollm2_path, tmp_path / "mistral.log")
             assert mistral.returncode == 0, mistral.stdout[-4000:] + mistral.stderr[-6000:]
             family = [line for line in mistral.stdout.splitlines() if "│ mistral " in line]
