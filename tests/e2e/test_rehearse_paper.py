@@ -22,8 +22,8 @@ the instruct model it started from) and the eval report is written. Then
 ``configs/paper-mistral-7b.yaml`` on the same store: its curation, bootstrap and filter
 are paper-8b's (same sources, teacher and reward model: cache hits), and its SFT, online
 loop and final evaluation run on a Mistral-v0.3 stand-in (``[INST]`` template, no system
-role, no pad token). Last, with the worker's local folders wiped, a rerun of each config is all
-cache hits: no engine starts, no request reaches the served teacher or judge.
+role, no pad token). Last, with the worker's local folders wiped, a rerun of each config
+is all cache hits: no engine starts, no request reaches the served teacher or judge.
 """
 
 from __future__ import annotations
@@ -116,7 +116,7 @@ def _overrides(
         "compute.poll_seconds=0.5",
         # One online iteration (the rehearsal's own default is two): the hand-off from
         # one iteration to the next, through the store and on Slurm, is
-        # test_online_dpo's and test_slurm_training's to show; here it cost ~4 min.
+        # test_online_dpo's and test_slurm_training's to show; the second cost ~2.5 min here.
         "online.iterations=1",
         # The teacher serves the labeller too (one served 70B for both, as on a cluster
         # that serves it): the OpenAI engine, the server's context.
