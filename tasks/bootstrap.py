@@ -22,8 +22,8 @@ from bolt.store import ArtifactStore, ShardInfo
 from tasks.runtime import CACHED_RESULT, stage_key
 
 
-def _key(_: TaskRunContext, params: dict[str, Any]) -> str:
-    return stage_key(params["cfg"], Stage.bootstrap, params["fp"], params["plan"].index)
+def _key(ctx: TaskRunContext, params: dict[str, Any]) -> str:
+    return stage_key(ctx, params["cfg"], Stage.bootstrap, params["fp"], params["plan"].index)
 
 
 def teacher(cfg: PipelineConfig):

@@ -27,18 +27,18 @@ from tasks.runtime import CACHED_RESULT, stage_key
 from tasks.sharding import shard_tasks
 
 
-def _key(_: TaskRunContext, params: dict[str, Any]) -> str:
-    return stage_key(params["cfg"], Stage.curation, curation_fingerprint(params["cfg"]))
+def _key(ctx: TaskRunContext, params: dict[str, Any]) -> str:
+    return stage_key(ctx, params["cfg"], Stage.curation, curation_fingerprint(params["cfg"]))
 
 
-def _candidates_key(_: TaskRunContext, params: dict[str, Any]) -> str:
+def _candidates_key(ctx: TaskRunContext, params: dict[str, Any]) -> str:
     cfg = params["cfg"]
-    return stage_key(cfg, Stage.curation_candidates, curation_fingerprint(cfg))
+    return stage_key(ctx, cfg, Stage.curation_candidates, curation_fingerprint(cfg))
 
 
-def _label_key(_: TaskRunContext, params: dict[str, Any]) -> str:
+def _label_key(ctx: TaskRunContext, params: dict[str, Any]) -> str:
     plan, candidates = params["plan"], params["candidates"]
-    return stage_key(params["cfg"], Stage.curation_labels, candidates.fingerprint, plan.index)
+    return stage_key(ctx, params["cfg"], Stage.curation_labels, candidates.fingerprint, plan.index)
 
 
 def _labeller(cfg: PipelineConfig):

@@ -18,19 +18,19 @@ from bolt.store import ArtifactStore, Manifest
 from tasks.runtime import CACHED_RESULT, stage_key
 
 
-def _feedback_key(_: TaskRunContext, p: dict[str, Any]) -> str:
+def _feedback_key(ctx: TaskRunContext, p: dict[str, Any]) -> str:
     fp = drift.feedback_fingerprint(p["cfg"], p["iteration"])
-    return stage_key(p["cfg"], Stage.online_feedback, fp)
+    return stage_key(ctx, p["cfg"], Stage.online_feedback, fp)
 
 
-def _samples_key(_: TaskRunContext, p: dict[str, Any]) -> str:
+def _samples_key(ctx: TaskRunContext, p: dict[str, Any]) -> str:
     fp = drift.drift_samples_fingerprint(p["cfg"], p["feedback"].fingerprint, p["policy_id"])
-    return stage_key(p["cfg"], Stage.online_samples, fp)
+    return stage_key(ctx, p["cfg"], Stage.online_samples, fp)
 
 
-def _pairs_key(_: TaskRunContext, p: dict[str, Any]) -> str:
+def _pairs_key(ctx: TaskRunContext, p: dict[str, Any]) -> str:
     fp = drift.drift_pairs_fingerprint(p["cfg"], p["samples"].fingerprint, p["iteration"])
-    return stage_key(p["cfg"], Stage.online_pairs, fp)
+    return stage_key(ctx, p["cfg"], Stage.online_pairs, fp)
 
 
 @task(name="online-feedback", retries=1, cache_key_fn=_feedback_key, **CACHED_RESULT)

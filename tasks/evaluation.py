@@ -93,8 +93,8 @@ def answering_engine(cfg: PipelineConfig, model: EvalModel) -> Engine:
 
 
 def _shard_key(stage_name: Stage):
-    def key(_: TaskRunContext, p: dict[str, Any]) -> str:
-        return stage_key(p["cfg"], stage_name, p["fp"], p["plan"].index)
+    def key(ctx: TaskRunContext, p: dict[str, Any]) -> str:
+        return stage_key(ctx, p["cfg"], stage_name, p["fp"], p["plan"].index)
 
     return key
 

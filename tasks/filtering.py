@@ -17,13 +17,14 @@ from tasks.runtime import CACHED_RESULT, stage_key
 from tasks.sharding import shard_tasks
 
 
-def _score_shard_key(_: TaskRunContext, params: dict[str, Any]) -> str:
-    return stage_key(params["cfg"], Stage.score, params["fp"], params["plan"].index)
+def _score_shard_key(ctx: TaskRunContext, params: dict[str, Any]) -> str:
+    return stage_key(ctx, params["cfg"], Stage.score, params["fp"], params["plan"].index)
 
 
-def _filter_key(_: TaskRunContext, params: dict[str, Any]) -> str:
+def _filter_key(ctx: TaskRunContext, params: dict[str, Any]) -> str:
     scored, data = params["scored"], params["data"]
     return stage_key(
+        ctx,
         params["cfg"],
         Stage.filter,
         filter_fingerprint(params["cfg"], scored.fingerprint, data.fingerprint),

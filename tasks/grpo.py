@@ -21,21 +21,21 @@ from tasks.runtime import CACHED_RESULT, stage_key
 from tasks.training import TrainingProgress
 
 
-def _scores_key(_: TaskRunContext, p: dict[str, Any]) -> str:
+def _scores_key(ctx: TaskRunContext, p: dict[str, Any]) -> str:
     fp = grpo_data.grpo_scores_fingerprint(p["cfg"], p["samples"].fingerprint)
-    return stage_key(p["cfg"], Stage.online_scores, fp)
+    return stage_key(ctx, p["cfg"], Stage.online_scores, fp)
 
 
-def _groups_key(_: TaskRunContext, p: dict[str, Any]) -> str:
+def _groups_key(ctx: TaskRunContext, p: dict[str, Any]) -> str:
     fp = grpo_data.groups_fingerprint(p["cfg"], p["scores"].fingerprint, p["iteration"])
-    return stage_key(p["cfg"], Stage.online_groups, fp)
+    return stage_key(ctx, p["cfg"], Stage.online_groups, fp)
 
 
-def _policy_key(_: TaskRunContext, p: dict[str, Any]) -> str:
+def _policy_key(ctx: TaskRunContext, p: dict[str, Any]) -> str:
     job = grpo_job(
         p["cfg"], p["iteration"], p["groups"].fingerprint, p["policy_id"], p["reference_id"]
     )
-    return stage_key(p["cfg"], Stage.online_policy, job.fingerprint)
+    return stage_key(ctx, p["cfg"], Stage.online_policy, job.fingerprint)
 
 
 @task(name="online-grpo-scores", retries=1, cache_key_fn=_scores_key, **CACHED_RESULT)

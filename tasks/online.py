@@ -27,26 +27,26 @@ from tasks.sharding import shard_tasks
 from tasks.training import TrainingProgress
 
 
-def _prompts_key(_: TaskRunContext, p: dict[str, Any]) -> str:
+def _prompts_key(ctx: TaskRunContext, p: dict[str, Any]) -> str:
     fp = stage.prompts_fingerprint(p["cfg"], p["iteration"])
-    return stage_key(p["cfg"], Stage.online_prompts, fp)
+    return stage_key(ctx, p["cfg"], Stage.online_prompts, fp)
 
 
-def _pairs_key(_: TaskRunContext, p: dict[str, Any]) -> str:
+def _pairs_key(ctx: TaskRunContext, p: dict[str, Any]) -> str:
     fp = stage.pairs_fingerprint(p["cfg"], p["scores"].fingerprint, p["iteration"])
-    return stage_key(p["cfg"], Stage.online_pairs, fp)
+    return stage_key(ctx, p["cfg"], Stage.online_pairs, fp)
 
 
-def _reference_key(_: TaskRunContext, p: dict[str, Any]) -> str:
+def _reference_key(ctx: TaskRunContext, p: dict[str, Any]) -> str:
     fp = reference_fingerprint(p["cfg"], p["pairs"].fingerprint, p["reference_id"])
-    return stage_key(p["cfg"], Stage.online_reference, fp)
+    return stage_key(ctx, p["cfg"], Stage.online_reference, fp)
 
 
-def _policy_key(_: TaskRunContext, p: dict[str, Any]) -> str:
+def _policy_key(ctx: TaskRunContext, p: dict[str, Any]) -> str:
     fp = policy_fingerprint(
         p["cfg"], p["pairs"].fingerprint, p["reference"].fingerprint, p["policy_id"], p["iteration"]
     )
-    return stage_key(p["cfg"], Stage.online_policy, fp)
+    return stage_key(ctx, p["cfg"], Stage.online_policy, fp)
 
 
 @task(name="online-prompts", retries=1, cache_key_fn=_prompts_key, **CACHED_RESULT)
@@ -56,8 +56,8 @@ def choose_prompts(cfg: PipelineConfig, iteration: int) -> Manifest:
 
 
 def _shard_key(stage_name: Stage):
-    def key(_: TaskRunContext, p: dict[str, Any]) -> str:
-        return stage_key(p["cfg"], stage_name, p["fp"], p["plan"].index)
+    def key(ctx: TaskRunContext, p: dict[str, Any]) -> str:
+        return stage_key(ctx, p["cfg"], stage_name, p["fp"], p["plan"].index)
 
     return key
 

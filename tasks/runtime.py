@@ -14,12 +14,14 @@ from contextlib import AbstractContextManager, nullcontext
 from pathlib import Path
 from typing import Any
 
+from prefect.context import TaskRunContext
 from prefect.filesystems import LocalFileSystem, WritableFileSystem
 from prefect.task_runners import TaskRunner, ThreadPoolTaskRunner
 
 from bolt.config import PipelineConfig, TaskRunnerKind
 from bolt.placement import task_gpus
 from bolt.stages import Stage
+from bolt.store import ArtifactStore
 
 RESULTS_DIR = "prefect-results"
 
@@ -84,12 +86,36 @@ def _root_digest(cfg: PipelineConfig) -> str:
     return hashlib.sha256(cfg.storage.root.encode()).hexdigest()[:12]
 
 
-def stage_key(cfg: PipelineConfig, stage: str, fingerprint: str, part: int | None = None) -> str:
-    """A stage's fingerprint, scoped to the store that holds its artifacts: a cached
-    manifest is only of use where its files are (fingerprints leave the root out)."""
-    return f"{stage}-{fingerprint}-{_root_digest(cfg)}" + (
+def stage_key(
+    ctx: TaskRunContext, cfg: PipelineConfig, stage: str, fingerprint: str, part: int | None = None
+) -> str:
+    """A stage task's cache key: its fingerprint, scoped to the store that holds its
+    artifacts (fingerprints leave the root out), plus a generation.
+
+    A cached result (a manifest, a shard receipt) is only of use while the store still
+    holds what it describes. Where it does not (someone deleted a stage's folder to redo
+    it, and Prefect's records outlived it), every earlier record is stale: the key moves on
+    to the first generation without a record, so the task runs again and records its
+    result there. Where the output is in the store, the newest record is the one that
+    committed it; a rerun hits it (Cached)."""
+    base = f"{stage}-{fingerprint}-{_root_digest(cfg)}" + (
         f"-{part:05d}" if part is not None else ""
     )
+    records = 0
+    while ctx.result_store.exists(f"{base}-g{records}"):
+        records += 1
+    if records and _in_store(cfg, stage, fingerprint, part):
+        return f"{base}-g{records - 1}"
+    return f"{base}-g{records}"
+
+
+def _in_store(cfg: PipelineConfig, stage: str, fingerprint: str, part: int | None) -> bool:
+    """Whether the store holds the output a key names: the stage's committed manifest,
+    or, for one shard, its receipt."""
+    store = ArtifactStore.from_config(cfg.storage)
+    if part is None:
+        return store.manifest(stage, fingerprint) is not None
+    return store.receipt(stage, fingerprint, part) is not None
 
 
 # Options every stage task shares: the result is the manifest (or shard receipt) as JSON.

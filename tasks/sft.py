@@ -23,9 +23,9 @@ from tasks.runtime import CACHED_RESULT, stage_key
 from tasks.training import TrainingProgress
 
 
-def _sft_key(_: TaskRunContext, params: dict[str, Any]) -> str:
+def _sft_key(ctx: TaskRunContext, params: dict[str, Any]) -> str:
     fp = sft_fingerprint(params["cfg"], params["sft_set"].fingerprint)
-    return stage_key(params["cfg"], Stage.sft, fp)
+    return stage_key(ctx, params["cfg"], Stage.sft, fp)
 
 
 def _retry_unless_nothing_to_train(task, task_run, state) -> bool:

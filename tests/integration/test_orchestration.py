@@ -82,6 +82,21 @@ def test_stage_results_live_in_s3_and_are_cached_by_fingerprint(
     assert second == first
     assert sorted(_task_states("curate-queries%", run_tag)) == ["Cached", "Completed"]
 
+    # The stage's folder is deleted to redo it, and Prefect's records outlive it: the rerun
+    # makes the stage again (a record of a deleted manifest is stale), and the next is Cached.
+    s3 = boto3.client("s3", endpoint_url=s3_endpoint)
+    stage_dir = f"run/data/{first['fingerprint']}/"
+    for key in sorted(k for k in keys if k.startswith(stage_dir)):
+        s3.delete_object(Bucket=s3_bucket, Key=key)
+    with tags(run_tag):
+        third = STAGE_FLOWS["data"](cfg)["data"]
+    assert third["fingerprint"] == first["fingerprint"] and third["records"] == first["records"]
+    s3.head_object(Bucket=s3_bucket, Key=f"{stage_dir}manifest.json")
+    with tags(run_tag):
+        assert STAGE_FLOWS["data"](cfg)["data"] == third
+    states = _task_states("curate-queries%", run_tag)
+    assert sorted(states) == ["Cached", "Cached", "Completed", "Completed"]
+
 
 def test_prefect_deploy_all_creates_every_deployment_with_its_schedule(prefect_api):
     declared = yaml.safe_load((REPO / "prefect.yaml").read_text())["deployments"]
