@@ -7,10 +7,7 @@ Prefect UI) costs only the shards that did not finish.
 
 from __future__ import annotations
 
-from typing import Any
-
 from prefect import task
-from prefect.context import TaskRunContext
 
 from bolt.bootstrap.stage import run_shard
 from bolt.config import PipelineConfig
@@ -19,11 +16,7 @@ from bolt.records import Query
 from bolt.sharding import ShardPlan
 from bolt.stages import Stage
 from bolt.store import ArtifactStore, ShardInfo
-from tasks.runtime import CACHED_RESULT, stage_key
-
-
-def _key(ctx: TaskRunContext, params: dict[str, Any]) -> str:
-    return stage_key(ctx, params["cfg"], Stage.bootstrap, params["fp"], params["plan"].index)
+from tasks.runtime import CACHED_RESULT, shard_key
 
 
 def teacher(cfg: PipelineConfig):
@@ -41,7 +34,7 @@ def teacher_context(cfg: PipelineConfig) -> int | None:
     task_run_name="bootstrap-shard-{plan.index:05d}",
     retries=2,
     retry_delay_seconds=[10, 60],
-    cache_key_fn=_key,
+    cache_key_fn=shard_key(Stage.bootstrap),
     **CACHED_RESULT,
 )
 def bootstrap_shard(cfg: PipelineConfig, fp: str, plan: ShardPlan[Query]) -> ShardInfo:

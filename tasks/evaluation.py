@@ -15,7 +15,6 @@ import os
 from typing import Any
 
 from prefect import task
-from prefect.context import TaskRunContext
 
 from bolt.config import JudgeConfig, JudgeKind, PipelineConfig
 from bolt.engines import make_engine
@@ -38,7 +37,7 @@ from bolt.resources import POOL, Role
 from bolt.sharding import ShardPlan
 from bolt.stages import Stage
 from bolt.store import ArtifactStore, Manifest, ShardInfo
-from tasks.runtime import CACHED_RESULT, stage_key
+from tasks.runtime import CACHED_RESULT, shard_key
 from tasks.sharding import shard_tasks
 
 
@@ -92,18 +91,11 @@ def answering_engine(cfg: PipelineConfig, model: EvalModel) -> Engine:
     )
 
 
-def _shard_key(stage_name: Stage):
-    def key(ctx: TaskRunContext, p: dict[str, Any]) -> str:
-        return stage_key(ctx, p["cfg"], stage_name, p["fp"], p["plan"].index)
-
-    return key
-
-
 @task(
     name="eval-answers-shard",
     task_run_name="eval-answers-{model.label}-{plan.index:05d}",
     retries=1,
-    cache_key_fn=_shard_key(Stage.eval_answers),
+    cache_key_fn=shard_key(Stage.eval_answers),
     **CACHED_RESULT,
 )
 def answers_shard(
@@ -126,7 +118,7 @@ def answer_benchmarks(cfg: PipelineConfig, model: EvalModel, items: Items) -> Ma
     name="eval-grade-shard",
     task_run_name="eval-grade-{grading.model.label}-{plan.index:05d}",
     retries=1,
-    cache_key_fn=_shard_key(Stage.eval),
+    cache_key_fn=shard_key(Stage.eval),
     **CACHED_RESULT,
 )
 def grade_shard(

@@ -13,12 +13,8 @@ from bolt.rewards.live import rewards_for
 from bolt.sharding import ShardPlan
 from bolt.stages import Stage
 from bolt.store import ArtifactStore, Manifest, ShardInfo
-from tasks.runtime import CACHED_RESULT, stage_key
+from tasks.runtime import CACHED_RESULT, shard_key, stage_key
 from tasks.sharding import shard_tasks
-
-
-def _score_shard_key(ctx: TaskRunContext, params: dict[str, Any]) -> str:
-    return stage_key(ctx, params["cfg"], Stage.score, params["fp"], params["plan"].index)
 
 
 def _filter_key(ctx: TaskRunContext, params: dict[str, Any]) -> str:
@@ -40,7 +36,7 @@ def _rewards(cfg: PipelineConfig):
     task_run_name="score-shard-{plan.index:05d}",
     retries=1,
     retry_delay_seconds=30,
-    cache_key_fn=_score_shard_key,
+    cache_key_fn=shard_key(Stage.score),
     **CACHED_RESULT,
 )
 def score_shard(

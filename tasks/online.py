@@ -22,7 +22,7 @@ from bolt.store import ArtifactStore, Manifest, ShardInfo
 from bolt.train.fingerprints import policy_fingerprint
 from bolt.train.reference import reference_fingerprint
 from bolt.train.stage import dpo_job, reference_job, train_stage
-from tasks.runtime import CACHED_RESULT, stage_key
+from tasks.runtime import CACHED_RESULT, shard_key, stage_key
 from tasks.sharding import shard_tasks
 from tasks.training import TrainingProgress
 
@@ -55,18 +55,11 @@ def choose_prompts(cfg: PipelineConfig, iteration: int) -> Manifest:
     return stage.run_prompts(cfg, store, iteration, contamination=index_for(cfg))
 
 
-def _shard_key(stage_name: Stage):
-    def key(ctx: TaskRunContext, p: dict[str, Any]) -> str:
-        return stage_key(ctx, p["cfg"], stage_name, p["fp"], p["plan"].index)
-
-    return key
-
-
 @task(
     name="online-samples-shard",
     task_run_name="online-samples-shard-{plan.index:05d}",
     retries=1,
-    cache_key_fn=_shard_key(Stage.online_samples),
+    cache_key_fn=shard_key(Stage.online_samples),
     **CACHED_RESULT,
 )
 def sample_shard(
@@ -96,7 +89,7 @@ def _online_rewards(cfg: PipelineConfig):
     name="online-scores-shard",
     task_run_name="online-scores-shard-{plan.index:05d}",
     retries=1,
-    cache_key_fn=_shard_key(Stage.online_scores),
+    cache_key_fn=shard_key(Stage.online_scores),
     **CACHED_RESULT,
 )
 def score_shard(

@@ -10,6 +10,7 @@ run therefore shows the finished stages as Cached and resumes the one that faile
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Callable
 from contextlib import AbstractContextManager, nullcontext
 from pathlib import Path
 from typing import Any
@@ -107,6 +108,16 @@ def stage_key(
     if records and _in_store(cfg, stage, fingerprint, part):
         return f"{base}-g{records - 1}"
     return f"{base}-g{records}"
+
+
+def shard_key(stage: Stage) -> Callable[[TaskRunContext, dict[str, Any]], str]:
+    """The cache key function of ``stage``'s shard tasks, whose arguments are
+    ``(cfg, fp, plan, ...)`` (tasks.sharding): one key per shard of the output."""
+
+    def key(ctx: TaskRunContext, p: dict[str, Any]) -> str:
+        return stage_key(ctx, p["cfg"], stage, p["fp"], p["plan"].index)
+
+    return key
 
 
 def _in_store(cfg: PipelineConfig, stage: str, fingerprint: str, part: int | None) -> bool:
