@@ -6,6 +6,7 @@ import faulthandler
 import gc
 import logging
 import os
+import shutil
 import socket
 import sys
 import tempfile
@@ -26,10 +27,11 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 # The test Prefect server has no route out: no telemetry attempts (and their error lines).
 os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
-# Task results (cache hits by key) of this session only: Prefect's default folder outlives
-# the session, and a key from an earlier session (same tmp path, same fingerprint) would
-# hand back a receipt whose store was deleted with that session's tmp_path.
-os.environ["PREFECT_LOCAL_STORAGE_PATH"] = tempfile.mkdtemp(prefix="bolt-test-results-")
+# Task results of flows run without the pipeline's result storage, in a folder of this
+# session's (removed as it ends), not in Prefect's default ~/.prefect/storage.
+RESULTS_DIR = os.environ["PREFECT_LOCAL_STORAGE_PATH"] = tempfile.mkdtemp(
+    prefix="bolt-test-results-"
+)
 
 
 # A test that takes this long gets a line of its own in the log as it ends, so a run cut
@@ -102,6 +104,7 @@ def pytest_unconfigure(config: pytest.Config) -> None:
     """End the process once pytest is done. The servers and engines the tests start leave
     non-daemon threads behind when a teardown fails, and a process that never exits holds
     CI until its time limit; the report has been written by now."""
+    shutil.rmtree(RESULTS_DIR, ignore_errors=True)
     sys.stdout.flush()
     sys.stderr.flush()
     os._exit(_SESSION.get("exitstatus", pytest.ExitCode.INTERNAL_ERROR))
