@@ -2,9 +2,11 @@
 
 Stage outputs are idempotent by construction (the store skips committed stages and
 finished shards), and Prefect's cache rides on the same identity: a stage task's cache
-key IS its fingerprint (scoped to the storage root), and its result (the small JSON manifest, never a pickle) lives
-next to the artifacts, under ``<storage.root>/prefect-results``. A UI rerun of a failed
-run therefore shows the finished stages as Cached and resumes the one that failed.
+key is its fingerprint (scoped to the storage root, with a generation that skips records
+of outputs deleted from the store: ``stage_key``), and its result (the small JSON
+manifest, never a pickle) lives next to the artifacts, under
+``<storage.root>/prefect-results``. A UI rerun of a failed run therefore shows the
+finished stages as Cached and resumes the one that failed.
 """
 
 from __future__ import annotations
