@@ -118,6 +118,16 @@ def _overrides(
         # one iteration to the next, through the store and on Slurm, is
         # test_online_dpo's and test_slurm_training's to show; the second cost ~2.5 min here.
         "online.iterations=1",
+        # Below the rehearsal's own sizes (an override is a bound shrink keeps), for the
+        # suite's time on 2 cores; every stage still sees several shards. Four queries in
+        # two bootstrap shards (each few-shot prompt is a ~4-5k-token prefill on the
+        # served teacher: ~6 s apiece), and one item per benchmark (each judged answer is
+        # 1-4 judge calls of a few seconds: MT-Bench's two turns, Arena-Hard's two games,
+        # WB-Score and WB-Reward against three references).
+        "data.max_queries=4",
+        "bootstrap.shard_size=2",
+        "eval.max_items=1",
+        "online.eval_items_per_iteration=1",
         # The teacher serves the labeller too (one served 70B for both, as on a cluster
         # that serves it): the OpenAI engine, the server's context.
         *[
