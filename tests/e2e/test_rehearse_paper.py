@@ -121,13 +121,18 @@ def _overrides(
         # Below the rehearsal's own sizes (an override is a bound shrink keeps), for the
         # suite's time on 2 cores; every stage still sees several shards. Four queries in
         # two bootstrap shards (each few-shot prompt is a ~4-5k-token prefill on the
-        # served teacher: ~6 s apiece), and one item per benchmark (each judged answer is
-        # 1-4 judge calls of a few seconds: MT-Bench's two turns, Arena-Hard's two games,
-        # WB-Score and WB-Reward against three references).
+        # served teacher: ~6 s apiece), one item per benchmark, and judge outputs of 32
+        # tokens: the served judge's calls run concurrently, so a benchmark's grading
+        # takes about one call's decode (~10 tokens/s on its core), not one per item.
         "data.max_queries=4",
         "bootstrap.shard_size=2",
         "eval.max_items=1",
         "online.eval_items_per_iteration=1",
+        *[
+            f"{grader}.{limit}=32"
+            for grader in ("eval.judge", "eval.judges.mt_bench", "eval.judges.arena_hard")
+            for limit in ("max_new_tokens", "checklist_max_new_tokens")
+        ],
         # The teacher serves the labeller too (one served 70B for both, as on a cluster
         # that serves it): the OpenAI engine, the server's context.
         *[
