@@ -121,9 +121,10 @@ def _overrides(
         # Below the rehearsal's own sizes (an override is a bound shrink keeps), for the
         # suite's time on 2 cores; every stage still sees several shards. Four queries in
         # two bootstrap shards (each few-shot prompt is a ~4-5k-token prefill on the
-        # served teacher: ~6 s apiece), one item per benchmark, and judge outputs of 32
-        # tokens: the served judge's calls run concurrently, so a benchmark's grading
-        # takes about one call's decode (~10 tokens/s on its core), not one per item.
+        # served teacher: bootstrap took 107 s for eight here, 77 for four), one item
+        # per benchmark, and judge outputs of 32 tokens: the served judge's calls run
+        # concurrently, so a benchmark's grading takes about one call's decode (~10
+        # tokens/s on its core), not one per item.
         "data.max_queries=4",
         "bootstrap.shard_size=2",
         "eval.max_items=1",
