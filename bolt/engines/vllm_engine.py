@@ -29,8 +29,8 @@ if TYPE_CHECKING:
     from vllm import LLM, RequestOutput, SamplingParams
 
 logger = logging.getLogger("bolt.engines.vllm")
-# How long a hung engine core gets to exit on SIGTERM before it is SIGKILLed.
-HUNG_SHUTDOWN_S = 2.0
+# How long a killed engine core's processes may take to be reaped after SIGKILL.
+REAP_TIMEOUT_S = 10.0
 
 
 class VllmEngine(LocalEngine):
@@ -61,6 +61,7 @@ class VllmEngine(LocalEngine):
         # (bolt.resources) then starts a new engine for the task's retry.
         self.dead = False
         self.request_timeout_s, self.shard_timeout_s = cfg.request_timeout_s, cfg.shard_timeout_s
+        self.shutdown_grace_s = cfg.shutdown_grace_s
 
     def _generate(
         self,
@@ -93,21 +94,21 @@ class VllmEngine(LocalEngine):
         return [to_completions(r.id, out) for r, out in zip(requests, outputs, strict=True)]
 
     def close(self) -> None:
-        if self._llm is None:
-            return
-        # Stops the engine-core process now instead of whenever the garbage collector runs.
-        self._llm.llm_engine.engine_core.shutdown()
-        self._llm = None
+        llm, self._llm = self._llm, None
+        if llm is not None:
+            # Now, not whenever the garbage collector runs: the next engine or model needs
+            # the memory.
+            stop_engine_core(llm, self.shutdown_grace_s)
 
     def _abandon(self) -> None:
-        """Shut a hung engine down: its engine core gets SIGTERM, then SIGKILL (which a
-        stopped or deadlocked process cannot ignore), so its accelerator is free for the
+        """Shut a hung engine down: a stopped or deadlocked core ignores the SIGTERM, and
+        the SIGKILL after the grace leaves nothing stopped holding the accelerator for the
         engine the pool starts next."""
         llm, self._llm, self.dead = self._llm, None, True
         if llm is None:
             return
         try:
-            llm.llm_engine.engine_core.shutdown(timeout=HUNG_SHUTDOWN_S)
+            stop_engine_core(llm, self.shutdown_grace_s)
         except Exception:  # it is being discarded: a failed shutdown must not hide the hang
             logger.exception("shutting down the hung vLLM engine for %s failed", self.model)
 
@@ -203,6 +204,18 @@ class Watchdog:
                 kept.append(item)
         for item in kept:
             self._outputs.put_nowait(item)
+
+
+def stop_engine_core(llm: LLM, grace_s: float) -> None:
+    """SIGTERM the engine core, SIGKILL its process tree after ``grace_s`` (vLLM's
+    ``shutdown`` does both) and reap the processes: when this returns, their memory and
+    accelerator are free. An in-process client has no processes and just shuts down."""
+    client = llm.llm_engine.engine_core
+    manager = getattr(getattr(client, "resources", None), "engine_manager", None)
+    processes = list(getattr(manager, "processes", None) or [])
+    client.shutdown(timeout=grace_s)
+    for process in processes:
+        process.join(timeout=REAP_TIMEOUT_S)
 
 
 def sampling_params(

@@ -19,7 +19,7 @@ from bolt.config import EngineConfig, SamplingConfig
 from bolt.engines.base import ChatRequest, Deadline, EngineDead, EngineHung, EngineTimeout
 from bolt.engines.hf_engine import HFEngine
 from bolt.engines.openai_engine import OpenAIEngine
-from bolt.engines.vllm_engine import HUNG_SHUTDOWN_S, VllmEngine, Watchdog
+from bolt.engines.vllm_engine import VllmEngine, Watchdog
 from tests.unit.test_engines_openai import FAST, ScriptedServer
 
 POLL_S = 0.02
@@ -86,16 +86,38 @@ def test_a_call_that_ends_in_time_leaves_nothing_behind():
     assert core.outputs_queue.empty()
 
 
-def test_a_hung_vllm_engine_is_shut_down_with_a_kill_deadline_and_reports_dead():
-    shutdowns = []
-    core = SimpleNamespace(shutdown=lambda timeout=None: shutdowns.append(timeout))
+def _engine_with_fake_core(events: list) -> VllmEngine:
+    """A VllmEngine whose client records its shutdown deadline and whose one engine-core
+    process records being reaped after it."""
+    process = SimpleNamespace(join=lambda timeout=None: events.append("reaped"))
+    core = SimpleNamespace(
+        shutdown=lambda timeout=None: events.append(("shutdown", timeout)),
+        resources=SimpleNamespace(engine_manager=SimpleNamespace(processes=[process])),
+    )
     engine = VllmEngine.__new__(VllmEngine)
-    engine.model, engine.dead = "m", False
+    engine.model, engine.dead, engine.shutdown_grace_s = "m", False, 0.25
     engine._llm = SimpleNamespace(llm_engine=SimpleNamespace(engine_core=core))
+    return engine
+
+
+def test_a_hung_vllm_engine_is_shut_down_with_a_kill_deadline_and_reports_dead():
+    events = []
+    engine = _engine_with_fake_core(events)
     engine._abandon()
-    assert engine.dead and engine._llm is None and shutdowns == [HUNG_SHUTDOWN_S]
+    assert engine.dead and engine._llm is None
+    assert events == [("shutdown", 0.25), "reaped"]
     engine.close()  # the pool's close of a dead engine is a no-op
-    assert shutdowns == [HUNG_SHUTDOWN_S]
+    assert events == [("shutdown", 0.25), "reaped"]
+
+
+def test_closing_a_vllm_engine_kills_its_core_after_the_grace_and_reaps_it():
+    events = []
+    engine = _engine_with_fake_core(events)
+    engine.close()
+    assert not engine.dead and engine._llm is None
+    assert events == [("shutdown", 0.25), "reaped"]
+    engine.close()
+    assert events == [("shutdown", 0.25), "reaped"]
 
 
 def test_the_transformers_engine_checks_the_shard_deadline_between_batches():
