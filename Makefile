@@ -9,5 +9,10 @@ demo: setup
 	.venv/bin/bolt models prepare smollm2-135m-instruct
 	.venv/bin/bolt run configs/tiny-cpu.yaml
 
+# Two test workers on CI's two cores: most of the suite's time is one-core work (engine
+# starts, jobs, servers). Each worker starts the servers its tests use (tests/conftest.py).
+TEST_WORKERS ?= 2
+
 test: setup
-	PYTHONUNBUFFERED=1 .venv/bin/python -m pytest tests -q --durations=40
+	PYTHONUNBUFFERED=1 .venv/bin/python -m pytest tests -q --durations=40 \
+		-n $(TEST_WORKERS) --dist loadgroup

@@ -5,7 +5,9 @@ id (resolved through the local Hugging Face cache; a download only where the net
 and the user's token allow), an ``s3://`` prefix (copied once into the model cache),
 or a GGUF shipped inside a Python package (converted once to safetensors). Every
 prepared folder carries ``bolt-prepared.json``, written last, so a crash mid-way leaves
-nothing that looks ready.
+nothing that looks ready; preparing takes a lock beside the folder, so processes sharing a
+cache (jobs on one node, a task runner's threads) convert each model once and none removes
+a folder another is loading.
 """
 
 from __future__ import annotations
@@ -17,6 +19,8 @@ import os
 import shutil
 import tempfile
 from pathlib import Path
+
+from filelock import FileLock
 
 from bolt.config import ModelEntry, ModelsConfig, S3Options
 from bolt.store import sha256_file
@@ -74,6 +78,14 @@ def prepare_model(
     if entry.path or entry.hf_id:
         return Path(resolve_model(models, name))
     folder.parent.mkdir(parents=True, exist_ok=True)
+    with FileLock(folder.parent / f".{name}.lock"):
+        if is_prepared(folder) and not force:  # another process prepared it meanwhile
+            return folder
+        _materialise(entry, name, folder, s3)
+    return folder
+
+
+def _materialise(entry: ModelEntry, name: str, folder: Path, s3: S3Options | None) -> None:
     staging = Path(tempfile.mkdtemp(dir=folder.parent, prefix=f".{name}."))
     try:
         if entry.gguf_package:
@@ -87,7 +99,6 @@ def prepare_model(
         staging.rename(folder)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
-    return folder
 
 
 def find_package_gguf(package: str, gguf_file: str | None = None) -> Path:

@@ -15,6 +15,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from shared_resources import HEAVY_FIXTURES, SHARED, users_back_to_back
 
 REPO = Path(__file__).resolve().parents[1]
 TINY_CONFIG = REPO / "configs" / "tiny-cpu.yaml"
@@ -27,6 +28,37 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 # The test Prefect server has no route out: no telemetry attempts (and their error lines).
 os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+# `make test` runs two workers (pytest-xdist); each is a session of its own. A worker's
+# temporary files live in a folder of its own (short, and searchable by all: munged and
+# Ray put Unix sockets under it), so one test's cleanup of a shared name (the launcher's
+# ``$TMPDIR/bolt-jobs``) never removes the other's; and its vLLM engines decode on a core
+# of their own instead of both on vLLM's automatic pick. Set once per worker process:
+# this module is imported twice (as ``conftest`` and as ``tests.conftest``).
+WORKER = os.environ.get("PYTEST_XDIST_WORKER")
+if WORKER and "BOLT_TEST_WORKER_TMP" not in os.environ:
+    os.environ["TMPDIR"] = os.environ["BOLT_TEST_WORKER_TMP"] = tempfile.mkdtemp(
+        prefix=f"bolt-{WORKER}-"
+    )
+    os.chmod(os.environ["TMPDIR"], 0o755)
+    tempfile.tempdir = None  # gettempdir() reads TMPDIR again
+    worker_index = int(WORKER.removeprefix("gw"))
+    os.environ.setdefault("VLLM_CPU_OMP_THREADS_BIND", str(worker_index % (os.cpu_count() or 1)))
+
+# The tests that use a heavy shared resource (tests/shared_resources.py) run back to
+# back, on one worker, which stops each resource after its last user: at most one served
+# vLLM server and one session engine are alive in the run, and only while their tests
+# run, inside CI's 24 GB.
+XDIST_GROUP = "heavy-vllm"
+
+
+@pytest.hookimpl(tryfirst=True)  # before xdist's own hook reads the groups
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    items[:] = users_back_to_back(items)
+    for item in items:
+        if any(name in getattr(item, "fixturenames", ()) for name in HEAVY_FIXTURES):
+            item.add_marker(pytest.mark.xdist_group(XDIST_GROUP))
+
+
 # Task results of flows run without the pipeline's result storage, in a folder of this
 # session's (removed as it ends), not in Prefect's default ~/.prefect/storage.
 RESULTS_DIR = os.environ["PREFECT_LOCAL_STORAGE_PATH"] = tempfile.mkdtemp(
@@ -40,6 +72,8 @@ SLOW_LINE_S = 30.0
 
 
 def pytest_runtest_logreport(report: pytest.TestReport) -> None:
+    if WORKER:  # the controller gets every worker's reports and writes the line once
+        return
     if report.duration >= SLOW_LINE_S and (report.when == "call" or report.failed):
         line = f"\n[{report.duration:.0f} s] {report.nodeid} {report.when} {report.outcome}\n"
         sys.__stderr__.write(line)
@@ -83,11 +117,13 @@ def pytest_runtest_protocol(item: pytest.Item, nextitem: pytest.Item | None):
         faulthandler.cancel_dump_traceback_later()
 
 
-def pytest_runtest_teardown(item: pytest.Item) -> None:
-    """Collect a slow test's garbage in its own teardown: engines, trainers, servers'
-    clients and their threads are finalized while the test that made them is still the
-    one running, so a finalizer that blocks is charged (and timed out) there, not in
-    whichever later test the collector happens to run in."""
+def pytest_runtest_teardown(item: pytest.Item, nextitem: pytest.Item | None) -> None:
+    """Stop a shared heavy resource the next test does not use, and collect a slow test's
+    garbage in its own teardown: engines, trainers, servers' clients and their threads are
+    finalized while the test that made them is still the one running, so a finalizer that
+    blocks is charged (and timed out) there, not in whichever later test the collector
+    happens to run in."""
+    SHARED.release_unless_next_uses(item, nextitem)
     if item.get_closest_marker("slow") is not None:
         gc.collect()
 
@@ -97,6 +133,7 @@ _SESSION: dict[str, int] = {}
 
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     _SESSION["exitstatus"] = int(exitstatus)
+    SHARED.release_all()  # a run cut short (-x, Ctrl-C) still stops its servers
 
 
 @pytest.hookimpl(trylast=True)
@@ -105,6 +142,8 @@ def pytest_unconfigure(config: pytest.Config) -> None:
     non-daemon threads behind when a teardown fails, and a process that never exits holds
     CI until its time limit; the report has been written by now."""
     shutil.rmtree(RESULTS_DIR, ignore_errors=True)
+    if WORKER:
+        shutil.rmtree(os.environ["BOLT_TEST_WORKER_TMP"], ignore_errors=True)
     sys.stdout.flush()
     sys.stderr.flush()
     os._exit(_SESSION.get("exitstatus", pytest.ExitCode.INTERNAL_ERROR))
@@ -184,16 +223,17 @@ class CountingEngine:
         return self.engine.generate(requests, sampling, **kwargs)
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture
 def vllm_engine(tiny_config, smollm2_path):
-    """ONE real vLLM engine (vllm-cpu) on SmolLM2 for the whole test session."""
+    """ONE real vLLM engine (vllm-cpu) on SmolLM2, shared by the tests that use it (they
+    run back to back; it stops after the last: tests/shared_resources.py)."""
     from bolt.engines import make_engine
 
-    engine = make_engine(tiny_config.engine, str(smollm2_path), seed=0, device="cpu")
-    try:
-        yield engine
-    finally:
-        engine.close()
+    return SHARED.get(
+        "vllm_engine",
+        lambda: make_engine(tiny_config.engine, str(smollm2_path), seed=0, device="cpu"),
+        lambda engine: engine.close(),
+    )
 
 
 # The real MLflow tracking server on loopback (tests/mlflow_server.py), one per session.
@@ -202,5 +242,5 @@ from mlflow_server import mlflow_server  # noqa: F401
 # The real one-node Slurm cluster on loopback (tests/slurm_cluster.py), one per session.
 from slurm_cluster import slurm_cluster  # noqa: F401
 
-# The real vLLM OpenAI server on SmolLM2 (tests/vllm_server.py), one per session.
+# The real vLLM OpenAI server on SmolLM2 (tests/vllm_server.py), shared like vllm_engine.
 from vllm_server import vllm_server  # noqa: F401

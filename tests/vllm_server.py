@@ -9,7 +9,7 @@
 It is ready in about 85 s on the 2-core CI class; ``start`` polls ``GET /v1/models``
 for at most ``READY_TIMEOUT_S`` and, when the server exits or never answers, fails with
 the tail of its log. The ``vllm_server`` fixture (registered in tests/conftest.py)
-starts it on first use and stops its whole process group at the end of the session.
+starts it on first use and stops its whole process group after its last user.
 """
 
 from __future__ import annotations
@@ -25,13 +25,13 @@ import threading
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Self
 from urllib.parse import urlsplit
 
 import pytest
+from shared_resources import SHARED
 
 SERVED_NAME = "smollm2-served"
 READY_TIMEOUT_S = 360
@@ -202,16 +202,19 @@ class RecordingRelay:
         self.httpd.server_close()
 
 
-@pytest.fixture(scope="session")
-def vllm_server(smollm2_path: Path) -> Iterator[VllmServer]:
-    """ONE real vLLM OpenAI server on SmolLM2 (served as ``smollm2-served``) per session."""
+@pytest.fixture
+def vllm_server(smollm2_path: Path) -> VllmServer:
+    """ONE real vLLM OpenAI server on SmolLM2 (served as ``smollm2-served``), shared by the
+    tests that use it (they run back to back; it stops after the last:
+    tests/shared_resources.py)."""
+    return SHARED.get("vllm_server", lambda: _started(smollm2_path), lambda s: s.stop())
+
+
+def _started(smollm2_path: Path) -> VllmServer:
     server = VllmServer(smollm2_path)
     try:
         server.start()
     except VllmServerError as error:
         pytest.fail(str(error))
     print(f"\nvLLM OpenAI server ready in {server.ready_s:.0f} s at {server.base_url}")
-    try:
-        yield server
-    finally:
-        server.stop()
+    return server

@@ -7,6 +7,7 @@ from collections import defaultdict
 from pathlib import Path
 
 import pytest
+from filelock import FileLock
 
 SUMMARY = Path(__file__).resolve().parents[2] / "bench" / "results" / "reliability.json"
 
@@ -32,6 +33,8 @@ def fault_ledger():
     yield ledger
     if ledger.rows:
         SUMMARY.parent.mkdir(parents=True, exist_ok=True)
-        previous = json.loads(SUMMARY.read_text()) if SUMMARY.exists() else {}
-        previous.update(ledger.rows)
-        SUMMARY.write_text(json.dumps(dict(sorted(previous.items())), indent=2) + "\n")
+        # Each test worker merges its own scenarios in; one at a time.
+        with FileLock(SUMMARY.with_name(SUMMARY.name + ".lock")):
+            previous = json.loads(SUMMARY.read_text()) if SUMMARY.exists() else {}
+            previous.update(ledger.rows)
+            SUMMARY.write_text(json.dumps(dict(sorted(previous.items())), indent=2) + "\n")
