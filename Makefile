@@ -10,7 +10,8 @@ demo: setup
 	.venv/bin/bolt run configs/tiny-cpu.yaml
 
 # Two test workers on CI's two cores: most of the suite's time is one-core work (engine
-# starts, jobs, servers). Each worker starts the servers its tests use (tests/conftest.py).
+# starts, jobs, servers). Each worker starts the servers its tests use (tests/conftest.py);
+# `loadgroup` hands out one test at a time, the scheduling the suite was measured with.
 TEST_WORKERS ?= 2
 
 test: setup

@@ -15,7 +15,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from shared_resources import HEAVY_FIXTURES, SHARED, users_back_to_back
+from shared_resources import SHARED, users_back_to_back
 
 REPO = Path(__file__).resolve().parents[1]
 TINY_CONFIG = REPO / "configs" / "tiny-cpu.yaml"
@@ -44,22 +44,15 @@ if WORKER and "BOLT_TEST_WORKER_TMP" not in os.environ:
     worker_index = int(WORKER.removeprefix("gw"))
     os.environ.setdefault("VLLM_CPU_OMP_THREADS_BIND", str(worker_index % (os.cpu_count() or 1)))
 
+
 # The tests that use a heavy shared resource (tests/shared_resources.py) run back to
 # back, and each worker stops a resource after its last user, so the served vLLM server and
-# the session engine are alive only while their tests run. They are also marked as one
-# xdist group, meant to keep them on one worker; with pytest 9.2 and pytest-xdist 3.8 that
-# mark does not take effect (checked 2026-12-07: even a static `xdist_group` mark in a toy
-# project spread its tests over both workers), so both workers may hold one of each.
-# Measured peak of the whole run: 19.3 GB of CI's 24.
-XDIST_GROUP = "heavy-vllm"
-
-
-@pytest.hookimpl(tryfirst=True)  # before xdist's own hook reads the groups
+# the session engine are alive only while their tests run. (An `xdist_group` mark would
+# keep them on one worker too, but with pytest 9.2 and pytest-xdist 3.8 it does not take
+# effect: checked 2026-12-07, the run's node ids carried no group. Both workers may hold
+# one of each; the two-worker runs of 2026-12-07 peaked at 19.3 and 21.8 GB of CI's 24.)
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     items[:] = users_back_to_back(items)
-    for item in items:
-        if any(name in getattr(item, "fixturenames", ()) for name in HEAVY_FIXTURES):
-            item.add_marker(pytest.mark.xdist_group(XDIST_GROUP))
 
 
 # Task results of flows run without the pipeline's result storage, in a folder of this
