@@ -24,6 +24,7 @@ FIELDS = (
     Field("model"),
     Field("metric"),
     Field("value", cell=lambda v: "–" if v is None else f"{v:.2f}", numeric=True),
+    Field("published", cell=lambda v: "" if v is None else f"{v:.2f}", numeric=True),
     Field("note"),
     Field("source"),
 )
@@ -47,7 +48,9 @@ def import_official(
     ] = DEFAULT_ARENA_BASELINE,
     fmt: FormatOpt = Format.table,
 ) -> None:
-    """Every figure the official files under FOLDER give, one row per (model, metric)."""
+    """Every figure the official files under FOLDER give, one row per (model, metric);
+    "published" is the leaderboard's own figure where FOLDER holds its table
+    (WildBench's all_stat_wildbench.<K>.json)."""
     if not folder.is_dir():
         err.print(f"[bold red]error:[/] {folder}: not a folder")
         raise typer.Exit(2)
@@ -60,6 +63,7 @@ def import_official(
             "model": f.model,
             "metric": f.metric,
             "value": f.value,
+            "published": f.published,
             "note": f.note,
             "source": f.source,
         }

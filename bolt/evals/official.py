@@ -15,14 +15,21 @@ Each file is recognised by its rows, not its name:
   50 by construction, as ``show_result.py`` lists it;
 - WildBench eval results (``score.v2/eval=<judge>/<model>.json``,
   ``pairwise.v2/eval=<judge>/ref=<ref>/<model>.json``): WB-Score and WB-Reward at K
-  (:mod:`bolt.evals.wildbench_results`); their task macros need the WildBench items;
+  (:mod:`bolt.evals.wildbench_results`), each named by its file as the leaderboard names
+  it; their task macros and groups need the WildBench items (the files carry no tags);
+- the WildBench leaderboard table (``leaderboard/data_dir/all_stat_wildbench.<K>.json``:
+  model -> ``WB_score``, ``haiku_reward.K=<K>``, ...): not results but the published
+  figures, put beside the figures computed from the result files of the same models;
 - ZeroEval ZebraLogic results (``result_dirs/zebra-grid/<model>.json``: ``id``,
   ``size``, ``output``): graded against the puzzles' solutions (the private set's, which
   must be given), cell and puzzle accuracy as ZeroEval reports them.
+
+Files may be gzip-compressed (``*.json.gz``, ``*.jsonl.gz``).
 """
 
 from __future__ import annotations
 
+import gzip
 import json
 from collections import Counter, defaultdict
 from collections.abc import Sequence
@@ -56,6 +63,9 @@ class Figure:
     value: float | None
     source: str
     note: str = ""
+    published: float | None = (
+        None  # the leaderboard's own figure, where a table in the folder has it
+    )
 
 
 @dataclass
@@ -68,18 +78,44 @@ class Found:
     wildbench_scores: list[tuple[Path, list[dict]]] = field(default_factory=list)
     wildbench_pairwise: list[tuple[Path, list[dict]]] = field(default_factory=list)
     zeroeval: list[tuple[Path, list[dict]]] = field(default_factory=list)
+    wildbench_tables: list[tuple[Path, list[dict]]] = field(default_factory=list)
     skipped: list[tuple[Path, str]] = field(default_factory=list)
 
 
+_SUFFIXES = (".json", ".jsonl", ".json.gz", ".jsonl.gz")
+
+
+def _suffix(path: Path) -> str | None:
+    return next((s for s in _SUFFIXES if path.name.endswith(s)), None)
+
+
+def file_model(path: Path) -> str:
+    """The model a result file is named for: its name less ``.json[l][.gz]``, the key the
+    official leaderboard scripts give its row (``_create_tables.py``: the file name)."""
+    suffix = _suffix(path)
+    return path.name[: -len(suffix)] if suffix else path.stem
+
+
 def _rows(path: Path) -> list[dict]:
-    text = path.read_text(encoding="utf-8")
-    if path.suffix == ".json":
+    data = path.read_bytes()
+    if path.suffix == ".gz":
+        data = gzip.decompress(data)
+    text = data.decode("utf-8")
+    if _suffix(path) in (".json", ".json.gz"):
         rows = json.loads(text)
         return rows if isinstance(rows, list) else [rows]
     return [json.loads(line) for line in text.splitlines() if line.strip()]
 
 
+def _is_wildbench_table(row: dict[str, Any]) -> bool:
+    """``all_stat_wildbench.<K>.json``: one object of model -> its leaderboard columns."""
+    values = list(row.values())
+    return bool(values) and all(isinstance(v, dict) and "WB_score" in v for v in values)
+
+
 def _kind(row: dict[str, Any]) -> str | None:
+    if _is_wildbench_table(row):
+        return "wildbench_tables"
     keys = set(row)
     if {"games", "model"} <= keys:
         return "arena_judgments"
@@ -99,10 +135,10 @@ def _kind(row: dict[str, Any]) -> str | None:
 def scan(folder: Path) -> Found:
     """Every ``*.json``/``*.jsonl`` under ``folder``, sorted, by the kind of its rows."""
     found = Found()
-    for path in sorted(p for p in folder.rglob("*") if p.suffix in (".json", ".jsonl")):
+    for path in sorted(p for p in folder.rglob("*") if p.is_file() and _suffix(p)):
         try:
             rows = _rows(path)
-        except (ValueError, UnicodeDecodeError) as e:
+        except (ValueError, UnicodeDecodeError, OSError, EOFError) as e:
             found.skipped.append((path, f"not JSON: {e}"))
             continue
         kind = _kind(rows[0]) if rows and isinstance(rows[0], dict) else None
@@ -180,35 +216,80 @@ def arena_hard_figures(found: Found, baseline: str = DEFAULT_ARENA_BASELINE) -> 
     return figures
 
 
+# The leaderboard's short names of the three official references (``_merge_results.py``).
+_REFERENCE_COLUMNS = {
+    "claude-3-haiku-20240307": "haiku",
+    "Llama-2-70b-chat-hf": "llama",
+    "gpt-4-turbo-2024-04-09": "gpt4t",
+}
+
+
+def wildbench_published(found: Found) -> dict[str, dict[str, float]]:
+    """Every WildBench leaderboard table's columns, by model (tables of several K merge:
+    their reward columns carry the K in their names)."""
+    published: dict[str, dict[str, float]] = defaultdict(dict)
+    for _, rows in found.wildbench_tables:
+        for model, columns in rows[0].items():
+            published[model] |= {
+                k: float(v) for k, v in columns.items() if isinstance(v, int | float)
+            }
+    return published
+
+
+def _published_column(metric: str, reference: str | None, k: int) -> str | None:
+    if reference is None:
+        return {"wb_score": "WB_score", "wb_score_task_macro": "WB_score.task_macro"}[metric]
+    short = _REFERENCE_COLUMNS.get(reference)
+    if short is None:
+        return None
+    return f"{short}_reward.K={k}" if metric == "wb_reward" else f"{short}_reward.task_macro.K={k}"
+
+
 def wildbench_figures(
     found: Found, items: Sequence[WildBenchItem] = (), k: int = DEFAULT_LENGTH_MARGIN
 ) -> list[Figure]:
     """WB-Score of each score file, WB-Reward at ``k`` of each pairwise file (the
-    reference is the folder name ``ref=<model>``, as the official tree names it)."""
+    reference is the folder name ``ref=<model>``, as the official tree names it). Each
+    figure is named by its file, as the leaderboard names its rows, and carries the
+    leaderboard table's figure for that model where the folder holds the table."""
+    published = wildbench_published(found)
     figures = []
-    note = "" if items else "no WildBench items given: no task groups, no task macro"
+    no_items = "" if items else "; no WildBench items given: no task groups, no task macro"
+
+    def figure(model: str, metric: str, reference: str | None, value, path, note) -> Figure:
+        column = _published_column(metric, reference, k)
+        name = metric if reference is None else f"{metric}.{reference}"
+        return Figure(
+            Benchmark.wildbench,
+            model,
+            name,
+            value,
+            str(path),
+            note,
+            published=published.get(model, {}).get(column) if column else None,
+        )
+
     for path, rows in found.wildbench_scores:
         results = [OfficialScoreResult.model_validate(r) for r in rows]
         report = official_score_report(results, items)
-        model = results[0].model_test or path.stem
-        for metric, value in (
-            ("wb_score", report.score),
-            ("wb_score_task_macro", report.task_macro),
-        ):
-            figures.append(Figure(Benchmark.wildbench, model, metric, value, str(path), note))
+        model = file_model(path)
+        tested = {r.model_test for r in results if r.model_test}
+        note = f"{len(results)} scored tasks ({', '.join(sorted(tested)) or model})" + no_items
+        if report.n_unparsable:
+            note += f"; {report.n_unparsable} unparsable scores left out"
+        figures.append(figure(model, "wb_score", None, report.score, path, note))
+        figures.append(figure(model, "wb_score_task_macro", None, report.task_macro, path, note))
     for path, rows in found.wildbench_pairwise:
         reference = path.parent.name.removeprefix("ref=")
         results = [OfficialPairwiseResult.model_validate(r) for r in rows]
         report = official_reward_report(results, items, reference_model=reference, k=k)
+        model = file_model(path)
+        note = f"{len(results)} judged pairs, K={k}" + no_items
         for metric, value in (
             ("wb_reward", report.reward),
             ("wb_reward_task_macro", report.task_macro),
         ):
-            figures.append(
-                Figure(
-                    Benchmark.wildbench, path.stem, f"{metric}.{reference}", value, str(path), note
-                )
-            )
+            figures.append(figure(model, metric, reference, value, path, note))
     return figures
 
 
@@ -218,7 +299,7 @@ def zeroeval_figures(found: Found, puzzles: Sequence[zebralogic.ZebraPuzzle] = (
     by_id = {p.id: p for p in puzzles}
     figures = []
     for path, rows in found.zeroeval:
-        model = str(rows[0].get("generator") or path.stem)
+        model = str(rows[0].get("generator") or file_model(path))
         known = [r for r in rows if str(r.get("id")) in by_id]
         if not known:
             note = "no puzzles with solutions given for its ids"

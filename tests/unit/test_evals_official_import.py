@@ -24,6 +24,7 @@ from bolt_cli.main import app
 REPO = Path(__file__).parents[2]
 MT_BENCH = REPO / "data/evals/official/mt-bench-gpt4-judgments"
 GPT4 = REPO / "data/evals/official/arena-hard/v0.1/model_answer/gpt-4-0314.jsonl"
+WILDBENCH = REPO / "data/evals/official/wildbench"
 FIXTURES = REPO / "tests/fixtures/evals"
 
 
@@ -88,8 +89,53 @@ def test_wildbench_result_files(tmp_path):
     ref.mkdir(parents=True)
     shutil.copy(FIXTURES / "wildbench_pairwise_results.json", ref / "test-model.json")
     got = _figures(tmp_path, wildbench_items=items)
-    assert got[("wildbench", "org/test-model", "wb_score")] is not None
+    assert got[("wildbench", "test-model", "wb_score")] is not None  # named by its file
     assert ("wildbench", "test-model", "wb_reward_task_macro.ref-model") in got
+
+
+# The leaderboard's WB_score of these models (all_stat_wildbench.-1.json), as its site
+# shows it (two decimals); the test also holds the computed number to the table's float.
+PUBLISHED_WB_SCORE = {"gemma-2b-it": -5.25, "gemma-7b-it": 10.18, "gpt-3.5-turbo-0125": 32.28}
+
+
+def test_wb_score_of_the_official_score_files_is_the_leaderboards():
+    # whole official files (data/evals/official/wildbench/README.md): the score.v2 files
+    # of the gpt-4o-2024-05-13 judge that _create_tables.py reads, gzip-compressed
+    figures, skipped = import_folder(WILDBENCH)
+    assert skipped == []  # the leaderboard table is recognised, not skipped
+    table = json.loads((WILDBENCH / "leaderboard/all_stat_wildbench.-1.json").read_text())
+    by = {(f.model, f.metric): f for f in figures}
+    assert {m for m, _ in by} == set(PUBLISHED_WB_SCORE)
+    for model, shown in PUBLISHED_WB_SCORE.items():
+        score = by[(model, "wb_score")]
+        assert score.published == table[model]["WB_score"]
+        assert score.value == pytest.approx(score.published, abs=1e-12)
+        assert round(score.value, 2) == shown
+        # the task macro needs each task's tags (the WildBench v2 items), not in the files
+        macro = by[(model, "wb_score_task_macro")]
+        assert macro.value is None
+        assert macro.published == table[model]["WB_score.task_macro"]
+
+
+def test_a_leaderboard_table_puts_the_published_reward_beside_ours(tmp_path):
+    ref = tmp_path / "pairwise.v2/eval=gpt-4-turbo-2024-04-09/ref=claude-3-haiku-20240307"
+    ref.mkdir(parents=True)
+    rows = json.loads((FIXTURES / "wildbench_pairwise_results.json").read_text())
+    for row in rows:  # the fixture's reference, renamed to the official one
+        row["model_outputs"] = {
+            ("claude-3-haiku-20240307" if m == "ref-model" else m): t
+            for m, t in row["model_outputs"].items()
+        }
+        for key in ("model_A", "model_B", "winner"):
+            row[key] = "claude-3-haiku-20240307" if row[key] == "ref-model" else row[key]
+    (ref / "test-model.json").write_text(json.dumps(rows))
+    table = {"test-model": {"WB_score": 1.0, "haiku_reward.K=500": 12.5, "llama_reward.K=500": 3}}
+    (tmp_path / "all_stat_wildbench.500.json").write_text(json.dumps(table))
+    figures, _ = import_folder(tmp_path, k=500)
+    (reward,) = [f for f in figures if f.metric == "wb_reward.claude-3-haiku-20240307"]
+    assert reward.published == 12.5 and reward.value is not None
+    figures, _ = import_folder(tmp_path, k=-1)  # the table is for K=500 only
+    assert all(f.published is None for f in figures)
 
 
 def test_the_command_prints_every_figure_and_names_skipped_files(tmp_path):
@@ -97,6 +143,12 @@ def test_the_command_prints_every_figure_and_names_skipped_files(tmp_path):
     assert result.exit_code == 0, result.output
     rows = json.loads(result.stdout[result.stdout.index("[") :])
     assert {r["metric"] for r in rows} == {"mt_bench", "turn_1", "turn_2"}
+    args = ["eval", "import-official", str(WILDBENCH), "--format", "json"]
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 0, result.output
+    rows = json.loads(result.stdout[result.stdout.index("[") :])
+    gemma = [r for r in rows if (r["model"], r["metric"]) == ("gemma-7b-it", "wb_score")]
+    assert [(round(r["value"], 2), round(r["published"], 2)) for r in gemma] == [(10.18, 10.18)]
     assert CliRunner().invoke(app, ["eval", "import-official", str(tmp_path)]).exit_code == 1
 
 
