@@ -65,7 +65,7 @@ def test_checks_work_from_a_worker_thread():
 def test_accuracy_by_level_and_subject():
     problems = [
         math500.MathProblem.model_validate(json.loads(line))
-        for line in (FIXTURES / "math500.jsonl").read_text().splitlines()
+        for line in (FIXTURES / "math500.handmade.jsonl").read_text().splitlines()
     ]
     answers = [
         r"<thoughts>maybe \boxed{7}</thoughts><response>So it is $\boxed{0.5}$.</response>",  # right

@@ -71,23 +71,25 @@ def test_arena_hard_judgments_and_answers(tmp_path):
 
 
 def test_zeroeval_results_with_their_puzzles(tmp_path):
-    shutil.copy(FIXTURES / "zeroeval_zebra_grid_results.json", tmp_path)
-    puzzles = load_items(Benchmark.zebralogic, str(FIXTURES / "zeroeval_zebra_puzzles.jsonl"))
+    shutil.copy(FIXTURES / "zeroeval_zebra_grid_results.handmade.json", tmp_path)
+    puzzles = load_items(
+        Benchmark.zebralogic, str(FIXTURES / "zeroeval_zebra_puzzles.handmade.jsonl")
+    )
     got = _figures(tmp_path, puzzles=puzzles)
     assert round(got[("zebralogic", "handmade-model", "cell_accuracy")], 2) == 48.33
     assert _figures(tmp_path)[("zebralogic", "handmade-model", "cell_accuracy")] is None
 
 
 def test_wildbench_result_files(tmp_path):
-    items = load_items(Benchmark.wildbench, str(FIXTURES / "wildbench_items.jsonl"))
+    items = load_items(Benchmark.wildbench, str(FIXTURES / "wildbench_items.handmade.jsonl"))
     (tmp_path / "score.v2" / "eval=gpt-4o-2024-05-13").mkdir(parents=True)
     shutil.copy(
-        FIXTURES / "wildbench_score_results.json",
+        FIXTURES / "wildbench_score_results.handmade.json",
         tmp_path / "score.v2/eval=gpt-4o-2024-05-13/test-model.json",
     )
     ref = tmp_path / "pairwise.v2/eval=gpt-4o-2024-05-13/ref=ref-model"
     ref.mkdir(parents=True)
-    shutil.copy(FIXTURES / "wildbench_pairwise_results.json", ref / "test-model.json")
+    shutil.copy(FIXTURES / "wildbench_pairwise_results.handmade.json", ref / "test-model.json")
     got = _figures(tmp_path, wildbench_items=items)
     assert got[("wildbench", "test-model", "wb_score")] is not None  # named by its file
     assert ("wildbench", "test-model", "wb_reward_task_macro.ref-model") in got
@@ -120,7 +122,7 @@ def test_wb_score_of_the_official_score_files_is_the_leaderboards():
 def test_a_leaderboard_table_puts_the_published_reward_beside_ours(tmp_path):
     ref = tmp_path / "pairwise.v2/eval=gpt-4-turbo-2024-04-09/ref=claude-3-haiku-20240307"
     ref.mkdir(parents=True)
-    rows = json.loads((FIXTURES / "wildbench_pairwise_results.json").read_text())
+    rows = json.loads((FIXTURES / "wildbench_pairwise_results.handmade.json").read_text())
     for row in rows:  # the fixture's reference, renamed to the official one
         row["model_outputs"] = {
             ("claude-3-haiku-20240307" if m == "ref-model" else m): t
@@ -216,7 +218,7 @@ def test_hub_ids_carry_a_revision_and_are_read_at_it(monkeypatch):
 
 
 def test_wb_reward_against_the_three_official_references(tmp_path):
-    items = load_items(Benchmark.wildbench, str(FIXTURES / "wildbench_items.jsonl"))
+    items = load_items(Benchmark.wildbench, str(FIXTURES / "wildbench_items.handmade.jsonl"))
     ids = [i.session_id for i in items]
     references = {}
     for n, model in enumerate(OFFICIAL_REFERENCES):

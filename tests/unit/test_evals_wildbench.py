@@ -16,7 +16,7 @@ FIXTURES = Path(__file__).parents[1] / "fixtures" / "evals"
 
 @pytest.fixture(scope="module")
 def items():
-    return load_items(Benchmark.wildbench, str(FIXTURES / "wildbench_items.jsonl"))
+    return load_items(Benchmark.wildbench, str(FIXTURES / "wildbench_items.handmade.jsonl"))
 
 
 def test_items_load_with_unknown_keys_and_map_to_groups(items):
@@ -125,7 +125,7 @@ def test_parse_pairwise_choice():
 
 def test_official_score_file_gives_the_leaderboard_numbers(items):
     results = official.load_official_results(
-        FIXTURES / "wildbench_score_results.json", official.OfficialScoreResult
+        FIXTURES / "wildbench_score_results.handmade.json", official.OfficialScoreResult
     )
     report = official.official_score_report(results, items)
     # scores 8, 6, 3, 7, 9 -> 60, 20, -40, 40, 80; all five enter the overall mean
@@ -177,7 +177,7 @@ def test_official_score_file_gives_the_leaderboard_numbers(items):
 )
 def test_official_pairwise_file_gives_the_leaderboard_reward(items, k, reward, by_group, macro):
     results = official.load_official_results(
-        FIXTURES / "wildbench_pairwise_results.json", official.OfficialPairwiseResult
+        FIXTURES / "wildbench_pairwise_results.handmade.json", official.OfficialPairwiseResult
     )
     report = official.official_reward_report(results, items, reference_model="ref-model", k=k)
     assert report.reward == pytest.approx(reward)

@@ -15,7 +15,7 @@ FIXTURES = Path(__file__).parents[1] / "fixtures" / "evals"
 
 @pytest.fixture(scope="module")
 def puzzles():
-    lines = (FIXTURES / "zebralogic_puzzles.jsonl").read_text().splitlines()
+    lines = (FIXTURES / "zebralogic_puzzles.handmade.jsonl").read_text().splitlines()
     return [zl.ZebraPuzzle.model_validate(json.loads(line)) for line in lines]
 
 
@@ -114,7 +114,7 @@ def test_records_read_the_response_not_the_thoughts(puzzles):
 
 # ------------------------------------------------------------ ZeroEval's result layout
 
-RESULTS = FIXTURES / "zeroeval_zebra_grid_results.json"
+RESULTS = FIXTURES / "zeroeval_zebra_grid_results.handmade.json"
 
 # (right cells, answered) per row of the results file: what ZeroEval's eval_model(...,
 # mode="single") writes in its parsed results for them (correct_cells, parsed), and what
@@ -141,7 +141,7 @@ LENIENT_GRADES = ZEROEVAL_GRADES | {
 
 @pytest.fixture(scope="module")
 def zeroeval_run():
-    lines = (FIXTURES / "zeroeval_zebra_puzzles.jsonl").read_text().splitlines()
+    lines = (FIXTURES / "zeroeval_zebra_puzzles.handmade.jsonl").read_text().splitlines()
     puzzles = {p.id: p for p in (zl.ZebraPuzzle.model_validate_json(line) for line in lines)}
     return puzzles, json.loads(RESULTS.read_text())
 
