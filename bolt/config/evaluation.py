@@ -92,7 +92,7 @@ class ArenaHardEval(Strict):
     )
     leaderboard_judgments: list[str] = Field(
         default_factory=list,
-        description="Official model_judgment files or folders of the leaderboard's models (v0.1: model_judgment/gpt-4-1106-preview/): the style control is fitted in their battles, so its number is on the leaderboard's scale. Empty: fitted on our battles alone, reported as local.",
+        description="Official model_judgment files or folders of the leaderboard's models (v0.1: model_judgment/gpt-4-1106-preview/): the style control is fitted in their battles, so its number is on the leaderboard's scale, when our games were judged by the pool's judge (eval.judges.arena_hard) against its baseline. Empty, or another judge or baseline: fitted on our battles alone, reported as local.",
     )
     leaderboard_answers: list[str] = Field(
         default_factory=list,

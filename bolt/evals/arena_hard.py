@@ -321,31 +321,55 @@ def metrics(
     questions: Sequence[Any],
     k: int,
     context: BenchmarkContext | None = None,
+    judge: str | None = None,
 ) -> tuple[dict[str, float | None], dict[str, Any]]:
     """The style-controlled win rate (BOLT's number) with its interval, then the plain one.
 
-    Fitted in the leaderboard pool where ``eval.arena_hard`` names one and our baseline is
-    the pool's; otherwise on our battles alone, and ``details['local_only']`` names the
-    numbers that are therefore on no leaderboard's scale.
+    Fitted in the leaderboard pool where ``eval.arena_hard`` names one and our games were
+    judged as the pool's were: against the pool's baseline, by the pool's judge
+    (``judge``: our judge model). Otherwise on our battles alone: ``details['local_only']``
+    names the numbers that are therefore on no leaderboard's scale, and
+    ``details['pool_not_used']`` says why a pool given was left out.
     """
     if not any(r.verdict for r in results):
         return {"arena_hard_sc": None, "arena_hard": None}, {}
     pool = context.pool if context is not None else None
-    baselines = {r.meta.get("baseline") for r in results}
-    if pool is not None and baselines != {pool.baseline}:
-        pool = None  # our games were against another baseline: the pool does not apply
+    not_used = pool_mismatch(pool, {r.meta.get("baseline") for r in results}, judge)
+    if not_used is not None:
+        pool = None
     report = summarize(results, pool=pool)
     sc = next(iter(report.style_controlled.values()))
     plain = next(iter(report.plain.values()))
     details = report.model_dump(mode="json")
     if pool is None:
         details["local_only"] = list(SC_METRICS)
+    if not_used is not None:
+        details["pool_not_used"] = not_used
     return {
         "arena_hard_sc": sc.win_rate,
         "arena_hard_sc_ci_low": sc.ci_low,
         "arena_hard_sc_ci_high": sc.ci_high,
         "arena_hard": plain.win_rate,
     }, details
+
+
+def pool_mismatch(pool: LeaderboardPool | None, baselines: set, judge: str | None) -> str | None:
+    """Why our battles may not be fitted in ``pool`` (None: they may, or there is no pool).
+
+    Our games must have been played against the pool's baseline and judged by the pool's
+    judge: battles of another judge (a local one, or gpt-4o for v0.1's gpt-4-1106-preview)
+    are not on the pool's scale. A pool whose files name no judge is used by no one.
+    """
+    if pool is None:
+        return None
+    if baselines != {pool.baseline}:
+        ours = ", ".join(sorted(map(str, baselines)))
+        return f"our games were against {ours}, the pool's against {pool.baseline}"
+    if pool.judge is None:
+        return "the pool's judgment files name no judge"
+    if judge != pool.judge:
+        return f"our judge is {judge}, the pool's {pool.judge}"
+    return None
 
 
 def prepare(eval_cfg: Any, s3: Any, questions: Sequence[ArenaHardQuestion]) -> BenchmarkContext:

@@ -112,7 +112,7 @@ def summarize(
     results = list(results)
     spec = BENCHMARKS[benchmark]
     if results:
-        extra = {"context": context} if spec.uses_context else {}
+        extra = {"context": context, "judge": judge} if spec.uses_context else {}
         metrics, details = spec.metrics(results, items, k, **extra)
     else:  # e.g. Arena-Hard without a baseline: nothing was judged
         metrics, details = {HEADLINE[benchmark]: None}, {"skipped": "no judged items"}

@@ -97,9 +97,10 @@ class BenchmarkSpec:
 
     ``metrics`` returns the headline metric first (the one BOLT reports, named by
     ``headline``), then the others; with ``uses_context`` it also takes the benchmark's
-    :class:`BenchmarkContext` as keyword ``context``. ``judged``: its grader calls the
-    judge. ``pairwise``: its grader reads reference answers, where there are some.
-    ``version`` names the benchmark version the items are (a published figure is shown
+    :class:`BenchmarkContext` as keyword ``context`` and the judge model's name as keyword
+    ``judge`` (a published pool applies only to battles of its own judge). ``judged``:
+    its grader calls the judge. ``pairwise``: its grader reads reference answers, where
+    there are some. ``version`` names the benchmark version the items are (a published figure is shown
     only beside a number on the same version); ``prepare`` reads the benchmark's own
     config section into its context.
     """

@@ -4,6 +4,7 @@ control fitted in a pool of leaderboard battles (a constructed pool, labelled so
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import shutil
 from pathlib import Path
@@ -11,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from bolt.config import EvalConfig, JudgeConfig
-from bolt.evals import Benchmark
+from bolt.evals import Benchmark, report
 from bolt.evals import arena_hard as ah
 from bolt.evals import arena_hard_files as ahf
 from bolt.evals import style_control as sc
@@ -164,16 +165,72 @@ def test_plain_and_style_controlled_win_rates_in_the_pool(ours):
     assert pooled.pool["models"] == context.pool.models
 
 
+POOL_JUDGE = "gpt-4-1106-preview"  # the constructed pool's, as the v0.1 leaderboard's
+
+
 def test_metrics_label_local_numbers_and_pooled_ones(ours):
     context, results = ours
-    numbers, details = ah.metrics(results, [], 500, context=context)
-    assert "local_only" not in details and details["pool"]["judge"] == "gpt-4-1106-preview"
+    numbers, details = ah.metrics(results, [], 500, context=context, judge=POOL_JUDGE)
+    assert "local_only" not in details and details["pool"]["judge"] == POOL_JUDGE
+    assert "pool_not_used" not in details
     numbers_local, details_local = ah.metrics(results, [], 500)
     assert details_local["local_only"] == list(ah.SC_METRICS)
     assert numbers["arena_hard"] == numbers_local["arena_hard"]
     # our games against another baseline: the pool does not apply, the number is local
     other = [r.model_copy(update={"meta": r.meta | {"baseline": "x"}}) for r in results]
-    assert "local_only" in ah.metrics(other, [], 500, context=context)[1]
+    _, details_other = ah.metrics(other, [], 500, context=context, judge=POOL_JUDGE)
+    assert "local_only" in details_other
+    assert (
+        details_other["pool_not_used"] == "our games were against x, the pool's against gpt-4-0314"
+    )
+
+
+@pytest.mark.parametrize("judge", ["gpt-4o-2024-05-13", "smollm2-135m-instruct", None])
+def test_battles_of_another_judge_are_not_fitted_in_the_pool(ours, judge):
+    # the pool's battles were judged by gpt-4-1106-preview: ours, judged by another model
+    # (or by one we cannot name), are on another scale; the number is local and labelled
+    context, results = ours
+    numbers, details = ah.metrics(results, [], 500, context=context, judge=judge)
+    local, local_details = ah.metrics(results, [], 500)
+    assert details["local_only"] == list(ah.SC_METRICS)
+    assert details["pool"] is None  # fitted without the pool ...
+    assert numbers == local  # ... so exactly the local numbers
+    assert details["pool_not_used"] == f"our judge is {judge}, the pool's {POOL_JUDGE}"
+    assert "pool_not_used" not in local_details  # no pool given: nothing to explain
+
+
+def test_a_pool_without_a_named_judge_is_not_used(ours):
+    context, results = ours
+    nameless = BenchmarkContext(
+        references=context.references,
+        pool=dataclasses.replace(context.pool, judge=None),
+    )
+    _, details = ah.metrics(results, [], 500, context=nameless, judge=POOL_JUDGE)
+    assert details["local_only"] == list(ah.SC_METRICS)
+    assert details["pool_not_used"] == "the pool's judgment files name no judge"
+
+
+@pytest.mark.parametrize(("judge", "shown"), [(POOL_JUDGE, True), ("gpt-4o-2024-05-13", False)])
+def test_the_summary_of_another_judge_is_local_and_has_no_paper_figure(
+    ours, questions, judge, shown
+):
+    # the stage's path: report.summarize hands the configured judge to the metrics
+    context, results = ours
+    summary = report.summarize(
+        Benchmark.arena_hard,
+        "ours",
+        results,
+        questions,
+        500,
+        context=context,
+        judge=judge,
+        baseline="gpt-4-0314",
+    )
+    assert summary.version == "v0.1" and bool(summary.local_only) is not shown
+    rows = report.table_rows([summary])
+    (row,) = [r for r in rows if r["metric"].split(" ")[0] == "arena_hard_sc"]
+    assert row["metric"] == ("arena_hard_sc" if shown else "arena_hard_sc (local battles)")
+    assert (row["BOLT-Llama-3.1-8B (paper)"] == 44.1) is shown
 
 
 def test_a_model_already_in_the_pool_is_refused(ours):
