@@ -26,6 +26,7 @@ from bolt.store import ArtifactStore, Manifest, local_model_dir
 from bolt.train.fingerprints import MODEL_DIR, sft_fingerprint
 from tasks.evaluation import answer_benchmarks, grade_benchmarks
 from tasks.reporting import artifact_key, report_stage
+from tasks.runtime import with_task_runner
 
 # Where stored models are fetched to: the folder flows.online fetches policies to (the
 # same folder, so a checkpoint evaluated by the pipeline keeps its eval identity).
@@ -158,7 +159,7 @@ def eval_stage_flow(cfg: PipelineConfig) -> Manifest:
             cfg.name,
             cfg.sft.base_model,
         )
-        return eval_flow(cfg, cfg.sft.base_model)
+        return with_task_runner(eval_flow, cfg)(cfg, cfg.sft.base_model)
     for m in found:
         log.info(
             "evaluating %s: %s/%s committed %s",
@@ -169,7 +170,7 @@ def eval_stage_flow(cfg: PipelineConfig) -> Manifest:
         )
     checkpoints = checkpoint_models(store, found)
     if len(checkpoints) == 1:
-        return eval_flow(cfg, checkpoints[0][1], checkpoints[0][0])
+        return with_task_runner(eval_flow, cfg)(cfg, checkpoints[0][1], checkpoints[0][0])
     return _evaluate_checkpoints(cfg, checkpoints)[1][-1]
 
 

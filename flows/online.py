@@ -34,6 +34,7 @@ from tasks.online import (
     score_samples,
     train_policy,
 )
+from tasks.runtime import with_task_runner
 
 MODEL_CACHE = Path(tempfile.gettempdir()) / "bolt-online-models"
 
@@ -48,7 +49,8 @@ def _evaluator(cfg: PipelineConfig):
     """The quick evaluation of a model folder under a label, if iterations are evaluated."""
     if not cfg.online.eval_after_iteration:
         return None
-    return lambda model_dir, label: eval_flow(quick_eval_config(cfg), model_dir, label)
+    quick = quick_eval_config(cfg)
+    return lambda model_dir, label: with_task_runner(eval_flow, quick)(quick, model_dir, label)
 
 
 def dpo_step(cfg: PipelineConfig) -> Step:

@@ -39,7 +39,7 @@ from flows.sft import sft_flow
 from flows.stages import bootstrap_flow, curation_flow, filter_flow
 from tasks.preflight import preflight_task
 from tasks.reporting import report_results, report_run, summary_row
-from tasks.runtime import result_storage, task_runner
+from tasks.runtime import result_storage, with_task_runner
 from tasks.tracking import track_outputs
 
 Summary = dict[str, dict[str, object]]
@@ -87,15 +87,15 @@ def pipeline(cfg: PipelineConfig, until: str | None = None) -> Summary:
 
     try:
         with tags("stage:data"):
-            data = curation_flow.with_options(task_runner=task_runner(cfg))(cfg)
+            data = with_task_runner(curation_flow, cfg)(cfg)
         finished(data, "data")
         if "bootstrap" in wanted:
             with tags("stage:bootstrap"):
-                boot = bootstrap_flow.with_options(task_runner=task_runner(cfg))(cfg, data)
+                boot = with_task_runner(bootstrap_flow, cfg)(cfg, data)
             finished(boot, "bootstrap")
         if "filter" in wanted:
             with tags("stage:filter"):
-                sft_set = filter_flow.with_options(task_runner=task_runner(cfg))(cfg, data, boot)
+                sft_set = with_task_runner(filter_flow, cfg)(cfg, data, boot)
             finished(sft_set, "filter")
         # Training needs the memory the generation engines and reward models hold.
         POOL.release()
@@ -105,11 +105,12 @@ def pipeline(cfg: PipelineConfig, until: str | None = None) -> Summary:
             finished(sft, "sft")
         if "online" in wanted:
             with tags("stage:online"):
-                policy = online_flow(cfg, sft)
+                policy = with_task_runner(online_flow, cfg)(cfg, sft)
             finished(policy, "online")
         if "eval" in wanted:
             with tags("stage:eval"):
-                trajectory = eval_trajectory_flow(cfg, _checkpoints(cfg, store, sft, policy))
+                checkpoints = _checkpoints(cfg, store, sft, policy)
+                trajectory = with_task_runner(eval_trajectory_flow, cfg)(cfg, checkpoints)
             finished(trajectory, "eval")
     finally:
         # Engines and reward models hold memory (GPU memory in production).
@@ -196,9 +197,8 @@ def _one_stage(stage_flow: Flow[..., Manifest]) -> Callable[[PipelineConfig], Su
         preflight_task(cfg)
         try:
             with tags("bolt", f"config:{cfg.name}"):
-                manifest = stage_flow.with_options(
-                    task_runner=task_runner(cfg), result_storage=result_storage(cfg)
-                )(cfg)
+                stored = stage_flow.with_options(result_storage=result_storage(cfg))
+                manifest = with_task_runner(stored, cfg)(cfg)
         finally:
             POOL.release()
         return {manifest.stage: summary_row(ArtifactStore.from_config(cfg.storage), manifest)}

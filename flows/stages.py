@@ -17,8 +17,8 @@ from tasks.reporting import report_stage
 from tasks.sharding import shard_tasks
 
 
-# Shard tasks one at a time unless the run passes its own runner (tasks.runtime.task_runner):
-# the shards of a stage share the process's engine.
+# Shard tasks one at a time unless the caller passes the run's runner
+# (tasks.runtime.with_task_runner): the shards of a stage share the process's engine.
 @flow(
     name="curation",
     flow_run_name="{cfg.name}-curation",

@@ -15,8 +15,9 @@ import hashlib
 from collections.abc import Callable
 from contextlib import AbstractContextManager, nullcontext
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
+from prefect import Flow
 from prefect.context import TaskRunContext
 from prefect.filesystems import LocalFileSystem, WritableFileSystem
 from prefect.task_runners import TaskRunner, ThreadPoolTaskRunner
@@ -27,6 +28,8 @@ from bolt.stages import Stage
 from bolt.store import ArtifactStore
 
 RESULTS_DIR = "prefect-results"
+
+F = TypeVar("F", bound=Flow)
 
 
 def task_runner(cfg: PipelineConfig) -> TaskRunner:
@@ -40,6 +43,14 @@ def task_runner(cfg: PipelineConfig) -> TaskRunner:
         # A local Ray gets as many CPUs as shard tasks may run at once.
         return RayTaskRunner(init_kwargs={"num_cpus": cfg.compute.max_workers})
     return ThreadPoolTaskRunner(max_workers=cfg.compute.max_workers)
+
+
+def with_task_runner(stage_flow: F, cfg: PipelineConfig) -> F:
+    """``stage_flow`` on the run's task runner. Every flow that submits shard tasks,
+    nested ones included (the online loop's quick evals, ``bolt stage eval``'s), is
+    called through this: a flow's own default runs its shards one at a time, while
+    ``bolt plan`` (``bolt.placement``) counts ``compute.max_workers`` engines at work."""
+    return stage_flow.with_options(task_runner=task_runner(cfg))
 
 
 def shard_resources(cfg: PipelineConfig, stage: Stage) -> AbstractContextManager[Any]:
