@@ -1,9 +1,10 @@
-"""Crash and resume of training: SFT, DPO and GRPO jobs (DeepSpeed ZeRO-2, one CPU process)
-are SIGKILLed at seeded random points, five times each, then run to the end. A kill
-lands a seeded random delay after a seeded number of checkpoints reached the store, so
-some land mid-step and some mid-checkpoint-upload. Each relaunch runs either on the same
-node (its local checkpoint folder survives) or on a fresh one (a seeded coin: an empty
-work folder, so the checkpoint comes back from the store).
+"""Crash and resume of training: SFT, DPO (plain, and DRIFT's with its NLL term) and GRPO
+jobs (DeepSpeed ZeRO-2, one CPU process) are SIGKILLed at seeded random points, five
+times each, then run to the end. A kill lands a seeded random delay after a seeded
+number of checkpoints reached the store, so some land mid-step and some
+mid-checkpoint-upload. Each relaunch runs either on the same node (its local checkpoint
+folder survives) or on a fresh one (a seeded coin: an empty work folder, so the
+checkpoint comes back from the store).
 
 Checked: no kill commits a manifest; every relaunch starts at the step after the last
 checkpoint in the store (a consistent step, nothing trained twice or skipped); the
@@ -17,6 +18,7 @@ a minute on this CPU.
 
 from __future__ import annotations
 
+import math
 import os
 import random
 import signal
@@ -28,12 +30,17 @@ from pathlib import Path
 import pytest
 import yaml
 
-from bolt.config import ModelEntry, PipelineConfig, Precision, ZeroStage
+from bolt.config import ModelEntry, OnlineAlgorithm, PipelineConfig, Precision, ZeroStage
 from bolt.records import GroupSample, Message, PreferencePair, SftExample
 from bolt.stages import Stage
 from bolt.store import ArtifactStore, Manifest
 from bolt.train.checkpoints import completed_steps
-from bolt.train.fingerprints import grpo_policy_fingerprint, policy_fingerprint, sft_fingerprint
+from bolt.train.fingerprints import (
+    grpo_policy_fingerprint,
+    policy_fingerprint,
+    rpo_alpha,
+    sft_fingerprint,
+)
 from bolt.train.progress import parse_progress
 from bolt.train.reference import run_reference
 from tests.conftest import REPO, free_port
@@ -215,11 +222,26 @@ def test_sft_survives_five_seeded_kills(tiny_config, tiny_llama, tmp_path, fault
     fault_ledger.record("sigkill_sft", injected=KILLS, recovered=KILLS, lost=0)
 
 
-def test_dpo_survives_five_seeded_kills(tiny_config, tiny_llama, tmp_path, fault_ledger):
-    rng = random.Random(20250302)
+@pytest.mark.parametrize(
+    ("algorithm", "seed", "row"),
+    [
+        (OnlineAlgorithm.dpo, 20250302, "sigkill_dpo"),
+        (OnlineAlgorithm.drift, 20250304, "sigkill_drift"),
+    ],
+    ids=["dpo", "drift"],
+)
+def test_dpo_survives_five_seeded_kills(
+    tiny_config, tiny_llama, tmp_path, fault_ledger, algorithm, seed, row
+):
+    """DRIFT trains with the same job, its loss the DPO loss plus rpo_alpha times the
+    chosen side's NLL (configs/paper-drift-7b.yaml: 0.001), so the kills cover that path."""
+    rng = random.Random(seed)
     runs = {}
     for name in ("reference", "crashed"):
         cfg = _config(tiny_config, tiny_llama, tmp_path / name)
+        drift = cfg.online.drift.model_copy(update={"rpo_alpha": 0.001})
+        online = cfg.online.model_copy(update={"algorithm": algorithm, "drift": drift})
+        cfg = cfg.model_copy(update={"online": online})
         store = ArtifactStore.from_config(cfg.storage)
         shard = store.write_shard(Stage.online_pairs, "pairs", 0, _pairs())
         pairs = store.commit(
@@ -241,11 +263,17 @@ def test_dpo_survives_five_seeded_kills(tiny_config, tiny_llama, tmp_path, fault
     store, fp, job = runs["reference"]
     assert job.run(tmp_path / "reference" / "node") == list(range(1, STEPS + 1))
     reference = (store, store.require(Stage.online_policy, fp))
+    # Step 1 starts at the reference model, where the DPO loss is ln 2; DRIFT's NLL term
+    # (a random model's chosen-token NLL is ~ln of the vocabulary) adds well over alpha.
+    excess = _losses(reference[1])[1] - math.log(2)
+    alpha = rpo_alpha(cfg.online)
+    assert alpha == (0.001 if algorithm == OnlineAlgorithm.drift else 0.0)
+    assert excess > alpha if alpha else excess == pytest.approx(0, abs=1e-4)
 
     store, fp, job = runs["crashed"]
     work = _kill_repeatedly(job, store, Stage.online_policy, fp, rng)
     _check_resumed_run(job, store, Stage.online_policy, fp, work, reference, tmp_path)
-    fault_ledger.record("sigkill_dpo", injected=KILLS, recovered=KILLS, lost=0)
+    fault_ledger.record(row, injected=KILLS, recovered=KILLS, lost=0)
 
 
 def test_grpo_survives_five_seeded_kills(tiny_config, tiny_llama, tmp_path, fault_ledger):
