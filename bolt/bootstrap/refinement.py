@@ -23,6 +23,7 @@ from bolt.prompts import PROMPTS_DIR, LongCoTExample
 from bolt.records import Generation, Query
 from bolt.rewards.refinement import refinement_stats
 from bolt.rewards.refinement_live import refine_live
+from bolt.rewards.verdicts import ENGINE_VERDICTS
 from bolt.stages import Stage
 from bolt.store import ArtifactStore, FileInfo
 
@@ -39,6 +40,8 @@ def refinement_payload(cfg: PipelineConfig) -> dict[str, Any]:
     payload: dict[str, Any] = {"refinement_prompts": hashlib.sha256(text.encode()).hexdigest()[:16]}
     if settings.judge_model is not None:
         payload["refinement_judge"] = cfg.models.catalog[settings.judge_model]
+    else:  # the stage's engine judges: how its verdicts are read shapes the revisions
+        payload["engine_verdicts"] = ENGINE_VERDICTS
     return payload
 
 

@@ -382,9 +382,10 @@ class RewardBackend(Strict):
     )
     judge_engine: EngineConfig | None = Field(
         None,
-        description="kind=principles: the engine the judge runs on (vllm or an openai "
-        "server; replies parsed as Yes/No); unset: `model` is loaded with transformers and "
-        "p(Yes) read from its next-token distribution.",
+        description="kind=principles: the engine the judge runs on (vllm, transformers or "
+        "an openai server; p(Yes) read from the reply's top log-probabilities, the reply "
+        "parsed as Yes/No where the engine gives none); unset: `model` is loaded with "
+        "transformers and p(Yes) read from its next-token distribution.",
         json_schema_extra=ENTERS_WHEN_SET,
     )
     checklist_weights: str | None = Field(

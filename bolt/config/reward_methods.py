@@ -72,7 +72,8 @@ class RefinementConfig(Strict):
         None,
         description="Catalog name of the checklist judge (next-token p(Yes) with "
         "transformers); unset: the stage's own engine judges its answers (Self-TICK), "
-        "its Yes/No replies parsed.",
+        "p(Yes) read from its replies' top log-probabilities (the replies parsed as "
+        "Yes/No where the engine gives none).",
     )
     pass_threshold: float = Field(
         0.5, gt=0, lt=1, description="p(Yes) at or above which a checklist item passes."

@@ -17,6 +17,9 @@ from typing import Any, Protocol, runtime_checkable
 from bolt.config import SamplingConfig
 
 Messages = list[dict[str, str]]
+# The most top log-probabilities per position a caller may ask for: vLLM's default
+# ``max_logprobs`` and the OpenAI API's limit on ``top_logprobs``.
+MAX_TOP_LOGPROBS = 20
 
 
 class EngineError(RuntimeError):
@@ -69,6 +72,22 @@ class ChatRequest:
 
 
 @dataclass(frozen=True)
+class TokenLogprobs:
+    """One generated position: the token chosen there (as text) and the natural
+    log-probabilities of the most likely tokens at it (token text -> log-probability)."""
+
+    token: str
+    top: dict[str, float]
+
+
+def add_candidate(top: dict[str, float], text: str, logprob: float) -> None:
+    """Put one candidate token in a position's ``top``; two token ids that decode to the
+    same text (rare: byte fallbacks, duplicated pieces) share one entry, their
+    probabilities summed."""
+    top[text] = logprob if text not in top else math.log(math.exp(top[text]) + math.exp(logprob))
+
+
+@dataclass(frozen=True)
 class Completion:
     """One sampled answer; ``index`` is its position among the request's n samples."""
 
@@ -80,6 +99,9 @@ class Completion:
     output_tokens: int
     # None where the engine cannot tell (transformers, servers without usage details).
     cached_prompt_tokens: int | None
+    # One entry per generated position, only when ``generate`` was asked for them
+    # (``logprobs=k``) and the engine gave them; None otherwise.
+    logprobs: tuple[TokenLogprobs, ...] | None = None
 
 
 @dataclass(frozen=True)
@@ -137,7 +159,11 @@ class Engine(Protocol):
         *,
         stop: list[str] | None = None,
         guided_regex: str | None = None,
-    ) -> list[list[Completion]]: ...
+        logprobs: int | None = None,
+    ) -> list[list[Completion]]:
+        """``logprobs=k`` (1 to :data:`MAX_TOP_LOGPROBS`) asks for the top ``k``
+        log-probabilities of every generated position (``Completion.logprobs``)."""
+        ...
 
     def count_prompt_tokens(self, messages: Messages) -> int:
         """Tokens of ``messages`` rendered with the chat template and the assistant header."""
@@ -175,12 +201,15 @@ class EngineBase:
         *,
         stop: list[str] | None = None,
         guided_regex: str | None = None,
+        logprobs: int | None = None,
     ) -> list[list[Completion]]:
+        if logprobs is not None and not 1 <= logprobs <= MAX_TOP_LOGPROBS:
+            raise EngineError(f"logprobs must be 1 to {MAX_TOP_LOGPROBS}, got {logprobs}")
         if not requests:
             return []
         started = time.perf_counter()
         deadline = Deadline(self.shard_timeout_s)
-        completions = self._generate(requests, sampling, stop, guided_regex, deadline)
+        completions = self._generate(requests, sampling, stop, guided_regex, deadline, logprobs)
         self._stats = self._stats + tally(completions, time.perf_counter() - started)
         return completions
 
@@ -191,6 +220,7 @@ class EngineBase:
         stop: list[str] | None,
         guided_regex: str | None,
         deadline: Deadline,
+        logprobs: int | None,
     ) -> list[list[Completion]]:
         raise NotImplementedError
 

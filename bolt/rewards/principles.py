@@ -5,8 +5,9 @@ RLBFF grounds a reward model in principles that a response either satisfies or n
 lets users name the principles at inference time. Here a judge model answers one
 principle per prompt (``prompts/principle_judge.j2``): does this answer to this request
 satisfy the principle, Yes or No? Its P(Yes) comes from the judge's next-token
-distribution (a local model) or from its parsed reply (an engine without
-log-probabilities; see :mod:`bolt.rewards.verdicts`). An item's score is the weighted
+distribution (a local model), from the log-probabilities an engine returns with the
+reply, or from the parsed reply where it returns none (:mod:`bolt.rewards.verdicts`
+counts each path). An item's score is the weighted
 mean of P(Yes) over the principles that apply to it (:func:`combine_principles`); a
 principle applies to every query unless its ``applies_to`` names topics or a regex.
 

@@ -5,7 +5,8 @@ sampling (§3.3) call when their ``refinement`` is set. The stage's own engine w
 checklists (TICK: the model decomposes the request; cached like the checklist
 reward's) and the revisions. The judge is ``refinement.judge_model`` loaded with
 transformers (next-token p(Yes), a ``Role.scoring`` resource) or, unset, the stage's
-engine itself with its Yes/No replies parsed (Self-TICK: no second model, no hand-off).
+engine itself, p(Yes) read from its replies' log-probabilities or, where it gives
+none, the replies parsed (Self-TICK: no second model, no hand-off).
 
 A scoring model and a generation engine never live side by side (``bolt.resources``):
 with a judge model, every round hands the accelerator over twice. The engine and the

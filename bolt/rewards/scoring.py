@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from bolt.config import ModelEntry, RewardBackend, output_value
+from bolt.config import ModelEntry, RewardBackend, RewardKind, output_value
 from bolt.rewards.base import RewardItem, RewardModel, combine
 
 Rewards = Mapping[str, tuple[RewardModel, float]]
@@ -28,8 +28,15 @@ def rewards_identity(
     backends: Sequence[RewardBackend], catalog: Mapping[str, ModelEntry]
 ) -> dict[str, Any]:
     """What of a stage's reward settings changes its scores: the backends (batch sizes
-    aside, by their AFFECTS_OUTPUT_NOT marks) and the catalog entries of their models."""
-    return {
+    aside, by their AFFECTS_OUTPUT_NOT marks), the catalog entries of their models, and,
+    for a principles judge on an engine, how its verdicts are read (added only there, so
+    no other stage's fingerprint moved when reading them from log-probabilities began)."""
+    from bolt.rewards.verdicts import ENGINE_VERDICTS
+
+    identity: dict[str, Any] = {
         "rewards": [output_value(b) for b in backends],
         "reward_models": {b.model: catalog[b.model] for b in backends if b.model},
     }
+    if any(b.kind == RewardKind.principles and b.judge_engine for b in backends):
+        identity["engine_verdicts"] = ENGINE_VERDICTS
+    return identity

@@ -7,14 +7,16 @@ what the judge gives:
 
 - a local model loaded with transformers (:class:`LogitYesNoJudge`): the exact
   normalised P(Yes) of its next token, as the checklist reward reads it;
-- any :class:`~bolt.engines.base.Engine` (:class:`EngineYesNoJudge`): the engines'
-  completions carry no log-probabilities today (``Completion`` has text and token
-  counts only), so the reply is parsed (:func:`parse_verdict`, 1.0 for Yes, 0.0 for No);
-  a completion that does carry ``top_logprobs`` (token -> log-probability at the first
-  position) is read as :func:`p_yes_from_top_logprobs` instead.
+- any :class:`~bolt.engines.base.Engine` (:class:`EngineYesNoJudge`): the judge asks
+  for the top log-probabilities of the reply's tokens (``logprobs=``
+  :data:`VERDICT_TOP_LOGPROBS`) and reads P(Yes) / (P(Yes) + P(No)) at the position
+  where the verdict word was written (:func:`p_yes_from_logprobs`); where the engine
+  gave none (a server that ignores the request) or the reply does not open with a
+  verdict word, the reply is parsed (:func:`parse_verdict`, 1.0 for Yes, 0.0 for No).
 
-A reply with no readable verdict is not a "No": its :class:`Verdict` has ``p_yes``
-None and a reason, and the judge's ``stats`` count it.
+The judge's ``stats`` count each path (``from_logprobs``, ``parsed``). A reply with no
+readable verdict is not a "No": its :class:`Verdict` has ``p_yes`` None and a reason,
+and ``stats`` count it under ``rejected.<reason>``.
 """
 
 from __future__ import annotations
@@ -30,7 +32,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 from bolt.config import SamplingConfig
 
 if TYPE_CHECKING:
-    from bolt.engines.base import Completion, Engine
+    from bolt.engines.base import Completion, Engine, TokenLogprobs
 
 EMPTY_REPLY = "empty_reply"
 NO_VERDICT = "no_verdict"
@@ -47,6 +49,11 @@ _EXPLICIT = re.compile(
     re.IGNORECASE,
 )
 VERDICT_MAX_NEW_TOKENS = 8
+# Candidates read per position: the most the OpenAI API and vLLM's default give; the
+# fewer, the likelier that "Yes" or "No" is missing from a confident judge's list.
+VERDICT_TOP_LOGPROBS = 20
+# How an engine judge's verdicts are read, for the fingerprints of the stages it judges in.
+ENGINE_VERDICTS = f"logprobs-top{VERDICT_TOP_LOGPROBS}-then-parsed"
 
 
 @dataclass(frozen=True)
@@ -87,6 +94,23 @@ def p_yes_from_top_logprobs(top: Mapping[str, float]) -> float | None:
     yes = sum(math.exp(lp) for token, lp in top.items() if token.strip().lower() == "yes")
     no = sum(math.exp(lp) for token, lp in top.items() if token.strip().lower() == "no")
     return yes / (yes + no) if yes + no > 0 else None
+
+
+def p_yes_from_logprobs(positions: Sequence[TokenLogprobs]) -> float | None:
+    """P(Yes) at the position where the reply's verdict word was chosen, or None.
+
+    As :func:`parse_verdict` reads a reply's lead, the positions whose chosen token is
+    punctuation, markdown or a lead filler ("Answer", ":", "**") are passed over; the
+    first other chosen token must be a spelling of yes or no, and that position's top
+    candidates give :func:`p_yes_from_top_logprobs`. A reply that opens with anything
+    else ("The answer ...") has no logprob verdict: it is parsed instead.
+    """
+    for position in positions:
+        word = "".join(re.findall(r"[a-z]+", position.token.lower()))
+        if not word or word in _LEAD_FILLER:
+            continue
+        return p_yes_from_top_logprobs(position.top) if word in ("yes", "no") else None
+    return None
 
 
 class YesNoJudge(Protocol):
@@ -142,8 +166,8 @@ class LogitYesNoJudge:
 
 
 class EngineYesNoJudge:
-    """Any engine, greedy and short: P(Yes) from ``top_logprobs`` where a completion has
-    them, else the parsed reply (see the module docstring)."""
+    """Any engine, greedy and short: P(Yes) from the reply's log-probabilities where the
+    engine gives them, else the parsed reply (see the module docstring)."""
 
     def __init__(self, engine: Engine, *, max_new_tokens: int = VERDICT_MAX_NEW_TOKENS):
         self.engine = engine
@@ -158,18 +182,22 @@ class EngineYesNoJudge:
             ChatRequest(id=f"verdict-{i}", messages=[{"role": "user", "content": content}])
             for i, content in enumerate(contents)
         ]
-        outputs = self.engine.generate(requests, self.sampling) if requests else []
+        outputs = (
+            self.engine.generate(requests, self.sampling, logprobs=VERDICT_TOP_LOGPROBS)
+            if requests
+            else []
+        )
         verdicts = [completion_verdict(samples[0]) for samples in outputs]
         count(self.stats, verdicts, time.perf_counter() - started)
         return verdicts
 
 
 def completion_verdict(completion: Completion) -> Verdict:
-    """The verdict of one completion: its first-token log-probabilities where it has
-    them (an attribute ``top_logprobs``), else its parsed text."""
+    """The verdict of one completion: from its log-probabilities where it has them and
+    they hold one (:func:`p_yes_from_logprobs`), else from its parsed text."""
     tokens = {"prompt_tokens": completion.prompt_tokens, "output_tokens": completion.output_tokens}
-    top = getattr(completion, "top_logprobs", None)
-    if isinstance(top, Mapping) and (p := p_yes_from_top_logprobs(top)) is not None:
+    positions = completion.logprobs
+    if positions and (p := p_yes_from_logprobs(positions)) is not None:
         return Verdict(p, FROM_LOGPROBS, **tokens)
     p_yes, reason = parse_verdict(completion.text)
     return Verdict(p_yes, PARSED, reason, **tokens)

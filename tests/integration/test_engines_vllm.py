@@ -81,6 +81,26 @@ def test_stop_strings_end_the_sample_and_are_cut(vllm_engine):
     assert vllm_engine.generate([], SamplingConfig()) == []
 
 
+def test_top_logprobs_come_only_when_asked_and_give_p_yes(vllm_engine):
+    from bolt.rewards.verdicts import FROM_LOGPROBS, EngineYesNoJudge
+
+    question = [ChatRequest("v", [{"role": "user", "content": "Is Paris in France? Yes or No."}])]
+    greedy = SamplingConfig(n=1, temperature=0, max_new_tokens=4)
+    (plain,) = vllm_engine.generate(question, greedy)
+    assert plain[0].logprobs is None
+    (asked,) = vllm_engine.generate(question, greedy, logprobs=5)
+    positions = asked[0].logprobs
+    assert positions is not None and len(positions) == asked[0].output_tokens
+    for p in positions:
+        # The top 5, plus the chosen token when it is not among them; natural logs.
+        assert 5 <= len(p.top) <= 6 and all(lp <= 0 for lp in p.top.values())
+        assert p.token in p.top
+    assert asked[0].text.startswith(positions[0].token.strip())
+    judge = EngineYesNoJudge(vllm_engine)
+    (verdict,) = judge.judge(["Is Paris in France? Answer Yes or No."])
+    assert judge.stats[FROM_LOGPROBS] == 1 and 0.0 < verdict.p_yes < 1.0
+
+
 def test_sampling_params_carry_no_per_request_seed():
     from bolt.engines.vllm_engine import sampling_params
 

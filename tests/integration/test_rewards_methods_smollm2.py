@@ -1,6 +1,6 @@
 """Issue 19's methods for real on SmolLM2-135M-Instruct (CPU): the principles backend
 through its transformers judge (exact next-token P(Yes)) and through a real engine
-(parsed verdicts, counted), RocketEval weights fitted on the judge's own answers and
+(P(Yes) from the reply's top log-probabilities, else the parsed verdict; both counted), RocketEval weights fitted on the judge's own answers and
 loaded by the checklist backend, and one STICK refinement round on 2 samples."""
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ from bolt.rewards import RewardItem, make_reward
 from bolt.rewards import reweighting as rw
 from bolt.rewards.principles import PrinciplesReward
 from bolt.rewards.refinement import ItemJudge, refine
-from bolt.rewards.verdicts import FROM_LOGITS, PARSED
+from bolt.rewards.verdicts import FROM_LOGITS, FROM_LOGPROBS, PARSED
 
 # SmolLM2 forward passes and short generations on a shared 2-core CPU: about a minute.
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
@@ -97,7 +97,7 @@ def test_principles_backend_reads_p_yes_from_the_judges_logits(models, one_threa
     assert reward.rejects == {}
 
 
-def test_principles_backend_on_a_real_engine_parses_and_counts_verdicts(models, hf_engine):
+def test_principles_backend_on_a_real_engine_reads_logprobs_and_counts_verdicts(models, hf_engine):
     backend = RewardBackend(
         kind=RewardKind.principles,
         name="principles",
@@ -108,13 +108,17 @@ def test_principles_backend_on_a_real_engine_parses_and_counts_verdicts(models, 
     reward = make_reward(backend, models, judge_engine=hf_engine)
     details = reward.score_detailed(items())
     stats = reward.stats
-    assert stats["prompts"] == 4 and stats[PARSED] == 4
+    assert stats["prompts"] == 4 and stats.get(FROM_LOGPROBS, 0) + stats.get(PARSED, 0) == 4
     rejected = sum(v for k, v in stats.items() if k.startswith("rejected."))
-    readable = sum(1 for d in details for _, v in d.verdicts if v.p_yes is not None)
-    assert readable + rejected == 4
+    verdicts = [v for d in details for _, v in d.verdicts]
+    assert sum(v.p_yes is not None for v in verdicts) + rejected == 4
+    # A verdict read from log-probabilities is a probability, a parsed one is 0 or 1.
+    assert all(0.0 < v.p_yes < 1.0 for v in verdicts if v.source == FROM_LOGPROBS)
+    assert all(
+        v.p_yes in (0.0, 1.0) for v in verdicts if v.source == PARSED and v.p_yes is not None
+    )
     for d in details:
         assert (d.score is None) == (d.reason is not None)
-        assert d.score is None or d.score in (0.0, 1 / 3, 2 / 3, 1.0)
     assert stats["output_tokens"] > 0
 
 

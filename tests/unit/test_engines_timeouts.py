@@ -125,7 +125,7 @@ def test_the_transformers_engine_checks_the_shard_deadline_between_batches():
     engine.model, engine._model, engine.shard_timeout_s = "m", object(), 0.1
     batches = []
 
-    def batch(requests, sampling, stop):
+    def batch(requests, sampling, stop, logprobs):
         batches.append(len(requests))
         time.sleep(0.15)
         return [[] for _ in requests]

@@ -50,7 +50,7 @@ class StickEngine:
     def __init__(self):
         self.kinds: list[str] = []
 
-    def generate(self, requests, sampling, *, stop=None, guided_regex=None):
+    def generate(self, requests, sampling, *, stop=None, guided_regex=None, logprobs=None):
         out = []
         for r in requests:
             last = r.messages[-1]["content"]

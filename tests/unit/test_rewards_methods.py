@@ -8,7 +8,7 @@ import json
 import math
 import random
 from collections import Counter
-from types import SimpleNamespace
+from dataclasses import replace
 
 import pytest
 from pydantic import ValidationError
@@ -22,7 +22,7 @@ from bolt.config import (
     SamplingConfig,
     output_value,
 )
-from bolt.engines.base import ChatRequest, Completion
+from bolt.engines.base import ChatRequest, Completion, TokenLogprobs
 from bolt.longcot import render_longcot
 from bolt.records import Generation, Query
 from bolt.rewards import RewardItem
@@ -89,13 +89,9 @@ def test_completion_verdict_prefers_logprobs_over_the_text():
     plain = Completion("r", 0, "No", "stop", 10, 1, None)
     assert completion_verdict(plain) == Verdict(0.0, PARSED, None, 10, 1)
 
-    with_logprobs = SimpleNamespace(
-        text="No",
-        prompt_tokens=10,
-        output_tokens=1,
-        top_logprobs={"Yes": math.log(0.75), "No": math.log(0.25)},
-    )
-    verdict = completion_verdict(with_logprobs)  # type: ignore[arg-type]
+    top = {"No": math.log(0.25), "Yes": math.log(0.75)}
+    with_logprobs = replace(plain, logprobs=(TokenLogprobs("No", top),))
+    verdict = completion_verdict(with_logprobs)
     assert verdict.source == "from_logprobs" and verdict.p_yes == pytest.approx(0.75)
 
 
@@ -107,8 +103,9 @@ class ScriptedEngine:
     def __init__(self, replies):
         self.replies, self.calls = list(replies), []
 
-    def generate(self, requests, sampling, *, stop=None, guided_regex=None):
+    def generate(self, requests, sampling, *, stop=None, guided_regex=None, logprobs=None):
         self.calls.append(requests)
+        self.logprobs_asked = logprobs
         out = []
         for i, r in enumerate(requests):
             text = self.replies[(sum(len(c) for c in self.calls[:-1]) + i) % len(self.replies)]
