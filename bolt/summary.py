@@ -7,11 +7,14 @@ reads); the ``*_rows`` functions are pure: manifests in, table rows out. `bolt r
 prints the rows (``bolt_cli``), the pipeline flow shows them as Prefect artifacts
 (``tasks.reporting``).
 
-The online chain is followed by upstream links: a policy's ``pairs`` -> their
-``scores`` -> those scores' ``samples`` -> the ``policy`` the samples came from
-(``sft/<fp>`` for iteration 1). Each iteration's samples are drawn from the policy
-before it, so iteration k's reward is that of DPO-(k-1)'s samples (the SFT model's for
-k = 1).
+The online chain is followed by upstream links, by the algorithm that trained each
+policy: a DPO policy's ``pairs`` -> their ``scores`` -> those scores' ``samples``; a GRPO
+policy's ``groups`` -> ``scores`` -> ``samples`` (RLMT); a DRIFT policy's ``pairs`` ->
+the ``samples`` (the policy's revisions) and the ``feedback`` rows they revise; then the
+``policy`` the samples came from (``sft/<fp>`` for iteration 1). Each iteration's
+samples are drawn from the policy before it, so iteration k's reward is that of
+DPO-(k-1)'s (GRPO-(k-1)'s) samples, the SFT model's for k = 1; DRIFT scores nothing (its
+pairs are preferred by construction), so its iterations have no reward.
 """
 
 from __future__ import annotations
@@ -21,8 +24,8 @@ from dataclasses import dataclass, field
 from statistics import fmean
 from typing import Any
 
-from bolt.config import ComputeConfig
-from bolt.export.lineage import Index, eval_of
+from bolt.config import ComputeConfig, OnlineAlgorithm
+from bolt.export.lineage import Index, eval_labels, eval_of, model_label, policy_algorithm
 from bolt.records import ScoredGeneration
 from bolt.stages import Stage
 from bolt.store import ArtifactStore, Manifest
@@ -37,14 +40,17 @@ LEFT_OUT = ("rejected.", "dropped.", "skipped.", "contaminated:")
 
 @dataclass(frozen=True)
 class Iteration:
-    """One online DPO round: what it sampled and scored, its pairs and its policy."""
+    """One online round: what it sampled and scored, what it trained on and its policy."""
 
     index: int
     policy: Manifest
-    pairs: Manifest | None = None
-    scores: Manifest | None = None
+    algorithm: OnlineAlgorithm = OnlineAlgorithm.dpo
+    pairs: Manifest | None = None  # DPO, DRIFT
+    groups: Manifest | None = None  # GRPO
+    scores: Manifest | None = None  # DPO, GRPO
     samples: Manifest | None = None
-    reference: Manifest | None = None
+    feedback: Manifest | None = None  # DRIFT: the dissatisfaction rows revised
+    reference: Manifest | None = None  # DPO, DRIFT: the reference log-probs
     # the reward of every sample: the weighted sum, and each backend's own
     rewards: list[float] = field(default_factory=list)
     backend_rewards: dict[str, list[float]] = field(default_factory=dict)
@@ -57,22 +63,22 @@ class RunResults:
     iterations: list[Iteration] = field(default_factory=list)
     trajectory: Manifest | None = None
 
+    def algorithms(self) -> str:
+        """The online algorithms of the iterations, as labels name them (``DPO``)."""
+        return "/".join(dict.fromkeys(str(it.algorithm).upper() for it in self.iterations))
+
     def manifests(self) -> list[Manifest]:
         """Every output these results come from (for their cost), each once."""
-        found = [m for it in self.iterations for m in _iteration_outputs(it)]
+        found = [m for it in self.iterations for m in iteration_outputs(it)]
         found += [m for _, m in self.evals]
         found += [self.trajectory] if self.trajectory else []
         return list({(m.stage, m.fingerprint): m for m in found}.values())
 
 
-def _iteration_outputs(it: Iteration) -> list[Manifest]:
-    parts = (it.samples, it.scores, it.pairs, it.reference, it.policy)
+def iteration_outputs(it: Iteration) -> list[Manifest]:
+    """An iteration's stored outputs in the order they were made, its policy last."""
+    parts = (it.feedback, it.samples, it.scores, it.groups, it.pairs, it.reference, it.policy)
     return [m for m in parts if m is not None]
-
-
-def model_label(iteration: int) -> str:
-    """The pipeline's name of a model: ``SFT`` (iteration 0) or ``DPO-k``."""
-    return "SFT" if iteration == 0 else f"DPO-{iteration}"
 
 
 # -- reading the store -------------------------------------------------------------
@@ -87,20 +93,28 @@ def _policy_id_manifest(store: ArtifactStore, policy_id: str | None) -> Manifest
     return store.manifest(stage, fp) if stage == Stage.online_policy else None
 
 
-def _upstream_of(store: ArtifactStore, policy: Manifest) -> tuple[Manifest | None, ...]:
-    """A policy's pairs, the scores they were made from, and the samples scored."""
-    pairs = _by_id(store, Stage.online_pairs, policy.upstream.get("pairs"))
-    scores = _by_id(store, Stage.online_scores, pairs.upstream.get("scores")) if pairs else None
-    samples = (
-        _by_id(store, Stage.online_samples, scores.upstream.get("samples")) if scores else None
-    )
-    return pairs, scores, samples
+def _upstream_of(store: ArtifactStore, policy: Manifest) -> dict[str, Manifest | None]:
+    """A policy's training data (``pairs``, or GRPO's ``groups``), the ``scores`` it was
+    made from (DPO, GRPO) or the ``feedback`` rows (DRIFT), and the ``samples`` drawn."""
+    grpo = policy_algorithm(policy) == OnlineAlgorithm.grpo
+    kind, stage = ("groups", Stage.online_groups) if grpo else ("pairs", Stage.online_pairs)
+    data = _by_id(store, stage, policy.upstream.get(kind))
+    links = data.upstream if data else {}
+    scores = _by_id(store, Stage.online_scores, links.get("scores"))
+    samples = links.get("samples") or (scores.upstream.get("samples") if scores else None)
+    return {
+        kind: data,
+        "scores": scores,
+        "feedback": _by_id(store, Stage.online_feedback, links.get("feedback")),
+        "samples": _by_id(store, Stage.online_samples, samples),
+    }
 
 
 def _iteration(
     store: ArtifactStore, policy: Manifest, position: int, read_rewards: bool
 ) -> Iteration:
-    pairs, scores, samples = _upstream_of(store, policy)
+    upstream = _upstream_of(store, policy)
+    scores = upstream["scores"]
     rows = list(store.read_records(scores, ScoredGeneration)) if scores and read_rewards else []
     backends: dict[str, list[float]] = {}
     for row in rows:
@@ -109,9 +123,8 @@ def _iteration(
     return Iteration(
         index=int(policy.config.get("iteration") or position),
         policy=policy,
-        pairs=pairs,
-        scores=scores,
-        samples=samples,
+        algorithm=policy_algorithm(policy),
+        **upstream,
         reference=_by_id(store, Stage.online_reference, policy.upstream.get("reference")),
         rewards=[row.reward for row in rows],
         backend_rewards=backends,
@@ -128,7 +141,7 @@ def iteration_chain(
     current: Manifest | None = policy
     while current is not None and current.stage == Stage.online_policy:
         policies.append(current)
-        samples = _upstream_of(store, current)[2]
+        samples = _upstream_of(store, current)["samples"]
         current = _policy_id_manifest(store, samples.upstream.get("policy") if samples else None)
         if current is not None and current in policies:
             break  # a loop in the links: never in a store this code wrote
@@ -152,8 +165,8 @@ def collect(
 ) -> RunResults:
     """The results of a run whose last policy and trajectory are given (either may be
     ``None``: a run stopped early). A DPO iteration the final evaluation did not cover
-    shows its quick evaluation (``DPO-k``; ``online-k`` in stores of older versions) when
-    there is one."""
+    shows its quick evaluation (``DPO-k``, ``GRPO-k`` or ``DRIFT-k``; ``online-k`` in
+    stores of older versions) when there is one."""
     results = RunResults(trajectory=trajectory)
     results.iterations = iteration_chain(store, policy) if policy is not None else []
     named = dict(trajectory_evals(store, trajectory)) if trajectory is not None else {}
@@ -161,10 +174,10 @@ def collect(
     if "SFT" in named:
         results.evals.append(("SFT", named.pop("SFT")))
     for it in results.iterations:
-        label = model_label(it.index)
+        label = model_label(it.index, it.algorithm)
         found = named.pop(label, None)
         if found is None and quick is not None:
-            found = eval_of(quick, it.policy, [label, f"online-{it.index}"])
+            found = eval_of(quick, it.policy, eval_labels(it.index, it.algorithm))
         if found is not None:
             results.evals.append((label, found))
     results.evals += named.items()  # labels of another pipeline version, last
@@ -206,23 +219,30 @@ def _mean(values: Iterable[float]) -> float | None:
 
 
 def iteration_rows(iterations: Sequence[Iteration], uri: Uri) -> list[dict[str, Any]]:
-    """Per online iteration: the reward of the samples it drew (from the policy before
-    it), the pairs made, the DPO loss from its first to its last step, the final
-    implicit-reward margin and where the policy is."""
+    """Per online iteration: the model it made and the one its samples came from, their
+    reward (none for DRIFT: its pairs need no reward), what it trained on (pairs; GRPO's
+    groups, with the flat ones that only the KL term trains on), the loss from its first
+    to its last step, the last implicit-reward margin (DPO, DRIFT) or KL to the
+    reference (GRPO), and where the policy is."""
     rows = []
     for it in iterations:
         stats = it.policy.stats
+        groups = it.groups.counts if it.groups else {}
         rows.append(
             {
                 "iteration": it.index,
-                "sampled_from": model_label(it.index - 1),
+                "model": model_label(it.index, it.algorithm),
+                "sampled_from": model_label(it.index - 1, it.algorithm),
                 "samples": len(it.rewards),
                 "mean_reward": _mean(it.rewards),
                 "backend_rewards": {k: _mean(v) for k, v in sorted(it.backend_rewards.items())},
                 "pairs": it.pairs.counts.get("pairs") if it.pairs else None,
+                "groups": groups.get("groups"),
+                "flat_groups": groups.get("flat_groups"),
                 "first_loss": stats.get("first_loss"),
                 "final_loss": stats.get("final_loss"),
                 "reward_margin": stats.get("final_reward_margin"),
+                "kl": stats.get("final_kl"),
                 "policy": uri(it.policy.stage, it.policy.fingerprint, ""),
             }
         )

@@ -67,8 +67,9 @@ ITERATION_FIELDS = (
     Field("mean_reward", "mean reward", cell=_number, numeric=True),
     Field("backend_rewards", "per reward", cell=_by_backend),
     Field("pairs", cell=_number, numeric=True),
-    Field("loss", "DPO loss first → last"),
+    Field("loss", "loss first → last"),
     Field("reward_margin", "reward margin", cell=_number, numeric=True),
+    Field("kl", "KL (GRPO)", cell=_number, numeric=True),
     Field("policy", "policy"),
 )
 FILE_FIELDS = (Field("model"), Field("what"), Field("path", "where"))
@@ -89,7 +90,9 @@ def print_results(cfg: PipelineConfig, summary: dict[str, dict]) -> None:
         print_rows(score_rows(results.evals), SCORE_FIELDS, title=title)
     if results.iterations:
         rows = [r | {"loss": _loss(r)} for r in iteration_rows(results.iterations, store.uri)]
-        title = "online DPO: the reward of the samples each iteration trained on"
+        title = (
+            f"online {results.algorithms()}: the reward of the samples each iteration trained on"
+        )
         print_rows(rows, ITERATION_FIELDS, title=title)
     if files := file_rows(results.evals, results.trajectory, store.uri):
         print_rows(files, FILE_FIELDS, title="reports and plots")

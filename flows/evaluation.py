@@ -21,6 +21,7 @@ from prefect.task_runners import ThreadPoolTaskRunner
 from bolt.config import PipelineConfig
 from bolt.evals.stage import Baseline, EvalModel, eval_model, load_benchmarks, load_report_rows
 from bolt.evals.trajectory import PLOT, run_trajectory
+from bolt.export.lineage import model_label, policy_algorithm
 from bolt.stages import Stage
 from bolt.store import ArtifactStore, Manifest, local_model_dir
 from bolt.train.fingerprints import MODEL_DIR, sft_fingerprint
@@ -78,10 +79,11 @@ def eval_flow(cfg: PipelineConfig, model: str | Path, label: str | None = None) 
 
 def checkpoint_label(manifest: Manifest) -> str:
     """A trained model's name in reports, as the pipeline and the export know it: ``SFT``
-    or ``DPO-<iteration>`` (which store output it is goes beside it: log, model folder)."""
+    or ``<ALGORITHM>-<iteration>`` (``DPO-2``, ``GRPO-1``; which store output it is goes
+    beside it: log, model folder)."""
     if manifest.stage == Stage.sft:
         return "SFT"
-    return f"DPO-{manifest.config.get('iteration', '?')}"
+    return model_label(manifest.config.get("iteration", "?"), policy_algorithm(manifest))
 
 
 def _ancestors(manifest: Manifest, by_fp: dict[str, Manifest]) -> set[str]:

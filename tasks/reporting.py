@@ -33,6 +33,7 @@ from bolt.summary import (
     cost_rows,
     file_rows,
     iteration_chain,
+    iteration_outputs,
     iteration_rows,
     left_out,
     output_seconds,
@@ -150,8 +151,7 @@ def run_outputs(store: ArtifactStore, done: Iterable[Manifest]) -> list[Manifest
             found.append(s)
         if m.stage == Stage.online_policy:
             for it in iteration_chain(store, m, read_rewards=False):
-                found += [x for x in (it.samples, it.scores, it.pairs, it.reference) if x]
-                found.append(it.policy)
+                found += iteration_outputs(it)
             continue
         if m.stage == Stage.eval_trajectory:
             for _, evaluated in trajectory_evals(store, m):
@@ -210,6 +210,8 @@ ITERATION_COLUMNS = [
     "first_loss",
     "final_loss",
     "reward_margin",
+    "groups",
+    "kl",
 ]
 
 
@@ -220,16 +222,14 @@ def results_markdown(cfg: PipelineConfig, store: ArtifactStore, results: RunResu
         f"- {r['model']}: [{r['what']}]({r['path']})"
         for r in file_rows(results.evals, results.trajectory, store.uri)
     ]
-    policies = [f"- DPO-{r['iteration']}: `{r['policy']}`" for r in iterations]
+    policies = [f"- {r['model']}: `{r['policy']}`" for r in iterations]
     parts = [
         f"# {cfg.name}: results",
         "## Scores\n\n"
         + (md_table(scores, SCORE_COLUMNS) or "No model was evaluated in this run."),
         (
-            "## Online DPO\n\nEach iteration's samples come from the model before it.\n\n"
-            + md_table(iterations, ITERATION_COLUMNS)
-            + "\n"
-            + "\n".join(policies)
+            f"## Online {results.algorithms()}\n\nEach iteration's samples come from the model "
+            "before it.\n\n" + md_table(iterations, ITERATION_COLUMNS) + "\n" + "\n".join(policies)
         )
         if iterations
         else "",

@@ -3,9 +3,9 @@
 - GRPO (RLMT: Bhaskar et al., 2025, arXiv 2509.20357): the policy thinks, then answers; a
   group of samples per prompt is scored by a preference reward model on the response
   only, and trained with group-relative advantages and a k3 KL term to the reference.
-- DRIFT (2025, github.com/cacayaya/DRIFT): DPO pairs anchored on real dissatisfying
-  assistant turns (rejected), the chosen side the current policy's revision given the
-  user's complaint; DPO with an NLL term on the chosen side.
+- DRIFT (Wang et al., 2025, arXiv 2510.02341; github.com/cacayaya/DRIFT): DPO pairs
+  anchored on real dissatisfying assistant turns (rejected), the chosen side the current
+  policy's revision given the user's complaint; DPO with an NLL term on the chosen side.
 """
 
 from __future__ import annotations

@@ -1,10 +1,11 @@
-"""One export: the chosen SFT set, SFT model, and each online iteration's pairs and
-policy, written under ``out/`` as Hugging Face folders, each with its card:
+"""One export: the chosen SFT set, SFT model, and each online iteration's training data
+and policy, written under ``out/`` as Hugging Face folders, each with its card:
 
     out/sft-data/         the SFT set (dataset)
-    out/pairs-iter<k>/    iteration k's preference pairs (dataset)
+    out/pairs-iter<k>/    iteration k's preference pairs (dataset; DPO, DRIFT)
+    out/groups-iter<k>/   iteration k's scored groups (dataset; GRPO)
     out/sft/              the SFT model (model)
-    out/dpo-iter<k>/      iteration k's policy (model)
+    out/dpo-iter<k>/      iteration k's policy (model; grpo-iter<k>, drift-iter<k>)
 
 Each folder name is also the suffix of its repository's id when pushed.
 """
@@ -13,9 +14,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from bolt.config import PipelineConfig
-from bolt.export.datasets import Exported, export_pairs, export_sft_set
-from bolt.export.lineage import Index, Selection, select
+from bolt.config import OnlineAlgorithm, PipelineConfig
+from bolt.export.datasets import Exported, export_groups, export_pairs, export_sft_set
+from bolt.export.lineage import Index, Iteration, Selection, select
 from bolt.export.models import ModelExport, export_model
 from bolt.store import ArtifactStore, Manifest
 
@@ -25,6 +26,26 @@ def base_model_id(cfg: PipelineConfig, sft: Manifest) -> str | None:
     name = (sft.config.get("sft") or {}).get("base_model")
     entry = cfg.models.catalog.get(name) if name else None
     return entry.hf_id if entry is not None else None
+
+
+# Per online algorithm: how a card names the policy and what it trained on.
+TRAINED = {
+    OnlineAlgorithm.dpo: ("online DPO", "Online DPO iteration {k} (BOLT §3.3)", "preference pairs"),
+    OnlineAlgorithm.grpo: (
+        "GRPO",
+        "GRPO iteration {k} (RLMT: group-relative advantages, KL to the reference)",
+        "scored groups",
+    ),
+    OnlineAlgorithm.drift: (
+        "DRIFT",
+        "DRIFT iteration {k} (DPO with an NLL term on the chosen side)",
+        "dissatisfaction-anchored preference pairs",
+    ),
+}
+
+
+def data_folder(it: Iteration) -> str:
+    return f"{'groups' if it.algorithm == OnlineAlgorithm.grpo else 'pairs'}-iter{it.index}"
 
 
 def _repo(prefix: str | None, name: str) -> list[str]:
@@ -60,24 +81,25 @@ def _model_specs(
     for it in sel.iterations:
         if it.policy is None:
             continue
+        name, what, data = TRAINED[it.algorithm]
         start = "the SFT model" if it.index == 1 else f"the iteration {it.index - 1} policy"
         summary = (
-            f"Online DPO iteration {it.index} (BOLT §3.3), trained from {start} on the "
-            f"preference pairs `online-pairs/{it.pairs.fingerprint}`; base model "
-            f"`{base_name}`."
+            f"{what.format(k=it.index)}, trained from {start} on the {data} "
+            f"`{it.data.stage}/{it.data.fingerprint}`; base model `{base_name}`."
         )
         spec = ModelExport(
             manifest=it.policy,
-            title=f"{cfg.name}: BOLT online DPO policy, iteration {it.index}",
+            title=f"{cfg.name}: BOLT {name} policy, iteration {it.index}",
             summary=summary,
             lineage=index.lineage(it.policy),
             base_model=base,
-            datasets=_repo(prefix, f"pairs-iter{it.index}"),
+            datasets=_repo(prefix, data_folder(it)),
             evaluation=sel.evals.get(f"policy-{it.index}"),
             trajectory=sel.trajectory if it.index == last else None,
-            tags=["dpo"],
+            tags=[str(it.algorithm)],
+            algorithm=str(it.algorithm),
         )
-        specs.append((f"dpo-iter{it.index}", spec))
+        specs.append((f"{it.algorithm}-iter{it.index}", spec))
     return specs
 
 
@@ -97,9 +119,11 @@ def export_selection(
         lineage = index.lineage(sel.sft_set)
         done.append(export_sft_set(store, sel.sft_set, lineage, out / "sft-data", title, license))
     for it in sel.iterations:
-        title = f"{cfg.name}: BOLT online DPO pairs, iteration {it.index}"
-        folder = out / f"pairs-iter{it.index}"
-        done.append(export_pairs(store, it.pairs, index.lineage(it.pairs), folder, title, license))
+        name, _, data = TRAINED[it.algorithm]
+        title = f"{cfg.name}: BOLT {name} {data}, iteration {it.index}"
+        write = export_groups if it.algorithm == OnlineAlgorithm.grpo else export_pairs
+        lineage = index.lineage(it.data)
+        done.append(write(store, it.data, lineage, out / data_folder(it), title, license))
     if sel.sft is not None:
         for name, spec in _model_specs(cfg, index, sel, repo_prefix):
             done.append(export_model(store, spec, out / name, license))

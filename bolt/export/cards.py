@@ -26,6 +26,30 @@ CITATION = """@article{pang2025bolt,
   journal = {arXiv preprint arXiv:2502.03860},
   year    = {2025}
 }"""
+RLMT_PAPER = (
+    "RLMT (GRPO on thinking, rewarded by a preference model): Language Models that Think, "
+    "Chat Better (Bhaskar et al., 2025, [arXiv 2509.20357](https://arxiv.org/abs/2509.20357))"
+)
+RLMT_CITATION = """@article{bhaskar2025rlmt,
+  title   = {Language Models that Think, Chat Better},
+  author  = {Bhaskar, Adithya and Ye, Xi and Chen, Danqi},
+  journal = {arXiv preprint arXiv:2509.20357},
+  year    = {2025}
+}"""
+DRIFT_PAPER = (
+    "DRIFT (DPO pairs anchored on real user dissatisfaction): Learning from Abundant User "
+    "Dissatisfaction in Real-World Preference Learning (Wang et al., 2025, "
+    "[arXiv 2510.02341](https://arxiv.org/abs/2510.02341))"
+)
+DRIFT_CITATION = """@article{wang2025drift,
+  title   = {DRIFT: Learning from Abundant User Dissatisfaction in Real-World Preference Learning},
+  author  = {Wang, Yifan and Li, Bolian and Wu, Junlin and Tan, Zhaoxuan and Liu, Zheli and Zhang, Ruqi and Grama, Ananth and Zeng, Qingkai},
+  journal = {arXiv preprint arXiv:2510.02341},
+  year    = {2025}
+}"""
+# The online algorithms other than BOLT's DPO (``online.algorithm``): their paper is
+# cited beside BOLT's on what they trained or made.
+METHOD_PAPERS = {"grpo": (RLMT_PAPER, RLMT_CITATION), "drift": (DRIFT_PAPER, DRIFT_CITATION)}
 TAGS = ["bolt", "long-cot"]
 # Counts whose key names a reason something was left out (``dropped.format``, ...).
 REASON_PREFIXES = ("dropped.", "skipped.", "rejected.", "rejects.", "unusable.")
@@ -168,18 +192,17 @@ def stats_section(title: str, manifest: Manifest, computed: Mapping[str, Mapping
     return "\n".join(parts).rstrip()
 
 
-def citation_section() -> str:
-    return "\n".join(
-        [
-            "## Citation",
-            "",
-            f"Made with the BOLT pipeline, a reproduction of {PAPER}. Please cite:",
-            "",
-            "```bibtex",
-            CITATION,
-            "```",
-        ]
-    )
+def citation_section(algorithm: str | None = None) -> str:
+    """BOLT's citation, and the paper of the online ``algorithm`` (``grpo``, ``drift``)
+    that trained the model or made the data, where it is not BOLT's own DPO."""
+    method = METHOD_PAPERS.get(str(algorithm)) if algorithm else None
+    lines = ["## Citation", "", f"Made with the BOLT pipeline, a reproduction of {PAPER}."]
+    if method is not None:
+        lines += ["", f"Trained with {method[0]}."]
+    lines += ["", "Please cite:", "", "```bibtex", CITATION]
+    if method is not None:
+        lines += ["", method[1]]
+    return "\n".join([*lines, "```"])
 
 
 def join(*sections: str) -> str:

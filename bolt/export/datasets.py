@@ -1,4 +1,5 @@
-"""The SFT set and each iteration's preference pairs as Hugging Face dataset folders:
+"""The SFT set and each iteration's training data (preference pairs; GRPO's scored groups)
+as Hugging Face dataset folders:
 ``data/train-0000i-of-0000n.parquet`` (one Parquet shard per store shard, the records'
 fields as columns) and a ``README.md`` dataset card whose YAML names the files, so
 ``datasets.load_dataset(folder)`` and the Hub's viewer read them as one ``train`` split.
@@ -16,8 +17,10 @@ from typing import Any
 
 from huggingface_hub import DatasetCard, DatasetCardData
 
+from bolt.config import OnlineAlgorithm
 from bolt.export import cards
-from bolt.records import PreferencePair, SftExample
+from bolt.export.lineage import data_algorithm
+from bolt.records import GroupSample, PreferencePair, SftExample
 from bolt.store import ArtifactStore, Manifest
 
 DATA_DIR = "data"
@@ -65,6 +68,23 @@ def pair_features():
             "rejected": datasets.Value("string"),
             "chosen_reward": datasets.Value("float64"),
             "rejected_reward": datasets.Value("float64"),
+            "iteration": datasets.Value("int64"),
+        }
+    )
+
+
+def group_features():
+    import datasets
+
+    return datasets.Features(
+        {
+            "prompt_id": datasets.Value("string"),
+            "prompt": _message_list(),
+            "completion": datasets.Value("string"),
+            "sample_index": datasets.Value("int64"),
+            "reward": datasets.Value("float64"),
+            "advantage": datasets.Value("float64"),
+            "malformed": datasets.Value("bool"),
             "iteration": datasets.Value("int64"),
         }
     )
@@ -168,16 +188,28 @@ def _sft_body(
     )
 
 
+def _pairs_intro(manifest: Manifest, n_pairs: int) -> str:
+    iteration = manifest.config.get("iteration")
+    if data_algorithm(manifest) == OnlineAlgorithm.drift:
+        made = (
+            f"The preference pairs of DRIFT iteration {iteration}: for each real turn a user "
+            f"was dissatisfied with, the policy's revision given the user's feedback "
+            f"(chosen) against that turn (rejected), under the original prompt without the "
+            f"feedback; preferred by construction (rewards 1 against 0)."
+        )
+    else:
+        made = (
+            f"The preference pairs of online DPO iteration {iteration} (BOLT §3.3): for each "
+            f"prompt, samples of the current policy scored by the reward backends, the "
+            f"chosen sample against the rejected one "
+            f"(`{manifest.config.get('pair_strategy')}`)."
+        )
+    return f"{made} {n_pairs:,} pairs from stored output `{cards.ref(manifest)}`."
+
+
 def _pairs_body(
     title: str, manifest: Manifest, records: list[PreferencePair], lineage: list[Manifest], uri: str
 ) -> str:
-    iteration = manifest.config.get("iteration")
-    intro = (
-        f"# {title}\n\nThe preference pairs of online DPO iteration {iteration} (BOLT §3.3): "
-        f"for each prompt, samples of the current policy scored by the reward backends, the "
-        f"chosen sample against the rejected one (`{manifest.config.get('pair_strategy')}`). "
-        f"{len(records):,} pairs from stored output `{cards.ref(manifest)}`."
-    )
     computed = {
         "chosen reward": cards.numbers(p.chosen_reward for p in records),
         "rejected reward": cards.numbers(p.rejected_reward for p in records),
@@ -191,12 +223,42 @@ def _pairs_body(
         "`rejected` to `[{'role': 'assistant', 'content': ...}]` for the conversational format."
     )
     return cards.join(
-        intro,
+        f"# {title}\n\n{_pairs_intro(manifest, len(records))}",
         usage,
         cards.counts_section(manifest),
         cards.stats_section("Pair statistics", manifest, computed),
         cards.provenance_section(manifest, lineage, uri),
-        cards.citation_section(),
+        cards.citation_section(data_algorithm(manifest)),
+    )
+
+
+def _groups_body(
+    title: str, manifest: Manifest, records: list[GroupSample], lineage: list[Manifest], uri: str
+) -> str:
+    intro = (
+        f"# {title}\n\nThe scored groups of GRPO iteration {manifest.config.get('iteration')} "
+        f"(RLMT): per prompt, a group of the policy's samples (thinking, then the response), "
+        f"each with its reward on the response only (strict mode scores a malformed "
+        f"thinking block as an empty response) and its group-relative advantage. "
+        f"{len(records):,} samples from stored output `{cards.ref(manifest)}`."
+    )
+    computed = {
+        "reward": cards.numbers(r.reward for r in records),
+        "advantage": cards.numbers(r.advantage for r in records),
+        "completion (chars)": cards.numbers(len(r.completion) for r in records),
+    }
+    usage = (
+        "## Use\n\nColumns: `prompt` (chat messages), `completion` (the sampled text), its "
+        "`sample_index` in the prompt's group, `reward`, `advantage`, `malformed` and the "
+        "iteration."
+    )
+    return cards.join(
+        intro,
+        usage,
+        cards.counts_section(manifest),
+        cards.stats_section("Group statistics", manifest, computed),
+        cards.provenance_section(manifest, lineage, uri),
+        cards.citation_section(OnlineAlgorithm.grpo),
     )
 
 
@@ -226,6 +288,23 @@ def export_pairs(
     records = write_parquet_shards(store, manifest, PreferencePair, pair_features(), folder)
     uri = store.uri(manifest.stage, manifest.fingerprint)
     body = _pairs_body(title, manifest, records, lineage, uri)
-    tags = ["dpo", "preference"]
+    algorithm = data_algorithm(manifest)
+    tags = ["dpo", "preference"] + ([str(algorithm)] if algorithm != OnlineAlgorithm.dpo else [])
+    render(card_data(len(records), license, tags, title), body).save(folder / "README.md")
+    return Exported("dataset", folder.name, folder, cards.ref(manifest), len(records))
+
+
+def export_groups(
+    store: ArtifactStore,
+    manifest: Manifest,
+    lineage: list[Manifest],
+    folder: Path,
+    title: str,
+    license: str,
+) -> Exported:
+    records = write_parquet_shards(store, manifest, GroupSample, group_features(), folder)
+    uri = store.uri(manifest.stage, manifest.fingerprint)
+    body = _groups_body(title, manifest, records, lineage, uri)
+    tags = ["grpo", "rlmt"]
     render(card_data(len(records), license, tags, title), body).save(folder / "README.md")
     return Exported("dataset", folder.name, folder, cards.ref(manifest), len(records))

@@ -2,11 +2,17 @@
 
 The user names the SFT model (or the SFT set) by fingerprint, or takes the newest one;
 the rest is found by walking the manifests' upstream links: the SFT set is the SFT
-model's ``filter`` upstream; iteration k's pairs are those whose scores come from
-samples of the policy before it (``sft/<fp>`` for k = 1); its policy is the one trained
-on those pairs. Evaluations name their model by label only (``SFT``, ``DPO-k`` in the
-pipeline's final eval, ``online-k`` in the quick eval after iteration k), so an eval is
-matched by label and by being newer than its model.
+model's ``filter`` upstream; iteration k's training data are made from samples of the
+policy before it (``sft/<fp>`` for k = 1), by ``online.algorithm``:
+
+- DPO (BOLT §3.3): pairs <- scores <- samples;
+- GRPO (RLMT, arXiv 2509.20357): groups <- scores <- samples;
+- DRIFT (arXiv 2510.02341): pairs <- samples (the policy's revisions; the rows it
+  revised are the pairs' ``feedback`` upstream).
+
+Its policy is the one trained on that data. Evaluations name their model by label only
+(``SFT``, ``DPO-k`` / ``GRPO-k`` / ``DRIFT-k``, and ``online-k`` in stores of older
+versions), so an eval is matched by label and by being newer than its model.
 """
 
 from __future__ import annotations
@@ -16,7 +22,7 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from bolt.config import PipelineConfig
+from bolt.config import OnlineAlgorithm, PipelineConfig
 from bolt.stages import Stage
 from bolt.store import ArtifactStore, Manifest
 
@@ -28,8 +34,39 @@ class ExportError(ValueError):
 @dataclass(frozen=True)
 class Iteration:
     index: int
-    pairs: Manifest
+    data: Manifest  # what the policy trained on: pairs (DPO, DRIFT) or groups (GRPO)
     policy: Manifest | None
+    algorithm: OnlineAlgorithm = OnlineAlgorithm.dpo
+
+
+def model_label(iteration: int | str, algorithm: str = OnlineAlgorithm.dpo) -> str:
+    """The pipeline's name of a model: ``SFT`` (iteration 0), else the algorithm and the
+    iteration (``DPO-2``, ``GRPO-1``, ``DRIFT-2``), as the online loop labels its evals."""
+    return "SFT" if iteration == 0 else f"{str(algorithm).upper()}-{iteration}"
+
+
+def eval_labels(iteration: int, algorithm: str = OnlineAlgorithm.dpo) -> list[str]:
+    """The labels an iteration's policy may be evaluated under, preferred first: DPO's
+    quick evals were ``online-k`` before the loop named them ``DPO-k``."""
+    label = model_label(iteration, algorithm)
+    return [label, f"online-{iteration}"] if algorithm == OnlineAlgorithm.dpo else [label]
+
+
+def policy_algorithm(policy: Manifest) -> OnlineAlgorithm:
+    """The algorithm that trained a policy, from its config (DPO in stores written before
+    there were others)."""
+    online = policy.config.get("online") or {}
+    return OnlineAlgorithm(online.get("algorithm") or OnlineAlgorithm.dpo)
+
+
+def data_algorithm(data: Manifest) -> OnlineAlgorithm:
+    """The algorithm an iteration's training data is for: groups are GRPO's; pairs made
+    straight from samples (no scores) are DRIFT's."""
+    if data.stage == Stage.online_groups:
+        return OnlineAlgorithm.grpo
+    if data.config.get("algorithm") == OnlineAlgorithm.drift or "samples" in data.upstream:
+        return OnlineAlgorithm.drift
+    return OnlineAlgorithm.dpo
 
 
 @dataclass
@@ -115,34 +152,50 @@ def pick(
     return same or index.newest(stage, where)
 
 
-def iterations(index: Index, sft: Manifest) -> list[Iteration]:
-    """The online iterations that started from ``sft``, in order, while they chain."""
+def training_data(index: Index, policy_id: str, k: int) -> list[Manifest]:
+    """Iteration ``k``'s training data made from samples of ``policy_id``, whatever the
+    algorithm: DPO's pairs and GRPO's groups (through their scores), DRIFT's pairs
+    (straight from the revisions)."""
+    samples = {
+        m.fingerprint
+        for m in index.stage(Stage.online_samples)
+        if m.upstream.get("policy") == policy_id
+    }
+    scores = {
+        m.fingerprint
+        for m in index.stage(Stage.online_scores)
+        if m.upstream.get("samples") in samples
+    }
+    made = [
+        m
+        for stage in (Stage.online_pairs, Stage.online_groups)
+        for m in index.stage(stage)
+        if m.upstream.get("scores") in scores or m.upstream.get("samples") in samples
+    ]
+    return [m for m in made if m.config.get("iteration") == k]
+
+
+def iterations(
+    index: Index, sft: Manifest, algorithm: OnlineAlgorithm = OnlineAlgorithm.dpo
+) -> list[Iteration]:
+    """The online iterations that started from ``sft``, in order, while they chain. Where
+    one policy's samples fed more than one algorithm, ``algorithm``'s data is taken, else
+    the newest."""
     found: list[Iteration] = []
     policy_id = f"{sft.stage}/{sft.fingerprint}"
     for k in range(1, 1000):
-        samples = {
-            m.fingerprint
-            for m in index.stage(Stage.online_samples)
-            if m.upstream.get("policy") == policy_id
-        }
-        scores = {
-            m.fingerprint
-            for m in index.stage(Stage.online_scores)
-            if m.upstream.get("samples") in samples
-        }
-        pairs = index.newest(
-            Stage.online_pairs,
-            lambda m, scores=scores, k=k: (
-                m.upstream.get("scores") in scores and m.config.get("iteration") == k
-            ),
-        )
-        if pairs is None:
+        made = training_data(index, policy_id, k)
+        if not made:
             break
+        mine = [m for m in made if data_algorithm(m) == algorithm]
+        data = max(mine or made, key=lambda m: m.created_at)
+        kind = data_algorithm(data)
+        key = "groups" if kind == OnlineAlgorithm.grpo else "pairs"
         policy = index.newest(
             Stage.online_policy,
-            lambda m, fp=pairs.fingerprint: m.upstream.get("pairs") == fp,
+            lambda m, key=key, fp=data.fingerprint: m.upstream.get(key) == fp,
         )
-        found.append(Iteration(k, pairs, policy))
+        found.append(Iteration(k, data, policy, kind))
         if policy is None:
             break
         policy_id = f"{policy.stage}/{policy.fingerprint}"
@@ -189,12 +242,12 @@ def select(
     selection = Selection(sft_set, sft)
     if sft is None:
         return selection
-    selection.iterations = iterations(index, sft)
+    selection.iterations = iterations(index, sft, cfg.online.algorithm)
     if (evaluated := eval_of(index, sft, ["SFT"])) is not None:
         selection.evals["sft"] = evaluated
     for it in selection.iterations:
         if it.policy is not None:
-            labels = [f"DPO-{it.index}", f"online-{it.index}"]
+            labels = eval_labels(it.index, it.algorithm)
             if (evaluated := eval_of(index, it.policy, labels)) is not None:
                 selection.evals[f"policy-{it.index}"] = evaluated
     fps = {m.fingerprint for m in selection.evals.values()}

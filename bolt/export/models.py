@@ -1,4 +1,4 @@
-"""The SFT model and each online DPO policy as Hugging Face model folders: the stored
+"""The SFT model and each online policy (DPO, GRPO or DRIFT) as Hugging Face model folders: the stored
 weights, config and tokenizer as training saved them (``<stage>/<fp>/model/``), the
 plots of its training and evaluation under ``plots/``, and a ``README.md`` model card
 with the training config, the data it was trained on and the eval table.
@@ -36,6 +36,7 @@ class ModelExport:
     evaluation: Manifest | None = None
     trajectory: Manifest | None = None
     tags: Sequence[str] = ()
+    algorithm: str | None = None  # the online algorithm that trained it: its paper is cited
 
 
 def fetch_model(store: ArtifactStore, manifest: Manifest, folder: Path) -> Path:
@@ -144,7 +145,7 @@ def export_model(store: ArtifactStore, spec: ModelExport, folder: Path, license:
         cards.provenance_section(
             manifest, spec.lineage, store.uri(manifest.stage, manifest.fingerprint)
         ),
-        cards.citation_section(),
+        cards.citation_section(spec.algorithm),
     )
     card = ModelCard(f"---\n{card_data(spec, license).to_yaml()}\n---\n\n{body}")
     card.save(folder / "README.md")

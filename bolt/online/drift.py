@@ -1,5 +1,5 @@
 """DRIFT's data sub-stages for one iteration (Dissatisfaction-Refined Iterative preFerence
-Training, 2025; code github.com/cacayaya/DRIFT).
+Training: Wang et al., 2025, arXiv 2510.02341; code github.com/cacayaya/DRIFT).
 
 Real deployments hold many turns a user was dissatisfied with and few explicit
 positives. DRIFT anchors each pair on one: the *rejected* side is the real dissatisfying

@@ -265,7 +265,7 @@ def test_pairs_load_back_with_datasets(exported, tmp_path):
         ds = datasets.load_dataset(
             str(done[f"pairs-iter{it.index}"].folder), split="train", cache_dir=str(tmp_path)
         )
-        records = list(store.read_records(it.pairs, PreferencePair))
+        records = list(store.read_records(it.data, PreferencePair))
         assert ds.num_rows == len(records) == 2 + it.index
         assert [PreferencePair.model_validate(r) for r in ds] == records
 

@@ -68,7 +68,7 @@ def test_select_walks_the_chain_from_the_newest_sft(cfg):
     older = m(Stage.sft, "s0", "2025-12-01", upstream={"filter": F("f1")})
     sel = select(Index([older, *chain(cfg)]), cfg)
     assert sel.sft.fingerprint == F("s1") and sel.sft_set.fingerprint == F("f1")
-    assert [(it.index, it.pairs.fingerprint, it.policy.fingerprint) for it in sel.iterations] == [
+    assert [(it.index, it.data.fingerprint, it.policy.fingerprint) for it in sel.iterations] == [
         (1, F("p1"), F("d1")),
         (2, F("p2"), F("d2")),
     ]

@@ -321,3 +321,112 @@ def test_bolt_run_ends_with_scores_rewards_and_paths(run, tmp_path, capsys):
     assert "DPO-1" in out and "online DPO" in out and "0.6931 → 0.6" in out
     assert store.uri(Stage.eval_trajectory, F("t1"), "trajectory.png") in out
     assert store.uri(Stage.eval, F("e-sft"), "report.md") in out
+
+
+def _policy(store, name, day, algorithm, upstream, stats, iteration):
+    """A policy as its job commits it: the online config names the algorithm."""
+    return put(
+        store,
+        Stage.online_policy,
+        name,
+        day,
+        config={"online": {"algorithm": algorithm}, "iteration": iteration},
+        upstream=upstream,
+        stats={"first_loss": 0.7, "final_loss": 0.5, **stats},
+    )
+
+
+@pytest.fixture
+def grpo_run(tmp_path):
+    """Two GRPO iterations (RLMT): samples -> strict scores -> groups -> policy, each
+    policy's quick eval labelled GRPO-k as the online loop labels it."""
+    store = ArtifactStore.from_config(
+        load_config(REPO / "configs/tiny-cpu.yaml", [f"storage.root=file://{tmp_path}"]).storage
+    )
+    sft = put(store, Stage.sft, "s1", upstream={"filter": F("f1")})
+    policy_id, policy = f"sft/{sft.fingerprint}", None
+    for k in (1, 2):
+        day = f"2026-01-0{k + 1}"
+        put(store, Stage.online_samples, f"a{k}", day, upstream={"policy": policy_id})
+        rows = [scored("q1", 0.1 * k, 0.0), scored("q1", 0.3 * k, 0.0)]
+        put(store, Stage.online_scores, f"c{k}", day, rows, upstream={"samples": F(f"a{k}")})
+        put(
+            store,
+            Stage.online_groups,
+            f"g{k}",
+            day,
+            config={"iteration": k},
+            upstream={"scores": F(f"c{k}")},
+            counts={"samples": 2, "groups": 1, "flat_groups": 0},
+        )
+        policy = _policy(
+            store, f"d{k}", day, "grpo", {"groups": F(f"g{k}")}, {"final_kl": 0.01 * k}, k
+        )
+        evaluation(store, f"e{k}", f"GRPO-{k}", day, 3.0 + k, 0.1 * k)
+        policy_id = f"online-policy/{policy.fingerprint}"
+    return store, policy
+
+
+def test_a_grpo_run_is_followed_through_its_groups_with_its_labels_and_kl(grpo_run):
+    store, policy = grpo_run
+    results = collect(store, policy)
+    assert [(it.index, it.algorithm) for it in results.iterations] == [(1, "grpo"), (2, "grpo")]
+    assert results.iterations[1].groups.fingerprint == F("g2")
+    assert [(label, m.fingerprint) for label, m in results.evals] == [
+        ("GRPO-1", F("e1")),
+        ("GRPO-2", F("e2")),
+    ]
+    rows = iteration_rows(results.iterations, store.uri)
+    assert [(r["model"], r["sampled_from"]) for r in rows] == [
+        ("GRPO-1", "SFT"),
+        ("GRPO-2", "GRPO-1"),
+    ]
+    assert rows[1]["mean_reward"] == pytest.approx(0.4)  # (0.2 + 0.6) / 2
+    assert (rows[1]["kl"], rows[1]["groups"], rows[1]["pairs"]) == (0.02, 1, None)
+    stages = [str(m.stage) for m in run_outputs(store, [policy])]
+    assert stages == ["online-samples", "online-scores", "online-groups", "online-policy"] * 2
+    text = results_markdown(load_config(REPO / "configs/tiny-cpu.yaml"), store, results)
+    assert "## Online GRPO" in text and f"- GRPO-2: `{rows[1]['policy']}`" in text
+
+
+def test_a_drift_run_is_followed_through_its_pairs_to_the_revisions_and_rows(tmp_path):
+    """DRIFT's pairs come straight from the policy's revisions of the feedback rows:
+    there are no scores, so no reward; the margin is DPO's."""
+    store = ArtifactStore.from_config(
+        load_config(REPO / "configs/tiny-cpu.yaml", [f"storage.root=file://{tmp_path}"]).storage
+    )
+    sft = put(store, Stage.sft, "s1", upstream={"filter": F("f1")})
+    policy_id, policy = f"sft/{sft.fingerprint}", None
+    for k in (1, 2):
+        day = f"2026-01-0{k + 1}"
+        put(store, Stage.online_feedback, f"b{k}", day, counts={"rows": 2})
+        links = {"feedback": F(f"b{k}"), "policy": policy_id}
+        put(store, Stage.online_samples, f"a{k}", day, upstream=links)
+        put(
+            store,
+            Stage.online_pairs,
+            f"p{k}",
+            day,
+            config={"iteration": k, "algorithm": "drift"},
+            upstream={"samples": F(f"a{k}"), "feedback": F(f"b{k}")},
+            counts={"pairs": 2},
+        )
+        put(store, Stage.online_reference, f"r{k}", day)
+        upstream = {"pairs": F(f"p{k}"), "reference": F(f"r{k}")}
+        policy = _policy(store, f"d{k}", day, "drift", upstream, {"final_reward_margin": k}, k)
+        evaluation(store, f"e{k}", f"DRIFT-{k}", day, 3.0, 0.1)
+        policy_id = f"online-policy/{policy.fingerprint}"
+    results = collect(store, policy)
+    assert [it.samples.fingerprint for it in results.iterations] == [F("a1"), F("a2")]
+    assert [it.feedback.fingerprint for it in results.iterations] == [F("b1"), F("b2")]
+    assert [label for label, _ in results.evals] == ["DRIFT-1", "DRIFT-2"]
+    rows = iteration_rows(results.iterations, store.uri)
+    assert [(r["model"], r["sampled_from"], r["pairs"]) for r in rows] == [
+        ("DRIFT-1", "SFT", 2),
+        ("DRIFT-2", "DRIFT-1", 2),
+    ]
+    assert rows[1]["mean_reward"] is None and rows[1]["reward_margin"] == 2
+    stages = [str(m.stage) for m in run_outputs(store, [policy])]
+    assert stages[:5] == [
+        "online-feedback", "online-samples", "online-pairs", "online-reference", "online-policy",
+    ]  # fmt: skip
