@@ -15,6 +15,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from bolt.config import (
+    JudgeConfig,
     JudgeKind,
     OnlineAlgorithm,
     PipelineConfig,
@@ -23,6 +24,7 @@ from bolt.config import (
     RewardKind,
     TrainCommon,
 )
+from bolt.evals.registry import BENCHMARKS
 from bolt.placement import parallel_devices
 from bolt.stages import Stage
 
@@ -67,6 +69,7 @@ class StagePlan:
     wall_hours: float = 0.0
     storage_gb: float = 0.0
     cost_usd: float = 0.0
+    api_hours: float = 0.0  # waiting on API calls, no device held (part of wall_hours)
     notes: list[str] = field(default_factory=list)
 
 
@@ -232,6 +235,7 @@ def plan(cfg: PipelineConfig, source_queries: int, few_shot_tokens: int) -> list
     stages.append(_evaluation(cfg, policy))
     for stage in stages:
         stage.wall_hours = stage.device_hours / working_devices(cfg, stage.stage)
+        stage.wall_hours += stage.api_hours
         stage.cost_usd += stage.device_hours * cfg.compute.gpu_hour_usd
     return stages
 
@@ -321,27 +325,48 @@ def _online_drift(cfg: PipelineConfig, policy: float) -> list[StagePlan]:
 
 
 def _evaluation(cfg: PipelineConfig, policy: float) -> StagePlan:
-    """SFT model, each DPO iterate and the baseline, on every configured benchmark."""
+    """SFT model, each DPO iterate and the baseline answer every configured benchmark;
+    the judged ones are then graded by their own judge (``eval.judge_of``)."""
     e = cfg.eval
     models = 2 + cfg.online.iterations
-    items = sum(
-        min(BENCHMARK_ITEMS[b.value], e.max_items) if e.max_items else BENCHMARK_ITEMS[b.value]
+    items = {
+        b: min(BENCHMARK_ITEMS[b.value], e.max_items) if e.max_items else BENCHMARK_ITEMS[b.value]
         for b in e.benchmarks
-    )
+    }
     out = mean_output(cfg, e.sampling.max_new_tokens)
-    stage = _generation(
-        cfg, "eval", policy, models * items * cfg.plan.mean_query_tokens, models * items * out
-    )
-    judge_tokens = models * items * cfg.plan.judge_tokens_per_item
-    if e.judge.kind == JudgeKind.api:
-        stage.cost_usd += judge_tokens / 1000 * e.judge.usd_per_1k_input
-        stage.notes.append(f"{judge_tokens:,} API judge tokens")
+    answered = models * sum(items.values())
+    stage = _generation(cfg, "eval", policy, answered * cfg.plan.mean_query_tokens, answered * out)
+    for b, n in items.items():
+        if BENCHMARKS[b].judged:
+            key = f"eval.judges.{b.value}" if b in e.judges else "eval.judge"
+            _judging(cfg, stage, e.judge_of(b), key, models * n)
+    return stage
+
+
+def _judging(
+    cfg: PipelineConfig, stage: StagePlan, judge: JudgeConfig, key: str, judged: int
+) -> None:
+    """``judged`` items graded by ``judge``: an API judge costs its prompt and reply
+    tokens at its prices and takes wall time at its concurrency, a local one takes
+    forward passes on the devices."""
+    p = cfg.plan
+    if p.judge_reply_tokens_per_item > p.judge_tokens_per_item:
+        raise PlanError(
+            "plan.judge_reply_tokens_per_item is more than plan.judge_tokens_per_item "
+            f"({p.judge_reply_tokens_per_item} > {p.judge_tokens_per_item})"
+        )
+    tokens = judged * p.judge_tokens_per_item
+    if judge.kind == JudgeKind.api:
+        reply = judged * p.judge_reply_tokens_per_item
+        stage.cost_usd += (tokens - reply) / 1000 * judge.usd_per_1k_input
+        stage.cost_usd += reply / 1000 * judge.usd_per_1k_output
+        stage.api_hours += judged * p.api_judge_seconds_per_item / judge.engine.concurrency / 3600
+        stage.notes.append(f"{tokens:,} API judge tokens ({judge.model})")
     else:
-        judge_params = params_b(cfg, e.judge.model, "eval.judge.model")
-        judge_flops = 2 * judge_params * 1e9 * judge_tokens
+        judge_params = params_b(cfg, judge.model, f"{key}.model")
+        judge_flops = 2 * judge_params * 1e9 * tokens
         stage.flops += judge_flops
         stage.device_hours += _forward_hours(cfg, judge_flops, cfg.plan.inference_mfu)
-    return stage
 
 
 def totals(stages: list[StagePlan]) -> StagePlan:
@@ -354,6 +379,7 @@ def totals(stages: list[StagePlan]) -> StagePlan:
         total.wall_hours += s.wall_hours
         total.storage_gb += s.storage_gb
         total.cost_usd += s.cost_usd
+        total.api_hours += s.api_hours
     return total
 
 

@@ -27,6 +27,7 @@ FIELDS = (
     Field("wall_hours", "wall-h", _number(",.2f"), numeric=True),
     Field("storage_gb", "storage GB", _number(",.2f"), numeric=True),
     Field("cost_usd", "cost $", _number(",.2f"), numeric=True),
+    Field("api_hours", "of it API-h", _number(",.2f"), numeric=True),
     Field("notes", cell="; ".join),
 )
 

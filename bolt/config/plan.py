@@ -26,7 +26,20 @@ class PlanConfig(Strict):
         0.1, ge=0, lt=1, description="Share of online prompts skipped (equal rewards, small gap)."
     )
     judge_tokens_per_item: int = Field(
-        2500, ge=0, description="Judge prompt + reply tokens per evaluated item."
+        2500, ge=0, description="Judge prompt + reply tokens per judged item."
+    )
+    judge_reply_tokens_per_item: int = Field(
+        600,
+        ge=0,
+        description="Of judge_tokens_per_item, the judge's reply: priced at the judge's "
+        "usd_per_1k_output, the rest at its usd_per_1k_input.",
+    )
+    api_judge_seconds_per_item: float = Field(
+        20.0,
+        ge=0,
+        description="Wall seconds an API judge spends on one judged item, its calls one after "
+        "another (an estimate: a ~600-token reply at 30-60 tokens/s, plus latency); the "
+        "judge's engine.concurrency items are judged at once.",
     )
     peak_tflops: float | None = Field(
         None,

@@ -55,10 +55,20 @@ def test_paper_70b_stage_figures(paper_70b):
     score = stages["online.3.score"]  # ArmoRM (7.5B) reads every sample; format reward is free
     assert score.flops == pytest.approx(2 * 7.5e9 * 33_000 * 8 * 1700)
 
-    ev = stages["eval"]  # SFT + 3 DPO iterates + baseline, all five benchmarks
-    items = 160 + 500 + 1024 + 1000 + 500
-    judge_tokens = 5 * items * 2500
-    assert ev.cost_usd == pytest.approx(ev.device_hours * 2.5 + judge_tokens / 1000 * 0.005)
+    ev = stages["eval"]  # SFT + 3 DPO iterates + baseline answer all five benchmarks
+    answered = 5 * (160 + 500 + 1024 + 1000 + 500)
+    assert ev.tokens_generated == answered * 1500
+    # Only MT-Bench, Arena-Hard and WildBench are judged (ZebraLogic and MATH500 by rule),
+    # each by its own judge at its own prices: 2,500 tokens an item, 600 of them the reply.
+    judges = {"gpt-4-0613": (160, 0.03, 0.06), "gpt-4-1106-preview": (500, 0.01, 0.03)}
+    judges["gpt-4o-2024-05-13"] = (1024, 0.005, 0.015)
+    api_usd = sum(5 * n * (1900 * p_in + 600 * p_out) / 1000 for n, p_in, p_out in judges.values())
+    assert ev.cost_usd == pytest.approx(ev.device_hours * 2.5 + api_usd)
+    # 20 s an item, 16 in flight for each judge; answering on the devices comes first.
+    assert ev.api_hours == pytest.approx(5 * (160 + 500 + 1024) * 20 / 16 / 3600)
+    # Eight engines of TP 8 (8 nodes x 8 GPUs) answer; the judges wait on no device.
+    assert ev.wall_hours == pytest.approx(ev.device_hours / 64 + ev.api_hours)
+    assert [n.split("(")[1] for n in ev.notes] == [f"{model})" for model in judges]
 
 
 def test_totals_are_sums(paper_70b):
