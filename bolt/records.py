@@ -64,7 +64,11 @@ class ScoredGeneration(Record):
     generation: Generation
     rewards: dict[str, float] = Field(description="Backend name -> score.")
     reward: float = Field(description="The weighted combination used for selection.")
-    reject_reason: str | None = Field(None, description="Why the format filter refused it.")
+    reject_reason: str | None = Field(
+        None,
+        description="Why the format filter refused it, or why no judge could score it "
+        "(`no_verdict: <backend>: <reason>`).",
+    )
 
 
 class SftExample(Record):

@@ -40,6 +40,13 @@ class DropReason(StrEnum):
     NOT_BEST_FOR_QUERY = "not_best_for_query"
     NOT_IN_TOP_K = "not_in_top_k"
     NOT_BEST_PASS_RATE = "not_best_pass_rate"
+    NO_VERDICT = "no_verdict"
+
+
+# How the score stage marks a sample a judge gave no verdict: ``reject_reason`` is
+# ``no_verdict: <backend>: <reason>``. Its reward is a placeholder, so it is set aside
+# before the percentile cut as a format failure is.
+NO_VERDICT_PREFIX = f"{DropReason.NO_VERDICT}: "
 
 
 class Dropped(NamedTuple):
@@ -69,7 +76,8 @@ def row_id(row: ScoredGeneration) -> str:
 
 
 def split_format_failures(scored: Sequence[ScoredGeneration]) -> Selection:
-    """Drop the rows the format filter refused (``reject_reason`` set).
+    """Drop the rows the format filter refused or no judge could score (``reject_reason``
+    set; the latter as ``NO_VERDICT``).
 
     A query none of whose samples passed loses all of them with
     ``ALL_SAMPLES_FAILED_FORMAT`` instead of ``FAILED_FORMAT``, so the queries that
@@ -81,6 +89,8 @@ def split_format_failures(scored: Sequence[ScoredGeneration]) -> Selection:
     for row in scored:
         if row.reject_reason is None:
             kept.append(row)
+        elif row.reject_reason.startswith(NO_VERDICT_PREFIX):
+            dropped.append(Dropped(row, DropReason.NO_VERDICT))
         elif row.generation.query_id in passing_queries:
             dropped.append(Dropped(row, DropReason.FAILED_FORMAT))
         else:

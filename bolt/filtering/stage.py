@@ -4,7 +4,10 @@
 outputs do not depend on how the bootstrap was sharded, each sample is scored on its
 own): the format filter names why a
 sample fails; every passing sample gets each reward backend's score on its response
-(the thoughts are never scored) and their weighted sum. ``filter`` (one pass over all
+(the thoughts are never scored) and their weighted sum. A sample a judge could give no
+verdict (``no_verdict: <backend>: <reason>``) is set aside like a format failure, and
+the backends' counts (verdicts read from log-probabilities or parsed, rejects by
+reason, fallback checklists) are summed over the shards into the manifest's counts. ``filter`` (one pass over all
 scored rows, cheap): the percentile cut over the whole stage, then the per-query
 selection; the SFT set as JSONL shards and as an HF dataset, every dropped row in
 ``rejects.jsonl.gz`` with its reason, and the stats.
@@ -20,13 +23,25 @@ from functools import cache
 from pathlib import Path
 
 from bolt.config import PipelineConfig, RewardKind, SelectionMode
-from bolt.filtering.selection import row_id, select, to_rejects, to_sft_example
+from bolt.filtering.selection import (
+    NO_VERDICT_PREFIX,
+    row_id,
+    select,
+    to_rejects,
+    to_sft_example,
+)
 from bolt.fingerprint import fingerprint
 from bolt.format_rules import RepetitionRule, check_format
 from bolt.plots import histogram
 from bolt.records import Generation, Query, ScoredGeneration, SftExample
 from bolt.rewards.base import reward_item
-from bolt.rewards.scoring import Rewards, rewards_identity, score_items
+from bolt.rewards.scoring import (
+    COUNT_PREFIX,
+    Rewards,
+    rewards_identity,
+    score_batch,
+    summed_counts,
+)
 from bolt.sharding import ShardPlan, ShardRunner, ShardWork, in_process, per_shard, run_sharded
 from bolt.sharding import run_shard as run_one_shard
 from bolt.stages import Stage
@@ -56,16 +71,15 @@ def score_rows(
     *,
     max_new_tokens: int,
     repetition: RepetitionRule,
-) -> list[ScoredGeneration]:
-    """Format-check every sample, score the passing ones with every backend."""
+) -> tuple[list[ScoredGeneration], dict[str, int]]:
+    """Format-check every sample, score the passing ones with every backend; the rows
+    and the backends' counts of this batch."""
     reasons = {
         row: check_format(g, max_new_tokens=max_new_tokens, repetition=repetition)
         for row, g in enumerate(generations)
     }
     passing = [g for row, g in enumerate(generations) if reasons[row] is None]
-    by_backend, combined = score_items(
-        [reward_item(g, queries[g.query_id]) for g in passing], rewards
-    )
+    batch = score_batch([reward_item(g, queries[g.query_id]) for g in passing], rewards)
     scored_passing = iter(range(len(passing)))
     rows = []
     for row, g in enumerate(generations):
@@ -78,12 +92,16 @@ def score_rows(
             )
             continue
         i = next(scored_passing)
+        unscored = batch.unscored.get(i)
         rows.append(
             ScoredGeneration(
-                generation=g, rewards={n: s[i] for n, s in by_backend.items()}, reward=combined[i]
+                generation=g,
+                rewards={n: s[i] for n, s in batch.by_backend.items()},
+                reward=batch.combined[i],
+                reject_reason=None if unscored is None else f"{NO_VERDICT_PREFIX}{unscored}",
             )
         )
-    return rows
+    return rows, batch.counts
 
 
 def score_work(
@@ -104,17 +122,15 @@ def score_work(
         generations = list(
             store.read_shard(bootstrap.stage, bootstrap.fingerprint, shard, Generation)
         )
-        rows = score_rows(
+        rows, counts = score_rows(
             generations,
             queries(),
             rewards(),
             max_new_tokens=cfg.bootstrap.sampling.max_new_tokens,
             repetition=rule,
         )
-        seconds = time.perf_counter() - started
-        return store.write_shard(
-            Stage.score, fp, plan.index, rows, meta={"seconds": round(seconds, 3)}
-        )
+        meta = {"seconds": round(time.perf_counter() - started, 3), "reward_counts": counts}
+        return store.write_shard(Stage.score, fp, plan.index, rows, meta=meta)
 
     return work
 
@@ -155,7 +171,10 @@ def run_score(
             config={"filter": cfg.filter.model_dump(mode="json")},
             upstream={Stage.bootstrap: bootstrap.fingerprint},
             shards=shards,
-            counts={"scored": sum(s.records for s in shards)},
+            counts={
+                "scored": sum(s.records for s in shards),
+                **summed_counts((s.meta for s in shards), "reward_counts"),
+            },
             timings={"seconds": round(sum(s.meta.get("seconds", 0.0) for s in shards), 3)},
         )
     )
@@ -230,6 +249,8 @@ def run_filter(
                 "samples": len(rows),
                 "kept": len(examples),
                 **{f"dropped.{k}": v for k, v in selection.drop_counts().items()},
+                # The scoring backends' counts, so this manifest tells how its rewards were read.
+                **{k: v for k, v in scored.counts.items() if k.startswith(f"{COUNT_PREFIX}.")},
             },
             stats=_filter_stats(rows, selection.kept, queries),
         )
@@ -258,7 +279,11 @@ def _hf_dataset(store: ArtifactStore, fp: str, examples: list[SftExample], tmp: 
 def _filter_stats(
     rows: list[ScoredGeneration], kept: list[ScoredGeneration], queries: Mapping[str, Query]
 ) -> dict:
-    reasons = Counter(r.reject_reason for r in rows if r.reject_reason)
+    reasons = Counter(
+        r.reject_reason
+        for r in rows
+        if r.reject_reason and not r.reject_reason.startswith(NO_VERDICT_PREFIX)
+    )
     topic = lambda r: queries[r.generation.query_id].topic or "untagged"
     per_topic_queries = Counter(topic(r) for r in rows if r.generation.sample_index == 0)
     per_topic_kept = Counter(topic(r) for r in kept)

@@ -3,8 +3,9 @@
 The policy's samples that fail checklist items are revised by the policy itself with
 the failed items as feedback (:mod:`bolt.rewards.refinement`), before scoring: the
 revisions join the samples of their prompt, so the pair strategy chooses among
-originals and revisions alike. ``refinement.jsonl.gz`` beside the samples holds every
-version's lineage (round, parent, per-item p(Yes), failed items, pass rate).
+originals and revisions alike. ``refinement/part-NNNNN.jsonl.gz`` beside the samples
+holds every version's lineage (round, parent, per-item p(Yes), failed items, pass rate),
+one file per samples shard.
 """
 
 from __future__ import annotations
@@ -39,17 +40,20 @@ def refine_samples(
     cfg: PipelineConfig,
     store: ArtifactStore,
     fp: str,
+    index: int,
     rows: list[Generation],
     queries: list[Query],
     engine: Callable[[], Engine],
 ) -> tuple[list[Generation], list[FileInfo], dict[str, Any]]:
-    """(originals and revisions, the lineage file, the round's stats)."""
+    """(originals and revisions, the lineage file, the round's stats) of shard ``index``."""
     settings = cfg.online.refinement
     assert settings is not None
     versions = refine_live(
         cfg, settings, rows, {q.id: q for q in queries}, engine, sampling=cfg.online.sampling
     )
-    lineage = store.put_records(Stage.online_samples, fp, "refinement.jsonl.gz", versions)
+    lineage = store.put_records(
+        Stage.online_samples, fp, f"refinement/part-{index:05d}.jsonl.gz", versions
+    )
     generations = sorted(
         (v.generation for v in versions), key=lambda g: (g.query_id, g.sample_index)
     )

@@ -29,7 +29,8 @@ from bolt.online.refinement import refine_samples, refinement_payload
 from bolt.records import Generation, Message, Query, Reject, ScoredGeneration
 from bolt.resources import POOL, Role
 from bolt.rewards.base import reward_item
-from bolt.rewards.scoring import Rewards, rewards_identity, score_items
+from bolt.rewards.refinement import merge_refinement_stats
+from bolt.rewards.scoring import Rewards, rewards_identity, score_batch, summed_counts
 from bolt.sharding import (
     ShardPlan,
     ShardRunner,
@@ -190,7 +191,9 @@ def samples_work(
         ]
         meta: dict = {}
         if cfg.online.refinement is not None:
-            rows, files, refined = refine_samples(cfg, store, fp, rows, plan.items, engine)
+            rows, files, refined = refine_samples(
+                cfg, store, fp, plan.index, rows, plan.items, engine
+            )
             meta = {"files": [f.model_dump() for f in files], "refinement": refined}
         meta |= {
             "seconds": round(time.perf_counter() - started, 3),
@@ -203,12 +206,7 @@ def samples_work(
 
 def sample_plans(cfg: PipelineConfig, queries: list[Query]) -> list[ShardPlan[Query]]:
     """``online.shard_size`` prompts per shard; all in one shard while it is unset."""
-    plans = plan_shards(queries, cfg.online.shard_size, empty_shard=True)
-    if cfg.online.refinement is not None and len(plans) > 1:
-        raise ValueError(
-            "online.refinement keeps one lineage file per iteration: leave online.shard_size unset"
-        )
-    return plans
+    return plan_shards(queries, cfg.online.shard_size, empty_shard=True)
 
 
 def run_samples_shard(
@@ -244,7 +242,8 @@ def run_samples(
     work = samples_work(cfg, store, fp, engine)
     shards = run_sharded(store, Stage.online_samples, fp, plans, work, run_shards)
     files = [FileInfo.model_validate(f) for s in shards for f in s.meta.get("files", [])]
-    refined = shards[0].meta.get("refinement") if len(shards) == 1 else None
+    # Every shard's round, merged: a manifest of several shards reports them all.
+    refined = [s.meta["refinement"] for s in shards if s.meta.get("refinement")]
     return store.commit(
         Manifest(
             stage=Stage.online_samples,
@@ -254,7 +253,7 @@ def run_samples(
             upstream={"prompts": prompts.fingerprint, "policy": policy_id},
             shards=shards,
             files=files,
-            stats={"refinement": refined} if refined else {},
+            stats={"refinement": merge_refinement_stats(refined)} if refined else {},
             counts={"prompts": len(queries), "samples": sum(s.records for s in shards)},
             timings={"seconds": round(time.perf_counter() - started, 3)},
             tokens={"output": sum(s.meta.get("output_tokens", 0) for s in shards)},
@@ -275,18 +274,23 @@ def score_samples(
     generations: list[Generation],
     queries: Mapping[str, Query],
     rewards: Rewards,
-) -> list[ScoredGeneration]:
+) -> tuple[list[ScoredGeneration], dict[str, int]]:
     """Every sample scored by every backend (paper: outcome reward + rule-based format
-    reward). Unlike Stage 1's filter nothing is set aside: a malformed sample is exactly
-    the rejected side DPO should learn from, and the format reward scores it low."""
+    reward), and the backends' counts. Unlike Stage 1's filter nothing is set aside: a
+    malformed sample is exactly the rejected side DPO should learn from, and the format
+    reward scores it low; a sample a judge gave no verdict keeps the judge's neutral
+    placeholder and is counted (``reward.<backend>.items.<reason>``)."""
     items = [reward_item(g, queries[g.query_id]) for g in generations]
-    by_backend, combined = score_items(items, rewards)
-    return [
+    batch = score_batch(items, rewards)
+    rows = [
         ScoredGeneration(
-            generation=g, rewards={n: s[i] for n, s in by_backend.items()}, reward=combined[i]
+            generation=g,
+            rewards={n: s[i] for n, s in batch.by_backend.items()},
+            reward=batch.combined[i],
         )
         for i, g in enumerate(generations)
     ]
+    return rows, batch.counts
 
 
 def scores_work(
@@ -303,8 +307,8 @@ def scores_work(
         started = time.perf_counter()
         (shard,) = plan.items
         generations = list(store.read_shard(samples.stage, samples.fingerprint, shard, Generation))
-        rows = score_samples(generations, queries(), rewards())
-        meta = {"seconds": round(time.perf_counter() - started, 3)}
+        rows, counts = score_samples(generations, queries(), rewards())
+        meta = {"seconds": round(time.perf_counter() - started, 3), "reward_counts": counts}
         return store.write_shard(Stage.online_scores, fp, plan.index, rows, meta=meta)
 
     return work
@@ -346,7 +350,10 @@ def run_scores(
             config={"rewards": [b.model_dump(mode="json") for b in cfg.online.rewards]},
             upstream={"samples": samples.fingerprint},
             shards=shards,
-            counts={"scored": sum(s.records for s in shards)},
+            counts={
+                "scored": sum(s.records for s in shards),
+                **summed_counts((s.meta for s in shards), "reward_counts"),
+            },
             timings={"seconds": round(time.perf_counter() - started, 3)},
         )
     )

@@ -19,7 +19,7 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
 from bolt.longcot import RESPONSE_OPEN, THOUGHTS_CLOSE, THOUGHTS_OPEN, strip_thoughts
 from bolt.records import Generation, Query
@@ -66,6 +66,25 @@ class RewardModel(Protocol):
     """A reward backend: one score per item, in the items' order."""
 
     def score(self, items: Sequence[RewardItem]) -> list[float]: ...
+
+
+@dataclass(frozen=True)
+class CountedScores:
+    """One batch as a counting backend scored it: a score per item, why an item got
+    no verdict at all (item index -> reason; its score is then a placeholder the stage
+    sets aside), and what the batch counted (how verdicts were read, rejects by reason)."""
+
+    scores: list[float]
+    unscored: dict[int, str]
+    counts: dict[str, int]
+
+
+@runtime_checkable
+class CountingReward(Protocol):
+    """A backend whose batches come with counts and reasons (the LM judges): the stages
+    persist them in their manifests rather than leave them in a live object's memory."""
+
+    def score_counted(self, items: Sequence[RewardItem]) -> CountedScores: ...
 
 
 def judged_response(item: RewardItem) -> str:

@@ -30,7 +30,7 @@ from typing import Any
 
 from bolt.config import ModelsConfig, S3Options
 from bolt.prompts import render_template
-from bolt.rewards.base import RewardError, RewardItem, judged_response
+from bolt.rewards.base import CountedScores, RewardError, RewardItem, judged_response
 from bolt.rewards.batching import length_sorted_batches, padded, score_in_batches
 from bolt.rewards.checklist import ChecklistMaker
 from bolt.rewards.loading import checked_model_path, dtype_for
@@ -62,7 +62,9 @@ class LMChecklistReward:
         pad_id = tokenizer.pad_token_id
         self.pad_id = tokenizer.eos_token_id if pad_id is None else pad_id
         # How each item was scored: "mean", or which of the weights ("query", "pooled",
-        # "stale": weights fitted on another checklist, so the mean was used).
+        # "stale": weights fitted on another checklist, so the mean was used), and
+        # "fallback_checklist" for each item judged on the generic checklist because
+        # the writer's answer held no question.
         self.stats: Counter[str] = Counter()
 
     @classmethod
@@ -82,19 +84,28 @@ class LMChecklistReward:
         return cls(model, tokenizer, maker, batch_size=batch_size, device=device, weights=weights)
 
     def score(self, items: Sequence[RewardItem]) -> list[float]:
+        return self.score_counted(items).scores
+
+    def score_counted(self, items: Sequence[RewardItem]) -> CountedScores:
+        """The scores and this batch's counts (keyed as :attr:`stats` is); every item
+        has a verdict (a checklist without questions raises)."""
         checklists = self.maker.checklists([(item.query, item.reference) for item in items])
         questions = [checklist.questions for checklist in checklists]
         answers = self.item_probabilities(items, questions)
+        counts: Counter[str] = Counter(
+            "fallback_checklist" for checklist in checklists if checklist.fallback
+        )
         scores = []
         for item, asked, p_yes in zip(items, questions, answers, strict=True):
             if self.weights is None:
-                self.stats["mean"] += 1
+                counts["mean"] += 1
                 scores.append(sum(p_yes) / len(p_yes))
                 continue
             score, source = self.weights.score(item.query_id, asked, p_yes)
-            self.stats[source] += 1
+            counts[source] += 1
             scores.append(score)
-        return scores
+        self.stats.update(counts)
+        return CountedScores(scores, {}, dict(counts))
 
     def item_probabilities(
         self, items: Sequence[RewardItem], questions: Sequence[Sequence[str]]

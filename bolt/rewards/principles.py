@@ -28,8 +28,8 @@ from dataclasses import dataclass
 
 from bolt.config import ModelsConfig, Principle, RewardBackend, S3Options
 from bolt.prompts import render_template
-from bolt.rewards.base import RewardError, RewardItem, judged_response
-from bolt.rewards.verdicts import Verdict, YesNoJudge
+from bolt.rewards.base import CountedScores, RewardError, RewardItem, judged_response
+from bolt.rewards.verdicts import Verdict, YesNoJudge, count
 
 log = logging.getLogger(__name__)
 
@@ -126,10 +126,19 @@ class PrinciplesReward:
         return {**self.judge.stats, **{f"items.{k}": v for k, v in self.item_stats.items()}}
 
     def score(self, items: Sequence[RewardItem]) -> list[float]:
-        return [
-            NO_SIGNAL_SCORE if detail.score is None else detail.score
-            for detail in self.score_detailed(items)
-        ]
+        return self.score_counted(items).scores
+
+    def score_counted(self, items: Sequence[RewardItem]) -> CountedScores:
+        """The scores, the items without any verdict (:data:`NO_SIGNAL_SCORE`, and
+        their reason), and this batch's counts, keyed as :attr:`stats` is."""
+        details = self.score_detailed(items)
+        counts: Counter[str] = Counter()
+        count(counts, [v for d in details for _, v in d.verdicts], 0.0)
+        del counts["milliseconds"]  # a timing, not a count: the stage times its shards
+        unscored = {i: d.reason for i, d in enumerate(details) if d.reason is not None}
+        counts.update(f"items.{reason}" for reason in unscored.values())
+        scores = [NO_SIGNAL_SCORE if d.score is None else d.score for d in details]
+        return CountedScores(scores, unscored, dict(counts))
 
     def score_detailed(self, items: Sequence[RewardItem]) -> list[PrincipleScore]:
         """Every (item, applicable principle) judged in one call, then combined per item."""

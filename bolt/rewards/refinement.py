@@ -22,7 +22,7 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Mapping, Sequence
-from typing import Protocol
+from typing import Any, Protocol
 
 from pydantic import Field
 
@@ -235,9 +235,41 @@ def refinement_stats(versions: Sequence[RefinedVersion]) -> dict[str, object]:
     }
     return {
         "versions_per_round": {str(r): len(vs) for r, vs in sorted(by_round.items())},
+        # The versions each mean pass rate is over: what a merge of shards weighs them by.
+        "judged_per_round": {
+            str(r): sum(v.pass_rate is not None for v in vs) for r, vs in sorted(by_round.items())
+        },
         "mean_pass_rate_per_round": rates,
         "unjudged_items": sum(len(v.unjudged_items) for v in versions),
         "not_revised": dict(Counter(v.not_revised for v in versions if v.not_revised)),
+    }
+
+
+def merge_refinement_stats(shards: Sequence[Mapping[str, Any]]) -> dict[str, object]:
+    """The :func:`refinement_stats` of several shards as one: counts summed, each
+    round's mean pass rate weighted by the versions it is over."""
+    versions: Counter[str] = Counter()
+    judged: Counter[str] = Counter()
+    rate_sums: Counter[str] = Counter()
+    not_revised: Counter[str] = Counter()
+    for stats in shards:
+        versions.update(stats["versions_per_round"])
+        # A receipt written before judged_per_round was kept: weighed by its versions.
+        weights = stats.get("judged_per_round", stats["versions_per_round"])
+        for round_, rate in stats["mean_pass_rate_per_round"].items():
+            n = weights[round_]
+            judged[round_] += n
+            rate_sums[round_] += 0.0 if rate is None else rate * n
+        not_revised.update(stats["not_revised"])
+    rounds = sorted(versions, key=int)
+    return {
+        "versions_per_round": {r: versions[r] for r in rounds},
+        "judged_per_round": {r: judged[r] for r in rounds},
+        "mean_pass_rate_per_round": {
+            r: round(rate_sums[r] / judged[r], 4) if judged[r] else None for r in rounds
+        },
+        "unjudged_items": sum(stats["unjudged_items"] for stats in shards),
+        "not_revised": dict(not_revised),
     }
 
 

@@ -3,25 +3,70 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections import Counter
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from bolt.config import ModelEntry, RewardBackend, RewardKind, output_value
-from bolt.rewards.base import RewardItem, RewardModel, combine
+from bolt.rewards.base import CountedScores, CountingReward, RewardItem, RewardModel, combine
 
 Rewards = Mapping[str, tuple[RewardModel, float]]
+# The key of a backend's count in a stage manifest's counts: ``reward.<backend>.<count>``.
+COUNT_PREFIX = "reward"
+
+
+@dataclass(frozen=True)
+class ScoredBatch:
+    """A batch scored by every backend: the scores, their weighted combination, the
+    items some backend could give no verdict (index -> ``<backend>: <reason>``), and
+    the backends' counts of this batch (``reward.<backend>.<count>``)."""
+
+    by_backend: dict[str, list[float]]
+    combined: list[float]
+    unscored: dict[int, str]
+    counts: dict[str, int]
+
+
+def score_batch(items: Sequence[RewardItem], rewards: Rewards) -> ScoredBatch:
+    """Every item scored by every backend; a counting backend's reasons and counts kept."""
+    by_backend: dict[str, list[float]] = {}
+    unscored: dict[int, list[str]] = {}
+    counts: Counter[str] = Counter()
+    for name, (model, _) in rewards.items():
+        batch = _scored(model, list(items))
+        by_backend[name] = batch.scores
+        for index, reason in batch.unscored.items():
+            unscored.setdefault(index, []).append(f"{name}: {reason}")
+        counts.update({f"{COUNT_PREFIX}.{name}.{k}": v for k, v in batch.counts.items()})
+    combined = combine(by_backend, {name: weight for name, (_, weight) in rewards.items()})
+    return ScoredBatch(
+        by_backend, combined, {i: "; ".join(r) for i, r in unscored.items()}, dict(counts)
+    )
+
+
+def _scored(model: RewardModel, items: list[RewardItem]) -> CountedScores:
+    if not items:
+        return CountedScores([], {}, {})
+    if isinstance(model, CountingReward):
+        return model.score_counted(items)
+    return CountedScores(list(model.score(items)), {}, {})
 
 
 def score_items(
     items: Sequence[RewardItem], rewards: Rewards
 ) -> tuple[dict[str, list[float]], list[float]]:
     """Every item scored by every backend, and the weighted combination per item."""
-    by_backend = {
-        name: list(model.score(list(items))) if items else []
-        for name, (model, _) in rewards.items()
-    }
-    combined = combine(by_backend, {name: weight for name, (_, weight) in rewards.items()})
-    return by_backend, combined
+    batch = score_batch(items, rewards)
+    return batch.by_backend, batch.combined
+
+
+def summed_counts(metas: Iterable[Mapping[str, Any]], key: str) -> dict[str, int]:
+    """The counts under ``key`` of every shard's meta, summed (a stage's manifest counts)."""
+    total: Counter[str] = Counter()
+    for meta in metas:
+        total.update(meta.get(key, {}))
+    return dict(sorted(total.items()))
 
 
 def rewards_identity(

@@ -135,7 +135,7 @@ def test_scoring_resumes_by_shard(tmp_path):
     fp = score_fingerprint(cfg, boot.fingerprint)
     first = list(store.read_shard("bootstrap", "b0", boot.shards[0], Generation))
     queries = {q.id: q for q in store.read_records(data, Query)}
-    rows = score_rows(first, queries, rewards(), max_new_tokens=256, repetition=RepetitionRule())
+    rows, _ = score_rows(first, queries, rewards(), max_new_tokens=256, repetition=RepetitionRule())
     store.write_shard(Stage.score, fp, 0, rows)  # shard 0 finished before a "crash"
     calls.clear()
     scored = run_score(cfg, store, boot, data, rewards)

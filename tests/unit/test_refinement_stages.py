@@ -139,9 +139,44 @@ def test_online_samples_are_refined_by_the_policy_itself(tmp_path, monkeypatch):
         for i in range(3)
     ]
     engine = StickEngine()
-    out, files, stats = refine_samples(cfg, store, "fp", rows, queries, lambda: engine)
+    out, files, stats = refine_samples(cfg, store, "fp", 0, rows, queries, lambda: engine)
     assert [g.sample_index for g in out] == [0, 1, 2, 3, 4, 5]  # one round: revisions pass
     assert stats["versions_per_round"] == {"0": 3, "1": 3}
-    assert files[0].path == "refinement.jsonl.gz"
+    assert files[0].path == "refinement/part-00000.jsonl.gz"
     revision_request = engine.kinds.index("revision")
     assert revision_request > engine.kinds.index("checklist")
+
+
+def test_online_refinement_over_several_shards_reports_every_shard(tmp_path, monkeypatch):
+    from bolt.store import Manifest
+
+    monkeypatch.delenv("BOLT_MODEL_CACHE", raising=False)
+    cfg = _cfg(
+        "online.refinement.rounds=1",
+        "online.shard_size=1",
+        "online.sampling.n=2",
+        f"models.cache_dir={tmp_path / 'models'}",
+    )
+    store = ArtifactStore(LocalBackend(tmp_path / "store"))
+    queries = [Query(id=f"p{i}", text=f"Name a fruit ({i}).", source="t") for i in range(2)]
+    info = store.write_shard(Stage.online_prompts, "pfp", 0, queries)
+    prompts = store.commit(
+        Manifest(
+            stage=Stage.online_prompts,
+            fingerprint="pfp",
+            code_version="1",
+            config={},
+            shards=[info],
+        )
+    )
+    engine = StickEngine()
+    samples = online.run_samples(cfg, store, prompts, "sft/x", lambda: engine)
+    assert len(samples.shards) == 2 and samples.counts["samples"] == 8
+    refined = samples.stats["refinement"]
+    # Each shard: 1 prompt x 2 samples, each revised once; both shards in the stats.
+    assert refined["versions_per_round"] == {"0": 4, "1": 4}
+    assert refined["mean_pass_rate_per_round"] == {"0": 0.0, "1": 1.0}
+    assert sorted(f.path for f in samples.files) == [
+        "refinement/part-00000.jsonl.gz",
+        "refinement/part-00001.jsonl.gz",
+    ]
