@@ -1,7 +1,8 @@
-"""Prefect tasks of RLMT's GRPO (online.algorithm: grpo): the strict-mode scores, the
-groups with their advantages and the training job, each cached by its fingerprint. The
-prompts and samples are the DPO loop's tasks (``tasks.online``), the samples read with
-``n`` = the group size (``bolt.online.grpo_data.grpo_config``)."""
+"""Prefect tasks of RLMT's GRPO (online.algorithm: grpo): the strict-mode scores (one
+task per samples shard), the groups with their advantages and the training job, each
+cached by its fingerprint. The prompts and samples are the DPO loop's tasks
+(``tasks.online``), the samples read with ``n`` = the group size
+(``bolt.online.grpo_data.grpo_config``)."""
 
 from __future__ import annotations
 
@@ -13,17 +14,14 @@ from prefect.context import TaskRunContext
 from bolt.config import PipelineConfig
 from bolt.online import grpo_data
 from bolt.rewards.live import rewards_for
+from bolt.sharding import ShardPlan
 from bolt.stages import Stage
-from bolt.store import ArtifactStore, Manifest
+from bolt.store import ArtifactStore, Manifest, ShardInfo
 from bolt.train.grpo import grpo_job
 from bolt.train.stage import train_stage
-from tasks.runtime import CACHED_RESULT, stage_key
+from tasks.runtime import CACHED_RESULT, shard_key, stage_key
+from tasks.sharding import shard_tasks
 from tasks.training import TrainingProgress
-
-
-def _scores_key(ctx: TaskRunContext, p: dict[str, Any]) -> str:
-    fp = grpo_data.grpo_scores_fingerprint(p["cfg"], p["samples"].fingerprint)
-    return stage_key(ctx, p["cfg"], Stage.online_scores, fp)
 
 
 def _groups_key(ctx: TaskRunContext, p: dict[str, Any]) -> str:
@@ -38,16 +36,30 @@ def _policy_key(ctx: TaskRunContext, p: dict[str, Any]) -> str:
     return stage_key(ctx, p["cfg"], Stage.online_policy, job.fingerprint)
 
 
-@task(name="online-grpo-scores", retries=1, cache_key_fn=_scores_key, **CACHED_RESULT)
-def score_groups(cfg: PipelineConfig, samples: Manifest, prompts: Manifest) -> Manifest:
+def _rewards(cfg: PipelineConfig):
+    return lambda: rewards_for(cfg, cfg.online.rewards, Stage.online_scores)
+
+
+@task(
+    name="online-grpo-scores-shard",
+    task_run_name="online-grpo-scores-shard-{plan.index:05d}",
+    retries=1,
+    cache_key_fn=shard_key(Stage.online_scores),
+    **CACHED_RESULT,
+)
+def score_groups_shard(
+    cfg: PipelineConfig, fp: str, plan: ShardPlan[ShardInfo], samples: Manifest, prompts: Manifest
+) -> ShardInfo:
     store = ArtifactStore.from_config(cfg.storage)
-    return grpo_data.run_grpo_scores(
-        cfg,
-        store,
-        samples,
-        prompts,
-        lambda: rewards_for(cfg, cfg.online.rewards, Stage.online_scores),
-    )
+    return grpo_data.run_grpo_scores_shard(cfg, store, fp, plan, samples, prompts, _rewards(cfg))
+
+
+def score_groups(cfg: PipelineConfig, samples: Manifest, prompts: Manifest) -> Manifest:
+    """The strict-mode scores (in a flow): one ``online-grpo-scores-shard`` task per
+    samples shard not scored yet, then the commit."""
+    store = ArtifactStore.from_config(cfg.storage)
+    runner = shard_tasks(score_groups_shard, cfg, Stage.online_scores, samples, prompts)
+    return grpo_data.run_grpo_scores(cfg, store, samples, prompts, _rewards(cfg), runner)
 
 
 @task(name="online-groups", cache_key_fn=_groups_key, **CACHED_RESULT)

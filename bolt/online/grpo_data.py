@@ -18,6 +18,7 @@ import math
 import time
 from collections import defaultdict
 from collections.abc import Callable, Mapping, Sequence
+from functools import cache
 
 from bolt.config import PipelineConfig
 from bolt.fingerprint import fingerprint
@@ -25,8 +26,10 @@ from bolt.longcot import parse_longcot
 from bolt.records import Generation, GroupSample, Message, Query, ScoredGeneration
 from bolt.rewards.base import RewardItem
 from bolt.rewards.scoring import Rewards, rewards_identity, score_items
+from bolt.sharding import ShardPlan, ShardRunner, ShardWork, in_process, per_shard, run_sharded
+from bolt.sharding import run_shard as run_one_shard
 from bolt.stages import Stage
-from bolt.store import ArtifactStore, Manifest
+from bolt.store import ArtifactStore, Manifest, ShardInfo
 
 CODE_VERSION = "1"
 MALFORMED = "malformed_thinking"  # the reject reason of a sample strict mode blanked
@@ -141,22 +144,63 @@ def score_strict(
     ]
 
 
+def grpo_scores_work(
+    cfg: PipelineConfig,
+    store: ArtifactStore,
+    fp: str,
+    samples: Manifest,
+    prompts: Manifest,
+    rewards: Callable[[], Rewards],
+) -> ShardWork[ShardInfo]:
+    """What makes one strict-mode scores shard: the samples shard of the same index,
+    scored on the response only."""
+    strict = cfg.online.grpo_settings.strict_format
+    queries = cache(lambda: {q.id: q for q in store.read_records(prompts, Query)})
+
+    def work(plan: ShardPlan[ShardInfo]) -> ShardInfo:
+        started = time.perf_counter()
+        (shard,) = plan.items
+        generations = list(store.read_shard(samples.stage, samples.fingerprint, shard, Generation))
+        rows = score_strict(generations, queries(), rewards(), strict)
+        meta = {
+            "seconds": round(time.perf_counter() - started, 3),
+            MALFORMED: sum(r.reject_reason == MALFORMED for r in rows),
+        }
+        return store.write_shard(Stage.online_scores, fp, plan.index, rows, meta=meta)
+
+    return work
+
+
+def run_grpo_scores_shard(
+    cfg: PipelineConfig,
+    store: ArtifactStore,
+    fp: str,
+    plan: ShardPlan[ShardInfo],
+    samples: Manifest,
+    prompts: Manifest,
+    rewards: Callable[[], Rewards],
+) -> ShardInfo:
+    """One scores shard task's body: its receipt if it finished before, else score it."""
+    work = grpo_scores_work(cfg, store, fp, samples, prompts, rewards)
+    return run_one_shard(store, Stage.online_scores, fp, plan, work)
+
+
 def run_grpo_scores(
     cfg: PipelineConfig,
     store: ArtifactStore,
     samples: Manifest,
     prompts: Manifest,
     rewards: Callable[[], Rewards],
+    run_shards: ShardRunner[ShardInfo] = in_process,
 ) -> Manifest:
-    """The samples' rewards on the response only, strict mode as configured."""
+    """The samples' rewards on the response only, strict mode as configured: one scores
+    shard per samples shard, so a crash rescores only the shards it interrupted."""
     fp = grpo_scores_fingerprint(cfg, samples.fingerprint)
     if (done := store.manifest(Stage.online_scores, fp)) is not None:
         return done
     started = time.perf_counter()
-    strict = cfg.online.grpo_settings.strict_format
-    queries = {q.id: q for q in store.read_records(prompts, Query)}
-    generations = list(store.read_records(samples, Generation))
-    rows = score_strict(generations, queries, rewards(), strict)
+    work = grpo_scores_work(cfg, store, fp, samples, prompts, rewards)
+    shards = run_sharded(store, Stage.online_scores, fp, per_shard(samples), work, run_shards)
     return store.commit(
         Manifest(
             stage=Stage.online_scores,
@@ -164,13 +208,13 @@ def run_grpo_scores(
             code_version=CODE_VERSION,
             config={
                 "rewards": [b.model_dump(mode="json") for b in cfg.online.rewards],
-                "strict_format": strict,
+                "strict_format": cfg.online.grpo_settings.strict_format,
             },
             upstream={"samples": samples.fingerprint},
-            shards=[store.write_shard(Stage.online_scores, fp, 0, rows)],
+            shards=shards,
             counts={
-                "scored": len(rows),
-                MALFORMED: sum(r.reject_reason == MALFORMED for r in rows),
+                "scored": sum(s.records for s in shards),
+                MALFORMED: sum(int(s.meta.get(MALFORMED, 0)) for s in shards),
             },
             timings={"seconds": round(time.perf_counter() - started, 3)},
         )

@@ -12,6 +12,7 @@ from bolt.evals.contamination import index_for
 from bolt.longcot import render_longcot
 from bolt.online import drift, grpo_data, stage
 from bolt.records import GroupSample, PreferencePair, ScoredGeneration
+from bolt.sharding import per_shard
 from bolt.store import ArtifactStore
 
 REPO = Path(__file__).resolve().parents[2]
@@ -87,6 +88,29 @@ def test_grpo_stages_score_strictly_and_store_advantages(tmp_path):
         assert min(group, key=lambda s: s.advantage).malformed
     # A rerun is served from the store.
     assert grpo_data.run_groups(cfg, store, scores, prompts, 1) == groups
+
+
+def test_grpo_scores_follow_the_samples_shards_and_resume_from_their_receipts(tmp_path):
+    cfg = _cfg(tmp_path, OnlineAlgorithm.grpo)
+    cfg = cfg.model_copy(update={"online": cfg.online.model_copy(update={"shard_size": 1})})
+    store = ArtifactStore.from_config(cfg.storage)
+    good = render_longcot("Think.", "A long enough answer.")
+    engine = StubEngine([good, "no thinking here at all"])
+    prompts = stage.run_prompts(cfg, store, 1, contamination=index_for(cfg))
+    samples = stage.run_samples(grpo_data.grpo_config(cfg), store, prompts, "sft/x", lambda: engine)
+    assert len(samples.shards) == 2  # one prompt's group a shard
+    fp = grpo_data.grpo_scores_fingerprint(cfg, samples.fingerprint)
+    reward = LengthReward()
+    rewards = lambda: {"len": (reward, 1.0)}
+    # A crash after the first shard: its receipt is in the store, the stage uncommitted.
+    first = per_shard(samples)[0]
+    work = grpo_data.grpo_scores_work(cfg, store, fp, samples, prompts, rewards)
+    work(first)
+    assert len(reward.seen) == cfg.online.grpo.group_size
+    scores = grpo_data.run_grpo_scores(cfg, store, samples, prompts, rewards)
+    assert len(reward.seen) == 2 * cfg.online.grpo.group_size  # only the second was scored
+    assert [s.records for s in scores.shards] == [s.records for s in samples.shards]
+    assert scores.counts == {"scored": 8, "malformed_thinking": 4}  # two per group of 4
 
 
 def test_drift_stages_sample_revisions_from_the_feedback_and_pair_on_the_real_turn(tmp_path):
