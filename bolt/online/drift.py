@@ -34,9 +34,11 @@ from bolt.engines.base import ChatRequest, Engine
 from bolt.fingerprint import fingerprint
 from bolt.generations import to_generation
 from bolt.records import DissatisfactionRow, Generation, Message, PreferencePair, Reject
+from bolt.sharding import ShardPlan, ShardRunner, ShardWork, in_process, plan_shards, run_sharded
+from bolt.sharding import run_shard as run_one_shard
 from bolt.source_digests import SourceDigests
 from bolt.stages import Stage
-from bolt.store import ArtifactStore, Manifest
+from bolt.store import ArtifactStore, Manifest, ShardInfo
 
 CODE_VERSION = "1"
 ROLES = ("system", "user", "assistant")
@@ -269,10 +271,62 @@ def revision_sampling(cfg: PipelineConfig) -> SamplingConfig:
 def drift_samples_fingerprint(cfg: PipelineConfig, feedback_fp: str, policy_id: str) -> str:
     return fingerprint(
         Stage.online_samples,
-        {"sampling": revision_sampling(cfg), "instruction": _drift(cfg).instruction},
+        {
+            "sampling": revision_sampling(cfg),
+            "instruction": _drift(cfg).instruction,
+            # Where the rows are cut changes what a once-seeded engine samples.
+            **({"shard_size": cfg.online.shard_size} if cfg.online.shard_size else {}),
+        },
         upstream={"feedback": feedback_fp, "policy": policy_id},
         code_version=CODE_VERSION,
     )
+
+
+def revision_plans(
+    cfg: PipelineConfig, rows: list[DissatisfactionRow]
+) -> list[ShardPlan[DissatisfactionRow]]:
+    """``online.shard_size`` rows per shard; all in one shard while it is unset."""
+    return plan_shards(rows, cfg.online.shard_size, empty_shard=True)
+
+
+def revisions_work(
+    cfg: PipelineConfig, store: ArtifactStore, fp: str, engine: Callable[[], Engine]
+) -> ShardWork[DissatisfactionRow]:
+    """What makes one revisions shard: the policy revises each row's dissatisfying turn."""
+    sampling, instruction = revision_sampling(cfg), _drift(cfg).instruction
+
+    def work(plan: ShardPlan[DissatisfactionRow]) -> ShardInfo:
+        live = engine()
+        started = time.perf_counter()
+        requests = [
+            ChatRequest(r.id, [m.model_dump() for m in revision_request(r, instruction)])
+            for r in plan.items
+        ]
+        outputs = live.generate(requests, sampling) if requests else []
+        samples = [
+            to_generation(row.id, c, live, sampling.seed, prompt_tokens=c.prompt_tokens)
+            for row, completions in zip(plan.items, outputs, strict=True)
+            for c in completions
+        ]
+        meta = {
+            "seconds": round(time.perf_counter() - started, 3),
+            "output_tokens": sum(s.output_tokens for s in samples),
+        }
+        return store.write_shard(Stage.online_samples, fp, plan.index, samples, meta=meta)
+
+    return work
+
+
+def run_drift_samples_shard(
+    cfg: PipelineConfig,
+    store: ArtifactStore,
+    fp: str,
+    plan: ShardPlan[DissatisfactionRow],
+    engine: Callable[[], Engine],
+) -> ShardInfo:
+    """One revisions shard task's body: its receipt if it finished before, else revise."""
+    work = revisions_work(cfg, store, fp, engine)
+    return run_one_shard(store, Stage.online_samples, fp, plan, work)
 
 
 def run_drift_samples(
@@ -281,35 +335,34 @@ def run_drift_samples(
     feedback: Manifest,
     policy_id: str,
     engine: Callable[[], Engine],
+    run_shards: ShardRunner[DissatisfactionRow] = in_process,
 ) -> Manifest:
-    """The current policy's revision of every row's dissatisfying turn."""
+    """The current policy's revision of every row's dissatisfying turn, ``online.shard_size``
+    rows per shard (a rerun revises only the shards without a receipt)."""
     fp = drift_samples_fingerprint(cfg, feedback.fingerprint, policy_id)
     if (done := store.manifest(Stage.online_samples, fp)) is not None:
         return done
     rows = list(store.read_records(feedback, DissatisfactionRow))
-    sampling, instruction = revision_sampling(cfg), _drift(cfg).instruction
-    live = engine()
     started = time.perf_counter()
-    requests = [
-        ChatRequest(r.id, [m.model_dump() for m in revision_request(r, instruction)]) for r in rows
-    ]
-    outputs = live.generate(requests, sampling) if requests else []
-    samples = [
-        to_generation(row.id, c, live, sampling.seed, prompt_tokens=c.prompt_tokens)
-        for row, completions in zip(rows, outputs, strict=True)
-        for c in completions
-    ]
+    work = revisions_work(cfg, store, fp, engine)
+    shards = run_sharded(
+        store, Stage.online_samples, fp, revision_plans(cfg, rows), work, run_shards
+    )
+    sampling = revision_sampling(cfg)
     return store.commit(
         Manifest(
             stage=Stage.online_samples,
             fingerprint=fp,
             code_version=CODE_VERSION,
-            config={"sampling": sampling.model_dump(mode="json"), "instruction": instruction},
+            config={
+                "sampling": sampling.model_dump(mode="json"),
+                "instruction": _drift(cfg).instruction,
+            },
             upstream={"feedback": feedback.fingerprint, "policy": policy_id},
-            shards=[store.write_shard(Stage.online_samples, fp, 0, samples)],
-            counts={"rows": len(rows), "samples": len(samples)},
+            shards=shards,
+            counts={"rows": len(rows), "samples": sum(s.records for s in shards)},
             timings={"seconds": round(time.perf_counter() - started, 3)},
-            tokens={"output": sum(s.output_tokens for s in samples)},
+            tokens={"output": sum(s.meta.get("output_tokens", 0) for s in shards)},
         )
     )
 

@@ -138,3 +138,24 @@ def test_drift_stages_sample_revisions_from_the_feedback_and_pair_on_the_real_tu
     rows = {r.id: r for r in store.read_records(feedback, drift.DissatisfactionRow)}
     assert all(p.rejected == rows[p.prompt_id].dissatisfying for p in stored)
     assert all(p.prompt == rows[p.prompt_id].prompt for p in stored)
+
+
+def test_drift_revisions_are_sharded_and_resume_from_their_receipts(tmp_path):
+    cfg = _cfg(tmp_path, OnlineAlgorithm.drift)
+    cfg = cfg.model_copy(update={"online": cfg.online.model_copy(update={"shard_size": 4})})
+    store = ArtifactStore.from_config(cfg.storage)
+    feedback = drift.run_feedback(cfg, store, 1, contamination=index_for(cfg))
+    rows = list(store.read_records(feedback, drift.DissatisfactionRow))
+    plans = drift.revision_plans(cfg, rows)
+    assert [len(p.items) for p in plans] == [4, 2]
+    engine = StubEngine(["A better answer."])
+    fp = drift.drift_samples_fingerprint(cfg, feedback.fingerprint, "sft/x")
+    drift.revisions_work(cfg, store, fp, lambda: engine)(plans[0])  # then a crash
+    assert len(engine.requests) == 4
+    samples = drift.run_drift_samples(cfg, store, feedback, "sft/x", lambda: engine)
+    assert len(engine.requests) == 6  # the second shard only
+    assert [s.records for s in samples.shards] == [4, 2]
+    assert samples.counts == {"rows": 6, "samples": 6}
+    # Where the rows are cut enters the fingerprint (a seeded engine samples by batch).
+    whole = cfg.model_copy(update={"online": cfg.online.model_copy(update={"shard_size": None})})
+    assert drift.drift_samples_fingerprint(whole, feedback.fingerprint, "sft/x") != fp
