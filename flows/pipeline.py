@@ -16,6 +16,7 @@ the key. The run's results are Prefect artifacts (``tasks.reporting``).
 # function to the run's process without this module's globals, so the parameters' types
 # (ShippedConfig, StageName, Override) must be objects in its signature, not names.
 
+import logging
 import time
 from collections.abc import Callable, Sequence
 from enum import StrEnum
@@ -24,6 +25,7 @@ from typing import Annotated
 
 from prefect import Flow, flow, get_run_logger, tags, task
 from prefect.cache_policies import NO_CACHE
+from prefect.exceptions import MissingContextError
 from pydantic import Field
 
 from bolt.config import STAGE_SECTIONS, PipelineConfig
@@ -136,7 +138,16 @@ def _report(
     try:
         report(cfg, store, done)
     except Exception:  # noqa: BLE001 -- a report must not fail the stages it reports
-        get_run_logger().warning("could not write the %s artifact", report.__name__, exc_info=True)
+        _logger().warning("could not write the %s artifact", report.__name__, exc_info=True)
+
+
+def _logger() -> logging.Logger | logging.LoggerAdapter:
+    """The flow run's logger (shown in the Prefect UI); `bolt stage` calls a stage's flow
+    from outside any run, where the standard one logs instead."""
+    try:
+        return get_run_logger()
+    except MissingContextError:
+        return logging.getLogger("bolt.pipeline")
 
 
 def _checkpoints(
@@ -192,28 +203,38 @@ def pipeline_from_config(
     return run_pipeline(cfg, None if until == StageName.eval else str(until))
 
 
-def _one_stage(stage_flow: Flow[..., Manifest]) -> Callable[[PipelineConfig], Summary]:
+def _one_stage(stage: str, stage_flow: Flow[..., Manifest]) -> Callable[[PipelineConfig], Summary]:
     def run(cfg: PipelineConfig) -> Summary:
         preflight_task(cfg)
+        # Tracked as a pipeline run of one stage: its outputs (the scores before an SFT
+        # set, an online iteration's sub-stages) nest under it, its training job streams
+        # its curves into the stage's run.
+        cfg = open_pipeline_run(cfg, stage)
+        store = ArtifactStore.from_config(cfg.storage)
         try:
             with tags("bolt", f"config:{cfg.name}"):
                 stored = stage_flow.with_options(result_storage=result_storage(cfg))
                 manifest = with_task_runner(stored, cfg)(cfg)
+            _report(track_outputs, cfg, store, [manifest])
         finally:
             POOL.release()
-        return {manifest.stage: summary_row(ArtifactStore.from_config(cfg.storage), manifest)}
+            close_pipeline_run(cfg)  # FAILED when the stage raised
+        return {manifest.stage: summary_row(store, manifest)}
 
     return run
 
 
 # `bolt stage NAME`: the stages that exist so far (each runs what it needs from cache).
 STAGE_FLOWS = {
-    "data": _one_stage(curation_flow),
-    "bootstrap": _one_stage(bootstrap_flow),
-    "filter": _one_stage(filter_flow),
-    "sft": _one_stage(sft_flow),
-    "online": _one_stage(online_flow),
-    "eval": _one_stage(eval_stage_flow),
+    name: _one_stage(name, stage_flow)
+    for name, stage_flow in (
+        ("data", curation_flow),
+        ("bootstrap", bootstrap_flow),
+        ("filter", filter_flow),
+        ("sft", sft_flow),
+        ("online", online_flow),
+        ("eval", eval_stage_flow),
+    )
 }
 
 

@@ -87,20 +87,25 @@ def _warn(what: str) -> None:
     log.warning("tracking: could not %s", what, exc_info=True)  # noqa: LOG014 (in handlers)
 
 
-def open_pipeline_run(cfg: PipelineConfig) -> PipelineConfig:
-    """Open the run of a pipeline run; the config the stages get back carries it."""
+def open_pipeline_run(cfg: PipelineConfig, stage: str | None = None) -> PipelineConfig:
+    """Open the run of a pipeline run (or of ``bolt stage STAGE``, named
+    ``<name>-<stage>`` and tagged ``bolt.only_stage``, so the UI tells the two apart);
+    the config the stages get back carries it."""
     if cfg.tracking.backend == TrackingBackend.none or cfg.tracking.run_id:
         return cfg
     t = resolve(cfg)
     config = cfg.model_dump(mode="json")
+    name = f"{cfg.name}-{stage}" if stage else cfg.name
     try:
         if t.backend == TrackingBackend.mlflow:
             tags = {"bolt.config_name": cfg.name, "bolt.storage_root": cfg.storage.root}
+            if stage:
+                tags["bolt.only_stage"] = stage
             run_id = mlflow_runs.open_parent(
                 t.uri,
                 t.experiment,
                 _artifact_location(cfg, t.uri),
-                cfg.name,
+                name,
                 tags,
                 content.pipeline_params(config),
                 yaml.safe_dump(config, sort_keys=False),
@@ -108,7 +113,7 @@ def open_pipeline_run(cfg: PipelineConfig) -> PipelineConfig:
         else:
             run_id = f"{cfg.name}-{uuid4().hex[:12]}"
             settings = _wandb_settings(t.model_copy(update={"run_id": run_id}), local_folder(cfg))
-            wandb_runs.open_parent(settings, cfg.name, content.pipeline_params(config))
+            wandb_runs.open_parent(settings, name, content.pipeline_params(config))
     except Exception:  # noqa: BLE001 -- tracking must not stop the run it tracks
         _warn(f"open the {t.backend} run at {t.uri}; this run is not tracked")
         return cfg

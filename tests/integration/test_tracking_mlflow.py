@@ -8,6 +8,8 @@
   curve into its stage run through the HF Trainer's own ``MLflowCallback`` (the job
   finds the run from the config it is given), and the pipeline then adds the output's
   metrics and its loss plot to the same run;
+- ``bolt stage data`` alone opens a run of its own (named for the stage), the curation
+  output nested under it, and a stage that raises ends its run FAILED;
 - with nothing configured, the runs land in a SQLite store under the storage root, and
   the store still lists its outputs.
 """
@@ -84,6 +86,43 @@ def test_pipeline_run_and_nested_stage_run_on_the_server(mlflow_server, prefect_
     assert "config.yaml" in {a.path for a in c.list_artifacts(parent.info.run_id)}
     plots = {a.path for a in c.list_artifacts(data.info.run_id, "plots")}
     assert plots == {f"plots/{f.path}" for f in manifest.files if f.path.endswith(".png")}
+
+
+def test_one_stage_run_is_tracked_and_a_failed_one_ends_failed(
+    mlflow_server, prefect_api, tmp_path
+):
+    """``bolt stage data`` (``STAGE_FLOWS``) opens its own run, named for the stage, with
+    the output nested under it; a stage that raises leaves its run FAILED."""
+    from prefect import flow
+
+    from flows.pipeline import STAGE_FLOWS, _one_stage
+
+    experiment = f"stage-{uuid.uuid4().hex[:8]}"
+    overrides = [f"tracking.uri={mlflow_server.uri}", f"tracking.experiment={experiment}"]
+    root = f"storage.root=file://{tmp_path}/store"
+    cfg = load_config(TINY_CONFIG, [root, *overrides, *NO_ENGINE])
+    summary = STAGE_FLOWS["data"](cfg)
+    runs = _runs(mlflow_server.uri, experiment)
+    (parent,) = [r for r in runs if r.data.tags.get("bolt.kind") == "pipeline"]
+    assert parent.info.run_name == f"{cfg.name}-data" and parent.info.status == "FINISHED"
+    assert parent.data.tags["bolt.only_stage"] == "data"
+    assert parent.data.params["data.max_queries"] == "6"
+    data = _stage_run(runs, Stage.curation)
+    assert data.data.tags["mlflow.parentRunId"] == parent.info.run_id
+    assert data.data.tags["bolt.fingerprint"] == summary["data"]["fingerprint"]
+    assert data.data.metrics["records"] == summary["data"]["records"] > 0
+    assert data.info.status == "FINISHED"
+
+    @flow(name="broken-stage")
+    def broken(cfg: PipelineConfig) -> Manifest:
+        raise RuntimeError("the stage broke")
+
+    failing = f"stage-failed-{uuid.uuid4().hex[:8]}"
+    cfg = load_config(TINY_CONFIG, [root, *overrides, *NO_ENGINE, f"tracking.experiment={failing}"])
+    with pytest.raises(RuntimeError, match="the stage broke"):
+        _one_stage("data", broken)(cfg)
+    (parent,) = _runs(mlflow_server.uri, failing)
+    assert parent.info.status == "FAILED" and parent.info.run_name == f"{cfg.name}-data"
 
 
 @pytest.fixture(scope="module")
