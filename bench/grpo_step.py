@@ -7,16 +7,20 @@ Both train the same random model (SmolLM2-135M-Instruct's architecture cut to
 ``--layers`` layers, as bench/dpo_reference_cache.py) on the same prompts, with groups
 of ``--group`` samples of ``--completion`` tokens and the k3 KL term on; each runs in a
 child process of its own, so its peak resident memory is its own. TRL's step includes
-its generation (ours was done by the engines, before the job): the table reports ours
-with and without the pre-pass share, and TRL's time split as far as it reports it.
+its generation (ours was done by the engines, before the job), so its ``_generate`` is
+timed inside each step and taken out: the headline, ``ratio_vs_trl``, sets TRL's step
+without its generation (its reference log-probs and update) beside ours with the
+pre-pass's share (the reference's and the sampling policy's log-probs: one forward more
+than TRL does on-policy). The whole TRL step against our step alone is reported too.
 
-    .venv/bin/python bench/grpo_step.py [--prompts 2] [--group 4] [--completion 128]
+    .venv/bin/python bench/grpo_step.py [--prompts 2] [--group 4] [--completion 128] [--repeats 2]
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import platform
 import shlex
 import subprocess
@@ -27,6 +31,7 @@ from datetime import UTC, datetime
 from common import write_result
 from dpo_reference_cache import VOCAB, model
 from sft_packing import PeakRss
+from versus import alternate, spread
 
 MODES = ("ours", "trl")
 
@@ -113,11 +118,45 @@ def run_ours(args: argparse.Namespace) -> dict:
     }
 
 
+def trl_step_timers():
+    """A callback recording each TRL step's wall time and the part of it spent in
+    ``GRPOTrainer._generate``, and the trainer class that reports that part to it."""
+    from transformers import TrainerCallback
+    from trl import GRPOTrainer
+
+    class StepTimes(TrainerCallback):
+        """Each step's wall time and the part of it spent in TRL's generation."""
+
+        def __init__(self):
+            self.started, self.generating = 0.0, 0.0
+            self.seconds: list[float] = []
+            self.generation: list[float] = []
+
+        def on_step_begin(self, *a, **k):
+            self.started, self.generating = time.perf_counter(), 0.0
+
+        def on_step_end(self, *a, **k):
+            self.seconds.append(time.perf_counter() - self.started)
+            self.generation.append(self.generating)
+
+    times = StepTimes()
+
+    class TimedGeneration(GRPOTrainer):
+        def _generate(self, prompts):
+            began = time.perf_counter()
+            try:
+                return super()._generate(prompts)
+            finally:
+                times.generating += time.perf_counter() - began
+
+    return times, TimedGeneration
+
+
 def run_trl(args: argparse.Namespace) -> dict:
     import datasets
     import torch
-    from transformers import AutoTokenizer, TrainerCallback
-    from trl import GRPOConfig, GRPOTrainer
+    from transformers import AutoTokenizer
+    from trl import GRPOConfig
 
     from bolt.config_loader import load_config
     from bolt.models import prepare_model
@@ -131,17 +170,7 @@ def run_trl(args: argparse.Namespace) -> dict:
     tokenizer.save_pretrained(folder)
     texts = [tokenizer.decode(p) for p in prompts(args.prompts * 4, args.prompt_length)]
 
-    class StepTimes(TrainerCallback):
-        def __init__(self):
-            self.started, self.seconds = 0.0, []
-
-        def on_step_begin(self, *a, **k):
-            self.started = time.perf_counter()
-
-        def on_step_end(self, *a, **k):
-            self.seconds.append(time.perf_counter() - self.started)
-
-    times = StepTimes()
+    times, TimedGeneration = trl_step_timers()
     with PeakRss() as memory:
         config = GRPOConfig(
             output_dir=args.scratch,
@@ -160,7 +189,7 @@ def run_trl(args: argparse.Namespace) -> dict:
             temperature=1.0,
             disable_tqdm=True,
         )
-        trainer = GRPOTrainer(
+        trainer = TimedGeneration(
             model=folder,
             reward_funcs=lambda completions, **kw: [float(len(c)) for c in completions],
             args=config,
@@ -170,11 +199,15 @@ def run_trl(args: argparse.Namespace) -> dict:
         )
         torch.manual_seed(0)
         trainer.train()
-    timed = times.seconds[1:]
+    timed, generation = times.seconds[1:], times.generation[1:]
+    if not all(generation):
+        raise RuntimeError(f"TRL generated in only some timed steps: {generation}")
     return {
         "mode": "trl",
         "steps_timed": len(timed),
         "step_seconds": round(sum(timed) / len(timed), 3),
+        "generation_seconds": round(sum(generation) / len(timed), 3),
+        "step_seconds_without_generation": round((sum(timed) - sum(generation)) / len(timed), 3),
         "peak_rss_gib": memory.gib,
     }
 
@@ -189,6 +222,7 @@ def main() -> None:
     parser.add_argument("--layers", type=int, default=4)
     parser.add_argument("--kl", type=float, default=0.001, help="KL coefficient (RLMT).")
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--repeats", type=int, default=2, help="Alternating runs of each side.")
     parser.add_argument("--mode", choices=MODES, help=argparse.SUPPRESS)
     parser.add_argument("--scratch", default="/tmp/bolt-bench-grpo", help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -199,34 +233,49 @@ def main() -> None:
         run = run_ours if args.mode == "ours" else run_trl
         print(json.dumps(run(args)))
         return
-    modes = {}
-    for mode in MODES:
+
+    def run(mode: str, _repeat: int) -> dict:
         child = subprocess.run(
             [sys.executable, __file__, *sys.argv[1:], "--mode", mode],
             check=True,
             capture_output=True,
             text=True,
         )
-        modes[mode] = json.loads(child.stdout.strip().splitlines()[-1])
-    ours, trl = modes["ours"], modes["trl"]
+        return json.loads(child.stdout.strip().splitlines()[-1])
+
+    runs = alternate(MODES, args.repeats, run)
+    median = lambda mode, key: spread([r[key] for r in runs[mode]])["median"]
+    # Like for like, per repeat: neither side's generation, both sides' log-prob passes.
+    ratios = [
+        t["step_seconds_without_generation"] / o["step_seconds_with_prepass_share"]
+        for o, t in zip(runs["ours"], runs["trl"], strict=True)
+    ]
+    ours = {k: median("ours", k) for k in ("step_seconds", "step_seconds_with_prepass_share")}
+    ours["peak_rss_gib"] = median("ours", "peak_rss_gib")
+    trl_keys = ("step_seconds", "generation_seconds", "step_seconds_without_generation")
+    trl = {k: median("trl", k) for k in (*trl_keys, "peak_rss_gib")}
     result = {
         "date": datetime.now(UTC).isoformat(timespec="seconds"),
         "machine": platform.platform(),
         "settings": {k: v for k, v in vars(args).items() if k not in {"mode", "scratch"}},
+        "runs": runs,
         "ours": ours,
         "trl": trl,
-        "speedup_train_step": round(trl["step_seconds"] / ours["step_seconds"], 2),
-        "speedup_with_prepass": round(
-            trl["step_seconds"] / ours["step_seconds_with_prepass_share"], 2
-        ),
+        "ratio_vs_trl": round(spread(ratios)["median"], 2),
+        "ratio_spread": spread(ratios),
+        "speedup_whole_trl_step": round(trl["step_seconds"] / ours["step_seconds"], 2),
         "peak_rss_ratio": round(ours["peak_rss_gib"] / trl["peak_rss_gib"], 2),
     }
+    loads = [r["load_before"]["load1"] for side in runs.values() for r in side]
     command = "python bench/grpo_step.py " + shlex.join(sys.argv[1:])
     summary = (
-        f"GRPO step {ours['step_seconds']} s ours on stored samples "
-        f"({ours['step_seconds_with_prepass_share']} s with the log-prob pre-pass share) vs "
-        f"{trl['step_seconds']} s TRL GRPOTrainer (generation inside): "
-        f"**{result['speedup_train_step']}x** / {result['speedup_with_prepass']}x; peak RSS "
+        f"GRPO step without generation: ours {ours['step_seconds_with_prepass_share']} s "
+        f"(with the log-prob pre-pass share; {ours['step_seconds']} s the update alone) vs "
+        f"TRL GRPOTrainer {trl['step_seconds_without_generation']} s "
+        f"(its step {trl['step_seconds']} s, {trl['generation_seconds']} s of it generating): "
+        f"**ratio_vs_trl {result['ratio_vs_trl']}** (spread {result['ratio_spread']['min']}-"
+        f"{result['ratio_spread']['max']}, {args.repeats} alternating repeats, load "
+        f"{min(loads):.1f}-{max(loads):.1f} on {os.cpu_count()} CPUs); peak RSS "
         f"{ours['peak_rss_gib']} / {trl['peak_rss_gib']} GiB"
     )
     write_result("grpo_step", result, summary, command.strip())
