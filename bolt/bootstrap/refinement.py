@@ -66,7 +66,7 @@ def refine_shard(
         )
         for q in queries
     }
-    versions = refine_live(
+    versions, judge_counts = refine_live(
         cfg,
         settings,
         records,
@@ -87,7 +87,7 @@ def refine_shard(
     revisions = [v.generation for v in versions if v.round > 0]
     meta = {
         "refinement_file": lineage.model_dump(),
-        "refinement": refinement_stats(versions),
+        "refinement": {**refinement_stats(versions), "judge": judge_counts},
         "refinement_output_tokens": sum(g.output_tokens for g in revisions),
     }
     return generations, meta

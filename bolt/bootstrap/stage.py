@@ -290,10 +290,14 @@ def _iter_shards(store: ArtifactStore, fp: str, shards: list[ShardInfo]) -> Iter
 
 
 def _revision_counts(shards: list[ShardInfo]) -> dict[str, int]:
-    """Revisions per STICK round over all shards (nothing when refinement is off)."""
+    """Revisions per STICK round and the round's judge counts (how each verdict was
+    read, rejects by reason, fallback checklists) over all shards (nothing when
+    refinement is off)."""
     counts: Counter[str] = Counter()
     for shard in shards:
-        for round_, n in shard.meta.get("refinement", {}).get("versions_per_round", {}).items():
+        refined = shard.meta.get("refinement", {})
+        for round_, n in refined.get("versions_per_round", {}).items():
             if round_ != "0":
                 counts[f"revisions.round_{round_}"] += n
+        counts.update({f"refinement.{k}": v for k, v in refined.get("judge", {}).items()})
     return dict(counts)

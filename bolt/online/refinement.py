@@ -48,7 +48,7 @@ def refine_samples(
     """(originals and revisions, the lineage file, the round's stats) of shard ``index``."""
     settings = cfg.online.refinement
     assert settings is not None
-    versions = refine_live(
+    versions, judge_counts = refine_live(
         cfg, settings, rows, {q.id: q for q in queries}, engine, sampling=cfg.online.sampling
     )
     lineage = store.put_records(
@@ -57,4 +57,4 @@ def refine_samples(
     generations = sorted(
         (v.generation for v in versions), key=lambda g: (g.query_id, g.sample_index)
     )
-    return generations, [lineage], refinement_stats(versions)
+    return generations, [lineage], {**refinement_stats(versions), "judge": judge_counts}

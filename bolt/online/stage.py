@@ -244,6 +244,7 @@ def run_samples(
     files = [FileInfo.model_validate(f) for s in shards for f in s.meta.get("files", [])]
     # Every shard's round, merged: a manifest of several shards reports them all.
     refined = [s.meta["refinement"] for s in shards if s.meta.get("refinement")]
+    merged = merge_refinement_stats(refined) if refined else {}
     return store.commit(
         Manifest(
             stage=Stage.online_samples,
@@ -253,8 +254,12 @@ def run_samples(
             upstream={"prompts": prompts.fingerprint, "policy": policy_id},
             shards=shards,
             files=files,
-            stats={"refinement": merge_refinement_stats(refined)} if refined else {},
-            counts={"prompts": len(queries), "samples": sum(s.records for s in shards)},
+            stats={"refinement": merged} if merged else {},
+            counts={
+                "prompts": len(queries),
+                "samples": sum(s.records for s in shards),
+                **{f"refinement.{k}": v for k, v in merged.get("judge", {}).items()},
+            },
             timings={"seconds": round(time.perf_counter() - started, 3)},
             tokens={"output": sum(s.meta.get("output_tokens", 0) for s in shards)},
         )

@@ -246,14 +246,17 @@ def refinement_stats(versions: Sequence[RefinedVersion]) -> dict[str, object]:
 
 
 def merge_refinement_stats(shards: Sequence[Mapping[str, Any]]) -> dict[str, object]:
-    """The :func:`refinement_stats` of several shards as one: counts summed, each
-    round's mean pass rate weighted by the versions it is over."""
+    """The :func:`refinement_stats` of several shards (each with its round's ``judge``
+    counts, :func:`bolt.rewards.refinement_live.refine_live`) as one: counts summed,
+    each round's mean pass rate weighted by the versions it is over."""
     versions: Counter[str] = Counter()
     judged: Counter[str] = Counter()
     rate_sums: Counter[str] = Counter()
     not_revised: Counter[str] = Counter()
+    judge: Counter[str] = Counter()
     for stats in shards:
         versions.update(stats["versions_per_round"])
+        judge.update(stats.get("judge", {}))
         # A receipt written before judged_per_round was kept: weighed by its versions.
         weights = stats.get("judged_per_round", stats["versions_per_round"])
         for round_, rate in stats["mean_pass_rate_per_round"].items():
@@ -270,6 +273,7 @@ def merge_refinement_stats(shards: Sequence[Mapping[str, Any]]) -> dict[str, obj
         },
         "unjudged_items": sum(stats["unjudged_items"] for stats in shards),
         "not_revised": dict(not_revised),
+        "judge": dict(sorted(judge.items())),
     }
 
 

@@ -26,7 +26,7 @@ from bolt.models import cache_root
 from bolt.records import Generation, Query
 from bolt.resources import POOL, Role
 from bolt.rewards.checklist import ChecklistMaker
-from bolt.rewards.refinement import ChecklistJudge, ItemJudge, RefinedVersion, refine
+from bolt.rewards.refinement import ItemJudge, RefinedVersion, refine
 from bolt.rewards.verdicts import EngineYesNoJudge, Verdict
 
 
@@ -79,9 +79,7 @@ class PooledJudge:
         return verdicts
 
 
-def checklist_judge(
-    cfg: PipelineConfig, settings: RefinementConfig, engine: Engine
-) -> ChecklistJudge:
+def checklist_judge(cfg: PipelineConfig, settings: RefinementConfig, engine: Engine) -> ItemJudge:
     """The judge ``settings`` names: its judge model, or the stage's own engine."""
     if settings.judge_model is None:
         return ItemJudge(EngineYesNoJudge(engine))
@@ -100,21 +98,24 @@ def refine_live(
     stop_at_response_close: bool = False,
     guided_regex: str | None = None,
     context_length: int | None = None,
-) -> list[RefinedVersion]:
-    """Every version of ``generations`` after ``settings.rounds`` rounds (originals first)."""
+) -> tuple[list[RefinedVersion], dict[str, int]]:
+    """Every version of ``generations`` after ``settings.rounds`` rounds (originals
+    first), and what the round counted: its judge's verdicts (how each was read,
+    rejects by reason) and the queries that got the fallback checklist."""
     if not generations:
-        return []
+        return [], {}
     live = PooledEngine(engine)
     maker = ChecklistMaker(live, cache_root(cfg.models).parent / "checklists")
     query_ids = sorted({g.query_id for g in generations})
     written = maker.checklists([(queries[q].text, queries[q].reference_answer) for q in query_ids])
     checklists = {q: list(c.questions) for q, c in zip(query_ids, written, strict=True)}
     budget = settings.max_new_tokens or sampling.max_new_tokens
-    return refine(
+    judge = checklist_judge(cfg, settings, live)
+    versions = refine(
         generations,
         checklists,
         live,
-        checklist_judge(cfg, settings, live),
+        judge,
         settings.rounds,
         queries=queries,
         sampling=sampling.model_copy(update={"max_new_tokens": budget}),
@@ -124,3 +125,8 @@ def refine_live(
         guided_regex=guided_regex,
         context_length=context_length,
     )
+    # The judge is this call's own: its counts are this round's, whatever runs beside it.
+    counts = Counter(judge.judge.stats)
+    del counts["milliseconds"]  # a timing, not a count
+    counts["fallback_checklists"] = sum(c.fallback for c in written)
+    return versions, dict(counts)

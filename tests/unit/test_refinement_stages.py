@@ -102,6 +102,9 @@ def test_a_bootstrap_shard_keeps_originals_revisions_and_their_lineage(tmp_path,
     assert engine.kinds.count("checklist") == 2 and engine.kinds.count("revision") == 4
     assert info.meta["refinement"]["versions_per_round"] == {"0": 4, "1": 4}
     assert info.meta["refinement"]["mean_pass_rate_per_round"] == {"0": 0.0, "1": 1.0}
+    # 8 versions x 2 questions, the scripted engine gives no logprobs: all parsed.
+    judge = info.meta["refinement"]["judge"]
+    assert (judge["prompts"], judge["parsed"], judge["fallback_checklists"]) == (16, 16, 0)
     lineage_file = info.meta["refinement_file"]["path"]
     data = store.backend.get_bytes(store._key(Stage.bootstrap, "fp", lineage_file))
     versions = list(decode_jsonl_gz(data, RefinedVersion, lineage_file))
@@ -176,6 +179,7 @@ def test_online_refinement_over_several_shards_reports_every_shard(tmp_path, mon
     # Each shard: 1 prompt x 2 samples, each revised once; both shards in the stats.
     assert refined["versions_per_round"] == {"0": 4, "1": 4}
     assert refined["mean_pass_rate_per_round"] == {"0": 0.0, "1": 1.0}
+    assert samples.counts["refinement.prompts"] == samples.counts["refinement.parsed"] == 16
     assert sorted(f.path for f in samples.files) == [
         "refinement/part-00000.jsonl.gz",
         "refinement/part-00001.jsonl.gz",

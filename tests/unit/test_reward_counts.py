@@ -185,6 +185,7 @@ def test_refinement_stats_of_shards_merge_with_weighted_pass_rates():
         "mean_pass_rate_per_round": {"0": 0.25, "1": 1.0},
         "unjudged_items": 1,
         "not_revised": {"passed": 1},
+        "judge": {"from_logprobs": 3, "parsed": 1, "fallback_checklists": 1},
     }
     second = {
         "versions_per_round": {"0": 2},
@@ -192,6 +193,7 @@ def test_refinement_stats_of_shards_merge_with_weighted_pass_rates():
         "mean_pass_rate_per_round": {"0": 1.0},
         "unjudged_items": 2,
         "not_revised": {"passed": 1, "too_long": 1},
+        "judge": {"from_logprobs": 2, "fallback_checklists": 0},
     }
     merged = merge_refinement_stats([first, second])
     assert merged == {
@@ -200,4 +202,5 @@ def test_refinement_stats_of_shards_merge_with_weighted_pass_rates():
         "mean_pass_rate_per_round": {"0": 0.5, "1": 1.0},
         "unjudged_items": 3,
         "not_revised": {"passed": 2, "too_long": 1},
+        "judge": {"fallback_checklists": 1, "from_logprobs": 5, "parsed": 1},
     }
