@@ -51,7 +51,8 @@ def _interval(every_s: float | None) -> float:
 
 class Progress:
     """``total`` units of work under ``label``; ``done`` of them already finished (a
-    resumed step: they count towards the fraction, not the rate)."""
+    resumed step: they count towards the fraction, not the rate); ``note`` the first
+    line's trailing remark."""
 
     def __init__(
         self,
@@ -65,6 +66,7 @@ class Progress:
         emit: Callable[[str], object] | None = None,
         interactive: bool | None = None,
         every_s: float | None = None,
+        note: str = "",
     ):
         self.total, self.label, self.unit = total, label, unit
         self.done = self._initial = done
@@ -76,7 +78,7 @@ class Progress:
         self.interactive = interactive
         self.every_s = _interval(every_s)
         self.started = self._last = clock()
-        self.note = ""
+        self.note = note
         self.closed = False
         self._drawn = 0  # width of the line on the terminal now
         self._show(self.line())

@@ -3,16 +3,20 @@
 Whoever launched the job (a local subprocess, a Kubernetes pod's log stream, a Slurm
 output file) follows progress by reading these lines; nothing else of the training log
 is an interface. One line: ``BOLT_PROGRESS {"step": 3, "max_steps": 8, ...}``.
+``StepProgress`` is the launcher's side: the records as step k/N with a rate and ETA.
 """
 
 from __future__ import annotations
 
 import json
+import math
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
+
+from bolt.progress import Progress
 
 PREFIX = "BOLT_PROGRESS "
 
@@ -31,6 +35,48 @@ def parse_progress(line: str) -> dict[str, Any] | None:
     except json.JSONDecodeError:
         return None
     return record if isinstance(record, dict) and "step" in record else None
+
+
+def _shown(value: Any) -> str:
+    if isinstance(value, float):
+        return f"{value:.4g}" if math.isfinite(value) else str(value)
+    return "-" if value is None else str(value)
+
+
+class StepProgress:
+    """A job's progress records as ``label: 3/8 steps (37%), 0.5 steps/s, ETA 10s, loss
+    0.4213, tokens/s 812``, through ``bolt.progress.Progress`` (redrawn on a terminal; in
+    a log a line at the first step, every interval and at the last). ``shown`` maps a
+    name on the line to a record key (tokens/s for SFT, the reward margin for DPO);
+    ``display`` is Progress's ``clock``, ``stream``, ``emit``, ``interactive``, ``every_s``.
+
+    N is the job's planned steps (the record's ``max_steps``). The clock starts at the
+    first record, so the rate and ETA measure training steps, not the job's start-up
+    (loading the model, compiling kernels); the first record's steps (a resumed job's
+    earlier ones too) count towards the fraction, not the rate.
+    """
+
+    def __init__(self, label: str, shown: Mapping[str, str], **display: Any):
+        self.label, self.shown, self.display = label, dict(shown), display
+        self.progress: Progress | None = None
+
+    def note(self, record: Mapping[str, Any]) -> str:
+        loss = record.get("loss")
+        parts = [f"loss {loss:.4f}" if isinstance(loss, int | float) else f"loss {_shown(loss)}"]
+        parts += [f"{name} {_shown(record.get(key))}" for name, key in self.shown.items()]
+        return ", ".join(parts)
+
+    def update(self, record: Mapping[str, Any]) -> str:
+        """Count the record's step; return the line (shown when it is due)."""
+        step = int(record["step"])
+        note = self.note(record)
+        if self.progress is None:
+            total = max(int(record.get("max_steps") or 0), step)
+            self.progress = Progress(
+                total, self.label, unit="steps", done=step, note=note, **self.display
+            )
+            return self.progress.line()
+        return self.progress.advance(max(0, step - self.progress.done), note=note)
 
 
 @dataclass
