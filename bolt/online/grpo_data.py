@@ -25,7 +25,7 @@ from bolt.fingerprint import fingerprint
 from bolt.longcot import parse_longcot
 from bolt.records import Generation, GroupSample, Message, Query, ScoredGeneration
 from bolt.rewards.base import RewardItem
-from bolt.rewards.scoring import Rewards, rewards_identity, score_items
+from bolt.rewards.scoring import Rewards, rewards_identity, score_batch, summed_counts
 from bolt.sharding import ShardPlan, ShardRunner, ShardWork, in_process, per_shard, run_sharded
 from bolt.sharding import run_shard as run_one_shard
 from bolt.stages import Stage
@@ -118,8 +118,10 @@ def grpo_scores_fingerprint(cfg: PipelineConfig, samples_fp: str) -> str:
 
 def score_strict(
     generations: Sequence[Generation], queries: Mapping[str, Query], rewards: Rewards, strict: bool
-) -> list[ScoredGeneration]:
-    """Every sample scored by every backend on what :func:`reward_text` leaves of it."""
+) -> tuple[list[ScoredGeneration], dict[str, int]]:
+    """Every sample scored by every backend on what :func:`reward_text` leaves of it, and
+    the backends' counts (``reward.<backend>.<count>``: a judge's verdicts read from
+    log-probabilities or parsed, items it gave none)."""
     texts = [reward_text(g.raw_text, strict) for g in generations]
     items = [
         RewardItem(
@@ -132,16 +134,17 @@ def score_strict(
         )
         for g, (text, _) in zip(generations, texts, strict=True)
     ]
-    by_backend, combined = score_items(items, rewards)
-    return [
+    batch = score_batch(items, rewards)
+    rows = [
         ScoredGeneration(
             generation=g,
-            rewards={n: s[i] for n, s in by_backend.items()},
-            reward=combined[i],
+            rewards={n: s[i] for n, s in batch.by_backend.items()},
+            reward=batch.combined[i],
             reject_reason=MALFORMED if texts[i][1] else None,
         )
         for i, g in enumerate(generations)
     ]
+    return rows, batch.counts
 
 
 def grpo_scores_work(
@@ -161,10 +164,11 @@ def grpo_scores_work(
         started = time.perf_counter()
         (shard,) = plan.items
         generations = list(store.read_shard(samples.stage, samples.fingerprint, shard, Generation))
-        rows = score_strict(generations, queries(), rewards(), strict)
+        rows, counts = score_strict(generations, queries(), rewards(), strict)
         meta = {
             "seconds": round(time.perf_counter() - started, 3),
             MALFORMED: sum(r.reject_reason == MALFORMED for r in rows),
+            "reward_counts": counts,
         }
         return store.write_shard(Stage.online_scores, fp, plan.index, rows, meta=meta)
 
@@ -215,6 +219,7 @@ def run_grpo_scores(
             counts={
                 "scored": sum(s.records for s in shards),
                 MALFORMED: sum(int(s.meta.get(MALFORMED, 0)) for s in shards),
+                **summed_counts((s.meta for s in shards), "reward_counts"),
             },
             timings={"seconds": round(time.perf_counter() - started, 3)},
         )

@@ -12,6 +12,7 @@ from bolt.evals.contamination import index_for
 from bolt.longcot import render_longcot
 from bolt.online import drift, grpo_data, stage
 from bolt.records import GroupSample, PreferencePair, ScoredGeneration
+from bolt.rewards.base import CountedScores
 from bolt.sharding import per_shard
 from bolt.store import ArtifactStore
 
@@ -36,12 +37,18 @@ class StubEngine:
 
 
 class LengthReward:
+    """Scores by length and counts its batches as a judge does (a CountingReward)."""
+
     def __init__(self):
         self.seen = []
 
     def score(self, items):
+        return self.score_counted(items).scores
+
+    def score_counted(self, items):
         self.seen += [i.response for i in items]
-        return [float(len(i.response)) for i in items]
+        scores = [float(len(i.response)) for i in items]
+        return CountedScores(scores, {}, {"verdicts.logprobs": len(items)})
 
 
 def _cfg(tmp: Path, algorithm: OnlineAlgorithm):
@@ -110,7 +117,12 @@ def test_grpo_scores_follow_the_samples_shards_and_resume_from_their_receipts(tm
     scores = grpo_data.run_grpo_scores(cfg, store, samples, prompts, rewards)
     assert len(reward.seen) == 2 * cfg.online.grpo.group_size  # only the second was scored
     assert [s.records for s in scores.shards] == [s.records for s in samples.shards]
-    assert scores.counts == {"scored": 8, "malformed_thinking": 4}  # two per group of 4
+    # Two malformed per group of 4; the judge's counts summed over both shards.
+    assert scores.counts == {
+        "scored": 8,
+        "malformed_thinking": 4,
+        "reward.len.verdicts.logprobs": 8,
+    }
 
 
 def test_drift_stages_sample_revisions_from_the_feedback_and_pair_on_the_real_turn(tmp_path):
