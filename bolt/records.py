@@ -35,7 +35,9 @@ class Query(Record):
     topic: str | None = None
     difficulty: int | None = Field(None, description="Number of the 7 criteria met (0-7).")
     criteria: dict[str, int] | None = None
-    reference_answer: str | None = Field(None, description="Gold answer when known (math).")
+    reference_answer: str | None = Field(
+        None, description="Gold answer when known (math), or Instruct-SkillMix's written response."
+    )
     meta: dict[str, Any] = Field(default_factory=dict)
 
 

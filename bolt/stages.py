@@ -16,6 +16,8 @@ class Stage(StrEnum):
     # Curation's resumable parts (bolt.curation.labelling), under the curation fingerprint.
     curation_candidates = "data-candidates"  # read, deduplicated, shuffled: what is labelled
     curation_labels = "data-labels"  # the labelled shards and their rejects
+    # The synthetic sources' queries, shard by shard (bolt.curation.generation).
+    curation_generated = "data-generated"
     bootstrap = "bootstrap"
     score = "score"
     filter = "filter"

@@ -1,6 +1,8 @@
-"""Prefect tasks of the curation stage: the candidates (one task), their labels (one
-task per ``data.shard_size`` queries, each resumable by its receipt) and the commit
-(``curate-queries``, cached by the curation fingerprint)."""
+"""Prefect tasks of the curation stage: the synthetic sources' queries (each SkillMix
+skills list one task, then one task per generation shard, each resumable by its
+receipt), the candidates (one task), their labels (one task per ``data.shard_size``
+queries, each resumable by its receipt) and the commit (``curate-queries``, cached by
+the curation fingerprint)."""
 
 from __future__ import annotations
 
@@ -10,6 +12,12 @@ from prefect import task
 from prefect.context import TaskRunContext
 
 from bolt.config import PipelineConfig
+from bolt.curation.generation import (
+    make_skills,
+    run_generation,
+    run_generation_shard,
+    source_named,
+)
 from bolt.curation.stage import (
     curation_fingerprint,
     run_candidates,
@@ -23,7 +31,7 @@ from bolt.records import Query
 from bolt.sharding import ShardPlan
 from bolt.stages import Stage
 from bolt.store import ArtifactStore, Manifest, ShardInfo
-from tasks.runtime import CACHED_RESULT, stage_key
+from tasks.runtime import CACHED_RESULT, shard_key, stage_key
 from tasks.sharding import shard_tasks
 
 
@@ -49,6 +57,26 @@ def _labeller(cfg: PipelineConfig):
 def _synthetic_engines(cfg: PipelineConfig):
     """The models of data.synthetic_sources (Magpie, SkillMix) on the labeller's settings."""
     return lambda model: engine_for(cfg, model, cfg.engine_settings(Stage.curation))
+
+
+@task(name="curation-skills", retries=1, retry_delay_seconds=10)
+def curation_skills(cfg: PipelineConfig, fp: str, source: str) -> str | None:
+    """A SkillMix source's skills list, extracted once (a retry finds it stored)."""
+    store = ArtifactStore.from_config(cfg.storage)
+    return make_skills(cfg, store, fp, source_named(cfg, source), _synthetic_engines(cfg))
+
+
+@task(
+    name="curation-generation-shard",
+    task_run_name="curation-generation-shard-{plan.index:05d}",
+    retries=2,
+    retry_delay_seconds=[10, 60],
+    cache_key_fn=shard_key(Stage.curation_generated),
+    **CACHED_RESULT,
+)
+def generation_shard(cfg: PipelineConfig, fp: str, plan: ShardPlan[int]) -> ShardInfo:
+    store = ArtifactStore.from_config(cfg.storage)
+    return run_generation_shard(cfg, store, fp, plan, _synthetic_engines(cfg))
 
 
 @task(
@@ -97,10 +125,16 @@ def curate_queries(cfg: PipelineConfig) -> Manifest:
 
 
 def curate(cfg: PipelineConfig) -> Manifest:
-    """The curation output (in a flow): the candidates, each unlabelled shard as a
+    """The curation output (in a flow): each ungenerated shard of the synthetic sources
+    as a ``curation-generation-shard`` task, the candidates, each unlabelled shard as a
     ``curation-labels-shard`` task, then ``curate-queries`` commits."""
     store = ArtifactStore.from_config(cfg.storage)
-    if store.manifest(Stage.curation, curation_fingerprint(cfg)) is None:
+    fp = curation_fingerprint(cfg)
+    if store.manifest(Stage.curation, fp) is None:
+        if cfg.data.synthetic_sources:
+            runner = shard_tasks(generation_shard, cfg, Stage.curation)
+            skills = lambda source: curation_skills(cfg, fp, source.name)
+            run_generation(cfg, store, fp, _synthetic_engines(cfg), runner, skills)
         candidates = curation_candidates(cfg)
         engine, context = _labeller(cfg)
         runner = shard_tasks(label_shard, cfg, Stage.curation, candidates)

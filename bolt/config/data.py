@@ -121,6 +121,18 @@ class MigConfig(Strict):
     max_tags: int = Field(5, ge=1, description="Free-form tags per query (labels: tags).")
 
 
+def _generation_shard_size(unit: str) -> Any:
+    """The shard size of a synthetic source (``bolt.curation.generation``)."""
+    return Field(
+        None,
+        ge=1,
+        description=f"{unit} per generation shard (the unit of retry and resume); unset: one "
+        "shard for the source. It enters the fingerprint once set: an engine seeded once "
+        "(never per request) samples differently when the same requests are cut differently.",
+        json_schema_extra=ENTERS_WHEN_SET,
+    )
+
+
 class MagpieSource(Strict):
     """Magpie (Xu et al., 2024, arXiv 2406.08464): an aligned model writes the queries."""
 
@@ -137,6 +149,18 @@ class MagpieSource(Strict):
         default_factory=lambda: SamplingConfig(n=1, temperature=0.9, top_p=1.0, max_new_tokens=512),
         description="Query decoding (Magpie: temperature 0.9, top-p 1.0).",
     )
+    shard_size: int | None = _generation_shard_size("Queries (a multiple of sampling.n)")
+
+    @model_validator(mode="after")
+    def _whole_requests(self) -> MagpieSource:
+        # A request's n samples share one shard: a shard cut inside a request would
+        # generate that request twice.
+        if self.shard_size is not None and self.shard_size % self.sampling.n:
+            raise ValueError(
+                f"shard_size {self.shard_size} is not a multiple of sampling.n "
+                f"{self.sampling.n}: a request's samples must share one shard"
+            )
+        return self
 
 
 class SkillExtraction(StrEnum):
@@ -175,7 +199,9 @@ class SkillMixSource(Strict):
     skills_wanted: int = Field(30, ge=2, description="Skills asked for when extracting.")
     critique: bool = Field(True, description="Critique each pair and rewrite it (paper: yes).")
     keep_responses: bool = Field(
-        True, description="Keep the pair's response as the query's reference response."
+        True,
+        description="Keep the pair's response as the query's reference_answer (lm_checklist "
+        "and STICK read it; a math_verify reward would take it for a gold answer).",
     )
     min_response_words: int = Field(
         40, ge=0, description="Quality gate: a shorter response is a shirker and is set aside."
@@ -191,6 +217,7 @@ class SkillMixSource(Strict):
         ),
         description="Decoding of extraction, generation and critique.",
     )
+    shard_size: int | None = _generation_shard_size("Pairs")
 
     @model_validator(mode="after")
     def _extraction_source(self) -> SkillMixSource:

@@ -1,39 +1,27 @@
 """The issue-18 curation methods as steps of the curation stage (``bolt.curation.stage``).
 
-Each step takes the stage's queries and rejects and returns what goes on: generated
-queries from the synthetic sources (Magpie, Instruct-SkillMix), semantic near-duplicate
-removal after MinHash, and the choice of the kept set (``selection``). A config that
-uses none of them runs none of them, and its curation fingerprint is what it was (the
-fields are ``ENTERS_WHEN_SET``; ``fingerprint_payload`` adds the methods' models). The methods' choices are dispatched here, in one place.
+Each step takes the stage's queries and rejects and returns what goes on: semantic
+near-duplicate removal after MinHash, free-form tags for MIG's label graph, and the
+choice of the kept set (``selection``); the synthetic sources (Magpie,
+Instruct-SkillMix) generate in shards of their own (``bolt.curation.generation``). A
+config that uses none of them runs none of them, and its curation fingerprint is what it
+was (the fields are ``ENTERS_WHEN_SET``; ``fingerprint_payload`` adds the methods'
+models). The methods' choices are dispatched here, in one place.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from pathlib import Path
 from typing import Any, assert_never
 
 from bolt.config import PipelineConfig
-from bolt.config.data import MagpieSource, QuerySelection, SkillExtraction, SkillMixSource
+from bolt.config.data import QuerySelection, SkillMixSource
+from bolt.curation import skillmix
 from bolt.curation.embeddings import Embedder, load_embedder
-from bolt.curation.magpie import magpie_queries, template_of_tokenizer
 from bolt.curation.mig import mig_select, parse_tags, tags_prompt
 from bolt.curation.semantic_dedup import semantic_deduplicate
-from bolt.curation.skillmix import (
-    Skills,
-    draw_mixes,
-    extract_skills,
-    read_skills,
-    skillmix_queries,
-    write_skills,
-)
-from bolt.curation.sources import SourceRow, read_source, row_to_query
 from bolt.engines.base import ChatRequest, Engine
 from bolt.records import Query, Reject
 from bolt.stages import Stage
-
-# A catalog model's live engine (the stage's pool hands out one per model).
-EngineFor = Callable[[str], Engine]
 
 
 def method_models(cfg: PipelineConfig) -> list[str]:
@@ -46,61 +34,14 @@ def method_models(cfg: PipelineConfig) -> list[str]:
 
 def fingerprint_payload(cfg: PipelineConfig) -> dict[str, Any]:
     """What the curation fingerprint adds for the methods: the catalog entries of their
-    models (their settings enter through ``data`` itself, ``ENTERS_WHEN_SET``); nothing
-    for a config that uses none."""
+    models (their settings enter through ``data`` itself, ``ENTERS_WHEN_SET``) and, where
+    a SkillMix source keeps its responses, the version of what it writes; nothing for a
+    config that uses none."""
     models = method_models(cfg)
-    return {"method_models": {name: cfg.models.catalog[name] for name in models}} if models else {}
-
-
-def synthetic_queries(
-    cfg: PipelineConfig, engine_for: EngineFor, skills_dir: Path
-) -> tuple[list[Query], list[Reject]]:
-    """Every synthetic source's queries and rejects; skills lists are written to
-    ``skills_dir/<source>.jsonl`` (the stage stores them beside its output)."""
-    queries: list[Query] = []
-    rejects: list[Reject] = []
-    for source in cfg.data.synthetic_sources:
-        engine = engine_for(source.model)
-        if isinstance(source, MagpieSource):
-            tokenizer = getattr(engine, "_tokenizer", None)
-            template = template_of_tokenizer(tokenizer, source.model, source.system_prompt)
-            got, bad = magpie_queries(engine, source, template)
-        elif isinstance(source, SkillMixSource):
-            skills = source_skills(cfg, source, engine, skills_dir)
-            mixes = draw_mixes(
-                skills, source.skills_per_example, source.examples, cfg.seed, source.name
-            )
-            got, bad = skillmix_queries(engine, source, mixes)
-        else:
-            assert_never(source)
-        queries += got
-        rejects += bad
-    return queries, rejects
-
-
-def source_skills(
-    cfg: PipelineConfig, source: SkillMixSource, engine: Engine, skills_dir: Path
-) -> Skills:
-    """The source's skills list: its file, or extracted now and written for reuse."""
-    if source.skills_file:
-        return read_skills(source.skills_file, source.skills_per_example)
-    examples = None
-    if source.extraction == SkillExtraction.from_queries and source.extraction_source:
-        examples = []
-        for item in read_source(source.extraction_source, cfg.storage.s3):
-            mapped = (
-                row_to_query(item, source.extraction_source)
-                if isinstance(item, SourceRow)
-                else item
-            )
-            if isinstance(mapped, Query):
-                examples.append(mapped.text)
-            if len(examples) >= source.extraction_queries:
-                break
-    skills = extract_skills(engine, source, examples)
-    skills_dir.mkdir(parents=True, exist_ok=True)
-    write_skills(skills_dir / f"{source.name}.jsonl", skills)
-    return skills
+    payload = {"method_models": {name: cfg.models.catalog[name] for name in models}}
+    if any(isinstance(s, SkillMixSource) and s.keep_responses for s in cfg.data.synthetic_sources):
+        payload["skillmix_code_version"] = skillmix.CODE_VERSION
+    return payload if models else {}
 
 
 def embedder_of(cfg: PipelineConfig) -> Embedder | None:

@@ -31,6 +31,9 @@ from bolt.prompts import render_template
 from bolt.records import Query, Reject
 from bolt.stages import Stage
 
+# Enters the curation fingerprint of a config whose SkillMix source keeps responses.
+# 2: the response is the query's reference_answer (1 kept it in meta, where nothing read it).
+CODE_VERSION = "2"
 KINDS = ("skill", "query_type")
 MAX_RAW_CHARS = 2000
 REFUSALS = re.compile(
@@ -254,7 +257,8 @@ def skillmix_queries(
     engine: Engine, source: SkillMixSource, mixes: list[Mix]
 ) -> tuple[list[Query], list[Reject]]:
     """One pair per mix (critiqued and refined when ``source.critique``), as queries
-    carrying the response in ``meta`` (``keep_responses``); bad pairs as rejects."""
+    whose ``reference_answer`` is the response (``keep_responses``); bad pairs as
+    rejects."""
     sampling = source.sampling.model_copy(update={"n": 1})
     requests = [ChatRequest(f"{source.name}-{m.index}", generation_prompt(m)) for m in mixes]
     regex = PAIR_REGEX if source.guided else None
@@ -295,13 +299,12 @@ def skillmix_queries(
             "query_type": mix.query_type.name,
             "refined": better is not None,
         }
-        if source.keep_responses:
-            meta["reference_response"] = response
         queries.append(
             Query(
                 id=query_id(source.name, instruction),
                 text=instruction,
                 source=source.name,
+                reference_answer=response if source.keep_responses else None,
                 meta=meta,
             )
         )

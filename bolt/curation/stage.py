@@ -1,7 +1,9 @@
 """The curation stage: sources -> dedup -> difficulty -> topics -> balance -> queries.
 
-Resumable in three steps: the candidates (every source read, deduplicated, shuffled)
-are committed once as ``data-candidates``; their labels are made shard by shard
+Resumable in three steps (four with synthetic sources, whose queries are generated
+first, shard by shard, as ``data-generated``: ``bolt.curation.generation``): the
+candidates (every source read, deduplicated, shuffled) are committed once as
+``data-candidates``; their labels are made shard by shard
 (``bolt.curation.labelling``, ``data.shard_size`` queries each) as ``data-labels``;
 then balancing and selection commit the output. Sources enter the fingerprint by
 content (``bolt.source_digests``).
@@ -27,7 +29,7 @@ from pathlib import Path
 
 from bolt import decontamination
 from bolt.config import PipelineConfig, QuerySource
-from bolt.curation import labelling, methods
+from bolt.curation import generation, labelling, methods
 from bolt.curation.balance import balance, topic_counts
 from bolt.curation.dedup import deduplicate
 from bolt.curation.embeddings import Embedder
@@ -70,7 +72,7 @@ def run_curation(
     store: ArtifactStore,
     engine: Callable[[], Engine],
     context_length: int | None = None,
-    engine_for: methods.EngineFor | None = None,
+    engine_for: generation.EngineFor | None = None,
     contamination: decontamination.NgramIndex | None = None,
     run_shards: ShardRunner[Query] = in_process,
 ) -> Manifest:
@@ -97,21 +99,24 @@ def run_candidates(
     cfg: PipelineConfig,
     store: ArtifactStore,
     fp: str,
-    engine_for: methods.EngineFor | None,
+    engine_for: generation.EngineFor | None,
     contamination: decontamination.NgramIndex | None,
 ) -> Manifest:
     """The queries to label, committed under the curation fingerprint ``fp``: every
-    source read, synthetic ones generated, deduplicated, decontaminated, in the seeded
-    order."""
+    source read, synthetic ones generated (shard by shard, ``bolt.curation.generation``;
+    those the flow's tasks made are found by their receipts), deduplicated,
+    decontaminated, in the seeded order."""
     if (done := store.manifest(Stage.curation_candidates, fp)) is not None:
         return done
+    synthetic = cfg.data.synthetic_sources
+    generated = generation.run_generation(cfg, store, fp, engine_for) if synthetic else []
     started = time.time()
     rejects: list[Reject] = []
-    files: list[FileInfo] = []
     queries = _read_all(cfg.data.sources, cfg, rejects)
-    if cfg.data.synthetic_sources:
-        generated, files = _generate(cfg, store, fp, engine_for, rejects)
-        queries += generated
+    made, bad = generation.generated(store, fp, generated)
+    queries += made
+    rejects += bad
+    files = generation.copy_skills(cfg, store, fp)
     read_count = len(queries)
     queries = _deduplicate(cfg, queries, methods.embedder_of(cfg), rejects)
     queries = _decontaminate(queries, contamination, rejects)
@@ -131,7 +136,8 @@ def run_candidates(
             shards=shards,
             files=files,
             counts={"read": read_count, "candidates": len(queries), "rejected": len(rejects)},
-            timings={"seconds": round(time.time() - started, 3)},
+            # The generation shards' own seconds: they may have run as tasks of their own.
+            timings={"seconds": round(time.time() - started + _seconds(generated), 3)},
             stats={"needs_fitting": labelling.needs_fitting(cfg, queries)},
         )
     )
@@ -200,7 +206,7 @@ def commit_curation(
         )
     )
     reasons = Counter(r.reason for r in rejects)
-    seconds = candidates.timings.get("seconds", 0.0) + sum(s.meta.get("seconds", 0) for s in labels)
+    seconds = candidates.timings.get("seconds", 0.0) + _seconds(labels)
     return store.commit(
         Manifest(
             stage=Stage.curation,
@@ -236,24 +242,8 @@ def _copied_skills(store: ArtifactStore, candidates: Manifest) -> list[FileInfo]
     return files
 
 
-def _generate(
-    cfg: PipelineConfig,
-    store: ArtifactStore,
-    fp: str,
-    engine_for: methods.EngineFor | None,
-    rejects: list[Reject],
-) -> tuple[list[Query], list]:
-    """The synthetic sources' queries; the skills lists extracted are stored beside."""
-    if engine_for is None:
-        raise ValueError("data.synthetic_sources needs engines: pass run_curation engine_for")
-    with tempfile.TemporaryDirectory() as tmp:
-        queries, bad = methods.synthetic_queries(cfg, engine_for, Path(tmp))
-        files = [
-            store.put_file(Stage.curation_candidates, fp, f"skills/{path.name}", path)
-            for path in sorted(Path(tmp).glob("*.jsonl"))
-        ]
-    rejects += bad
-    return queries, files
+def _seconds(shards: list[ShardInfo]) -> float:
+    return sum(s.meta.get("seconds", 0) for s in shards)
 
 
 def _decontaminate(

@@ -4,6 +4,7 @@ all-MiniLM-L6-v2 from its package, on the tiny config's settings."""
 from __future__ import annotations
 
 import json
+from collections import Counter
 
 import pytest
 
@@ -76,7 +77,7 @@ def test_skillmix_on_smollm2(vllm_engine, tmp_path):
     assert len(queries) + len(rejects) == source.examples
     assert {r.reason for r in rejects} <= SKILLMIX_REASONS
     for q in queries:
-        assert len(q.meta["reference_response"].split()) >= source.min_response_words
+        assert len(q.reference_answer.split()) >= source.min_response_words
     refined = source.model_copy(update={"critique": True, "examples": 2})
     queries, rejects = skillmix_queries(vllm_engine, refined, mixes[:2])
     assert len(queries) + len(rejects) == 2
@@ -130,9 +131,12 @@ KNOWN_REASONS = (
 
 def test_tiny_curation_stage_with_every_method(vllm_engine, tmp_path):
     """The stage itself (run_curation) on tiny-curation-methods.yaml: Magpie and SkillMix
-    sources beside the demo file, semantic dedup, MIG selection; a rerun is cached."""
+    sources beside the demo file, generated in shards, semantic dedup, MIG selection; the
+    generated queries reach the selection, MIG sets some of the pool aside; a rerun is
+    cached."""
     from bolt.curation.stage import run_curation
     from bolt.records import Reject
+    from bolt.stages import Stage
     from bolt.store import ArtifactStore
 
     cfg = load_config(
@@ -142,6 +146,7 @@ def test_tiny_curation_stage_with_every_method(vllm_engine, tmp_path):
             "data.sources.0.limit=20",
             "data.difficulty_threshold=0",  # plumbing, not a 135M labeller's judgement
             "data.synthetic_sources.0.queries=8",
+            "data.synthetic_sources.0.shard_size=4",
             "data.synthetic_sources.1.examples=4",
             "data.max_queries=8",
             "data.decontamination.enabled=false",  # decontamination has its own tests
@@ -158,5 +163,21 @@ def test_tiny_curation_stage_with_every_method(vllm_engine, tmp_path):
     assert {r.reason for r in rejects} <= KNOWN_REASONS
     assert manifest.counts["read"] >= 20
     assert any(f.path.startswith("skills/") for f in manifest.files)
+    # Magpie in two shards of 4, SkillMix in one: a receipt each.
+    generated = store.finished_shards(Stage.curation_generated, manifest.fingerprint)
+    assert [generated[i].meta["source"] for i in sorted(generated)] == ["magpie"] * 2 + ["skillmix"]
+    # MIG chose the budget from a larger pool and set the rest aside, with its reason.
+    passed_over = [r.source for r in rejects if r.reason == "not_selected_mig"]
+    assert len(kept) == 8 and passed_over
+    assert manifest.counts["rejected.not_selected_mig"] == len(passed_over)
+    # Both generated sources survive dedup and labelling into the pool MIG chooses from.
+    pool = [q.id for q in kept] + passed_over
+    for source in ("magpie", "skillmix"):
+        assert any(i.startswith(f"{source}-") for i in pool), (
+            source,
+            Counter(i.split("-")[0] for i in pool),
+        )
+    # The SkillMix responses kept as reference answers survive with their queries.
+    assert all(q.reference_answer for q in kept if q.source == "skillmix")
     again = run_curation(cfg, store, lambda: None, engine_for=lambda _: None)
     assert again.fingerprint == manifest.fingerprint

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import numpy as np
@@ -27,6 +26,18 @@ def test_configs_without_methods_add_nothing_to_the_fingerprint():
 def test_configs_with_methods_fingerprint_their_models():
     payload = methods.fingerprint_payload(load_config(REPO / "configs/paper-magpie-8b.yaml"))
     assert set(payload["method_models"]) == {"llama-3-70b-instruct", "all-minilm-l6-v2"}
+    # Magpie only: what SkillMix writes does not enter its fingerprint.
+    assert "skillmix_code_version" not in payload
+
+
+def test_a_skillmix_source_keeping_responses_fingerprints_what_it_writes():
+    cfg = load_config(REPO / "configs/tiny-curation-methods.yaml")
+    assert methods.fingerprint_payload(cfg)["skillmix_code_version"] == "2"
+    kept = load_config(
+        REPO / "configs/tiny-curation-methods.yaml",
+        ["data.synthetic_sources.1.keep_responses=false"],
+    )
+    assert "skillmix_code_version" not in methods.fingerprint_payload(kept)
 
 
 def test_shuffled_selection_is_todays_truncation():
@@ -55,49 +66,46 @@ def test_mig_selection_and_semantic_dedup_steps():
     assert rejects[0].reason == "near_duplicate" and "semantic duplicate of q0" in rejects[0].detail
 
 
-class Script:
-    name = "transformers"
+class Tagger:
+    """A labeller answering each tags request in turn from ``answers``."""
 
-    def __init__(self, tokenizer, answers):
-        self._tokenizer, self.answers = tokenizer, list(answers)
+    def __init__(self, answers):
+        self.answers, self.prompts = list(answers), []
 
-    def render_prompt(self, messages):
-        return [0]
+    def generate(self, requests, sampling, **_):
+        self.prompts += [r.messages[0]["content"] for r in requests]
+        return [[Completion(r.id, 0, self.answers.pop(0), "stop", 1, 1, None)] for r in requests]
 
-    def generate(self, requests, sampling, *, stop=None, guided_regex=None):
-        return [
-            [
-                Completion(r.id, i, self.answers.pop(0), "stop", 1, 1, None)
-                for i in range(sampling.n)
-            ]
-            for r in requests
+
+def test_free_form_tags_are_labelled_and_unparsable_answers_set_aside():
+    queries = [_q(0), _q(1), _q(2)]
+    engine = Tagger(
+        [
+            "Tags: Linear Algebra, word problems, linear algebra, `proofs`",
+            "I would rather not tag this one.",
+            "Sure!\ntags = Python, debugging",
         ]
-
-
-def test_synthetic_queries_from_both_kinds(smollm2_path, tmp_path):
-    from transformers import AutoTokenizer
-
-    skills = tmp_path / "skills.jsonl"
-    skills.write_text(
-        "".join(
-            json.dumps(r) + "\n"
-            for r in [
-                {"kind": "skill", "name": "a"},
-                {"kind": "skill", "name": "b"},
-                {"kind": "query_type", "name": "q"},
-            ]
-        )
     )
+    rejects = []
+    kept = methods.label_tags(queries, engine, max_tags=2, rejects=rejects)
+    assert [(q.id, q.meta["tags"]) for q in kept] == [
+        ("q0", ["linear_algebra", "word_problems"]),  # normalised, deduplicated, at most 2
+        ("q2", ["python", "debugging"]),
+    ]
+    assert [(r.reason, r.source) for r in rejects] == [("unparsable_tags", "q1")]
+    assert "I would rather not" in rejects[0].detail
+    assert "query 0" in engine.prompts[0] and "at most 2 tags" in engine.prompts[0]
+
+
+def test_mig_with_tags_labels_them_in_the_labelling_shards():
+    from bolt.curation.labelling import label_queries
+
     cfg = load_config(
         REPO / "configs/tiny-curation-methods.yaml",
-        [
-            "data.synthetic_sources.0.queries=2",
-            "data.synthetic_sources.1.examples=1",
-            f"data.synthetic_sources.1.skills_file={skills}",
-        ],
+        ["data.mig.labels=[topic, tags]", "data.difficulty_filter=false"],
     )
-    answer = "### Instruction\nPlan a picnic.\n### Response\n" + "Bring bread and fruit. " * 8
-    engine = Script(AutoTokenizer.from_pretrained(smollm2_path), ["What is 3 + 4?", "", answer])
-    queries, rejects = methods.synthetic_queries(cfg, lambda name: engine, tmp_path / "skills")
-    assert [q.source for q in queries] == ["magpie", "skillmix"]
-    assert [r.reason for r in rejects] == ["empty_generation"]
+    engine = Tagger(["Tags: budgeting", "no tags here"])
+    queries = [_q(0), _q(1)]  # topics known: only the tags are asked
+    kept, rejects = label_queries(cfg, queries, lambda: engine, None, fitting=False)
+    assert [q.meta["tags"] for q in kept] == [["budgeting"]]
+    assert [r.reason for r in rejects["tags"]] == ["unparsable_tags"]

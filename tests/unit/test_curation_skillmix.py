@@ -144,7 +144,7 @@ def test_skillmix_queries_with_critique_and_gate():
     queries, rejects = skillmix_queries(engine, SOURCE, mixes)
     assert [q.text for q in queries] == ["Plan a 3-day Rome trip on a budget."]
     assert queries[0].meta["refined"] is True
-    assert queries[0].meta["reference_response"].startswith("Day one: free sights")
+    assert queries[0].reference_answer.startswith("Day one: free sights")
     assert queries[0].meta["skills"] == [s.name for s in mixes[0].skills]
     assert [(r.reason, r.source) for r in rejects] == [
         ("unparsable_pair", "sm#1"),
