@@ -1,37 +1,43 @@
-"""What the GRPO and DRIFT integration tests share: the tiny online config, the reward
-backends on the test's engine, launching a training job as the cluster would, and the
-quick evaluation of every checkpoint with its trajectory (SFT vs each iteration)."""
+"""What the GRPO and DRIFT integration tests share: the tiny online config (transformers
+engines), SmolLM2 stored as the SFT model the online flow starts from, and reading the
+store's outputs and the Prefect server's task states back."""
 
 from __future__ import annotations
 
+import asyncio
 import json
-import os
-import subprocess
-import sys
+import time
+from collections.abc import Callable
 from pathlib import Path
-
-import yaml
 
 from bolt.config import EngineConfig, EngineKind, OnlineAlgorithm, PipelineConfig, ZeroStage
 from bolt.evals import Benchmark
-from bolt.models import cache_root
-from bolt.rewards.factory import make_reward
-from tests.conftest import REPO, free_port
+from bolt.stages import Stage
+from bolt.store import ArtifactStore, Manifest
+from bolt.train.fingerprints import MODEL_DIR
+from tests.conftest import REPO
 
 PROMPTS = ["Name one use of salt.", "Why is the sky blue?", "Give a synonym for fast."]
 
 
 def online_config(tiny_config, tmp: Path, algorithm: OnlineAlgorithm) -> PipelineConfig:
-    """2 prompts (or the hand-made rows), short samples, 2 steps per iteration."""
+    """2 prompts (or 2 of the hand-made rows), short samples, 2 steps per iteration,
+    transformers engines."""
     source_file = tmp / "prompts.jsonl"
     source_file.write_text(
         "".join(json.dumps({"id": f"p{i}", "text": t}) + "\n" for i, t in enumerate(PROMPTS))
     )
     online = tiny_config.online
     source = online.prompt_sources[0].model_copy(update={"uri": str(source_file)})
-    drift = online.drift.model_copy(update={"rows_per_iteration": 2})
+    rows = online.drift.sources[0]  # the hand-made rows, wherever pytest runs
+    rows = rows.model_copy(update={"uri": str(REPO / rows.uri)})
+    drift = online.drift.model_copy(update={"rows_per_iteration": 2, "sources": [rows]})
     settings = {
         "algorithm": algorithm,
+        # In the flow each policy folder gets its own engine from the pool, and the
+        # checklist reward another: vLLM would start three times (54 s each on the
+        # 2-core machine), where the hand-driven loops shared one session engine.
+        "engine": EngineConfig(kind=EngineKind.transformers),
         "prompt_sources": [source],
         "prompts_per_iteration": 2,
         "sampling": online.sampling.model_copy(update={"n": 3, "max_new_tokens": 24}),
@@ -64,56 +70,51 @@ def online_config(tiny_config, tmp: Path, algorithm: OnlineAlgorithm) -> Pipelin
     )
 
 
-def rewards(cfg: PipelineConfig, engine):
-    cache = cache_root(cfg.models).parent / "checklists"
-    return {
-        b.name: (
-            make_reward(
-                b, cfg.models, device="cpu", checklist_engine=engine, checklist_cache_dir=cache
-            ),
-            b.weight,
-        )
-        for b in cfg.online.rewards
-    }
-
-
-def launch(cfg: PipelineConfig, tmp: Path, module: str, args: list[str], log_name: str):
-    """The job as a subprocess in its own session; its log appended (a relaunch keeps
-    the killed run's lines)."""
-    config = tmp / "config.yaml"
-    config.write_text(yaml.safe_dump(cfg.model_dump(mode="json")))
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "MASTER_ADDR": "127.0.0.1"}
-    env |= {"RANK": "0", "WORLD_SIZE": "1", "LOCAL_RANK": "0", "MASTER_PORT": str(free_port())}
-    command = [sys.executable, "-m", module, "--config", str(config), *args]
-    command += ["--work-dir", str(tmp / "work")]
-    log = open(tmp / log_name, "a")  # noqa: SIM115 (closed with the process)
-    return subprocess.Popen(
-        command, cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+def commit_sft(store: ArtifactStore, model_dir: Path) -> Manifest:
+    """SmolLM2 as the SFT model, stored as the SFT stage stores one (``model/``): the
+    online flow starts from a stored SFT model, and its jobs fetch it by id."""
+    fp = "smollm2-as-sft-00"
+    files = store.put_dir(Stage.sft, fp, MODEL_DIR, model_dir)
+    return store.commit(
+        Manifest(stage=Stage.sft, fingerprint=fp, code_version="1", config={}, files=files)
     )
 
 
-def evaluate_trajectory(cfg: PipelineConfig, checkpoints: list[tuple[str, str]], policies):
-    """Every checkpoint's quick evaluation (the eval stage's own functions, in this
-    process: MATH500 needs no judge), the trajectory drawn from them, and the policy the
-    online loop keeps."""
-    from bolt.engines import make_engine
-    from bolt.evals.stage import eval_model, load_benchmarks, run_answers, run_eval
-    from bolt.evals.trajectory import run_trajectory
-    from bolt.store import ArtifactStore
-    from flows.online_methods import kept_policy
+def by_iteration(store: ArtifactStore, stage: str) -> list[Manifest]:
+    return sorted(store.list_manifests(stage), key=lambda m: m.config["iteration"])
 
-    def no_judge(benchmark):
-        raise AssertionError(f"{benchmark} needs no judge")
 
-    store, items = ArtifactStore.from_config(cfg.storage), load_benchmarks(cfg)
-    evaluations = []
-    for label, folder in checkpoints:
-        model = eval_model(cfg, folder, label)
-        engine = make_engine(cfg.eval.engine, folder, seed=0, device="cpu")
-        try:
-            answers = run_answers(cfg, store, model, items, lambda engine=engine: engine)
-        finally:
-            engine.close()
-        evaluations.append((label, run_eval(cfg, store, model, items, answers, no_judge)))
-    trajectory = run_trajectory(store, evaluations)
-    return trajectory, kept_policy(cfg, evaluations, policies)
+def task_states(
+    tag: str, names: list[str], settled: Callable[[dict[str, list[str]]], bool]
+) -> dict[str, list[str]]:
+    """The states of the task runs tagged ``tag`` (the server is the session's), sorted,
+    by which of ``names`` each run's name starts with (the longest that fits: an
+    online-grpo-scores-shard run is not an online-grpo one). The server records a task
+    run from the events the flow sends, a moment later: read until ``settled`` holds or
+    30 s have passed, and return the last read."""
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import TaskRunFilter, TaskRunFilterTags
+
+    longest_first = sorted(names, key=len, reverse=True)
+
+    async def read():
+        async with get_client() as client:
+            runs = await client.read_task_runs(
+                task_run_filter=TaskRunFilter(tags=TaskRunFilterTags(all_=[tag]))
+            )
+        found: dict[str, list[str]] = {}
+        for run in runs:
+            name = next((n for n in longest_first if run.name.startswith(n)), None)
+            if name is not None:
+                found.setdefault(name, []).append(run.state.name)
+        return {name: sorted(states) for name, states in found.items()}
+
+    deadline = time.monotonic() + 30
+    while not settled(found := asyncio.run(read())) and time.monotonic() < deadline:
+        time.sleep(0.5)
+    return found
+
+
+def state_kinds(states: dict[str, list[str]]) -> dict[str, list[str]]:
+    """Each task's distinct states (how many runs aside)."""
+    return {name: sorted(set(found)) for name, found in states.items()}

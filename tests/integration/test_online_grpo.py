@@ -8,30 +8,30 @@ by the best MATH500 headline; the export finds both iterations and their evaluat
 A rerun of the flow recomputes nothing: every stage task is Cached, no shard runs and
 the store gains no output. Everything is read back from the store.
 
-The engines are transformers (``online.engine``): in the flow each policy folder gets its
-own engine from the pool and the checklist reward another, three vLLM starts where the
-hand-driven loop this test replaces shared one session engine (54 s to start on the
-2-core machine). The GRPO job's kills and resumes are the reliability suite's
-(test_grpo_survives_five_seeded_kills).
+The engines are transformers (``online_helpers.online_config`` says why). The GRPO job's
+kills and resumes are the reliability suite's (test_grpo_survives_five_seeded_kills).
 """
 
 from __future__ import annotations
 
-import asyncio
 import math
-import time
 import uuid
-from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
-from bolt.config import EngineConfig, EngineKind, OnlineAlgorithm
+from bolt.config import OnlineAlgorithm
 from bolt.export.lineage import Index, select
 from bolt.stages import Stage
 from bolt.store import ArtifactStore, Manifest
 from bolt.train.fingerprints import MODEL_DIR
-from tests.integration.online_helpers import online_config
+from tests.integration.online_helpers import (
+    by_iteration,
+    commit_sft,
+    online_config,
+    state_kinds,
+    task_states,
+)
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -39,51 +39,6 @@ pytestmark = [pytest.mark.integration, pytest.mark.slow]
 # stage's manifest is not committed); one shard of 2 prompts per iteration here.
 SHARD_TASKS = ["online-samples-shard", "online-grpo-scores-shard"]
 STAGE_TASKS = ["online-prompts", "online-groups", "online-grpo"]
-
-
-def _task_states(tag: str, settled: Callable[[dict[str, list[str]]], bool]):
-    """The states of this test's task runs by task name (the server is the session's).
-    The server records a task run from the events the flow sends, a moment later: read
-    until ``settled`` holds or 30 s have passed, and return the last read."""
-    from prefect.client.orchestration import get_client
-    from prefect.client.schemas.filters import TaskRunFilter, TaskRunFilterTags
-
-    # longest first: an online-grpo-scores-shard run is not an online-grpo one
-    names = sorted(STAGE_TASKS + SHARD_TASKS, key=len, reverse=True)
-
-    async def read():
-        async with get_client() as client:
-            runs = await client.read_task_runs(
-                task_run_filter=TaskRunFilter(tags=TaskRunFilterTags(all_=[tag]))
-            )
-        found: dict[str, list[str]] = {}
-        for run in runs:
-            name = next((t for t in names if run.name.startswith(t)), None)
-            if name is not None:
-                found.setdefault(name, []).append(run.state.name)
-        return {name: sorted(states) for name, states in found.items()}
-
-    deadline = time.monotonic() + 30
-    while not settled(found := asyncio.run(read())) and time.monotonic() < deadline:
-        time.sleep(0.5)
-    return found
-
-
-def _kinds(states: dict[str, list[str]]) -> dict[str, list[str]]:
-    return {name: sorted(set(found)) for name, found in states.items()}
-
-
-def _commit_sft(store: ArtifactStore, model_dir: Path) -> Manifest:
-    """SmolLM2 as the SFT model, stored as the SFT stage stores one (``model/``)."""
-    fp = "smollm2-as-sft-00"
-    files = store.put_dir(Stage.sft, fp, MODEL_DIR, model_dir)
-    return store.commit(
-        Manifest(stage=Stage.sft, fingerprint=fp, code_version="1", config={}, files=files)
-    )
-
-
-def _by_iteration(store: ArtifactStore, stage: str) -> list[Manifest]:
-    return sorted(store.list_manifests(stage), key=lambda m: m.config["iteration"])
 
 
 def test_grpo_online_flow_two_iterations_cached_rerun_and_trajectory(
@@ -94,19 +49,17 @@ def test_grpo_online_flow_two_iterations_cached_rerun_and_trajectory(
     from flows.online import online_flow
 
     cfg = online_config(tiny_config, tmp_path, OnlineAlgorithm.grpo)
-    engine = EngineConfig(kind=EngineKind.transformers)
-    cfg = cfg.model_copy(update={"online": cfg.online.model_copy(update={"engine": engine})})
     store = ArtifactStore.from_config(cfg.storage)
-    sft = _commit_sft(store, Path(smollm2_path))
+    sft = commit_sft(store, Path(smollm2_path))
     run_tag = f"test-{uuid.uuid4().hex[:8]}"
     with tags(run_tag):
         kept = online_flow(cfg, sft)
 
-    groups1, groups2 = _by_iteration(store, Stage.online_groups)
+    groups1, groups2 = by_iteration(store, Stage.online_groups)
     scores1 = store.require(Stage.online_scores, groups1.upstream["scores"])
     assert groups1.counts["samples"] == 6 and groups1.counts["groups"] == 2
     assert scores1.counts["scored"] == 6 and "malformed_thinking" in scores1.counts
-    policy1, policy2 = _by_iteration(store, Stage.online_policy)
+    policy1, policy2 = by_iteration(store, Stage.online_policy)
     assert (policy1.upstream, policy2.upstream) == (
         {"groups": groups1.fingerprint},
         {"groups": groups2.fingerprint},
@@ -142,9 +95,10 @@ def test_grpo_online_flow_two_iterations_cached_rerun_and_trajectory(
         ("grpo", policy2),
     ]
     assert sorted(selection.evals) == ["policy-1", "policy-2", "sft"]
-    want = {name: ["Completed"] for name in STAGE_TASKS + SHARD_TASKS}
-    first = _task_states(run_tag, lambda found: _kinds(found) == want)
-    assert _kinds(first) == want
+    names = STAGE_TASKS + SHARD_TASKS
+    want = {name: ["Completed"] for name in names}
+    first = task_states(run_tag, names, lambda found: state_kinds(found) == want)
+    assert state_kinds(first) == want
 
     # The rerun: every stage task is a cache hit on its fingerprint, no shard runs again,
     # and the store gains nothing.
@@ -153,5 +107,5 @@ def test_grpo_online_flow_two_iterations_cached_rerun_and_trajectory(
     with tags(rerun_tag):
         assert online_flow(cfg, sft) == kept
     want = {name: ["Cached", "Cached"] for name in STAGE_TASKS}
-    assert _task_states(rerun_tag, lambda found: found == want) == want
+    assert task_states(rerun_tag, names, lambda found: found == want) == want
     assert {(m.stage, m.fingerprint, m.created_at) for m in store.list_manifests()} == outputs
