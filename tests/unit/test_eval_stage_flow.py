@@ -117,7 +117,19 @@ def test_bolt_stage_eval_evaluates_the_last_policy(after_a_full_run, monkeypatch
 def test_before_any_training_it_evaluates_the_base_model(tmp_path, monkeypatch):
     cfg = load_config(TINY_CONFIG, [f"storage.root=file://{tmp_path}/artifacts"])
     calls = []
-    monkeypatch.setattr(evaluation, "eval_flow", lambda cfg, model, label=None: calls.append(model))
+
+    class RecordingEvalFlow:
+        """Stands in for the eval flow: the stage calls it through ``with_options``
+        (tasks.runtime.with_task_runner), then with the model to evaluate."""
+
+        def with_options(self, **options):
+            assert "task_runner" in options
+            return self
+
+        def __call__(self, cfg, model, label=None):
+            calls.append(model)
+
+    monkeypatch.setattr(evaluation, "eval_flow", RecordingEvalFlow())
     evaluation.eval_stage_flow.fn(cfg)
     assert calls == [cfg.sft.base_model]
 
