@@ -275,6 +275,11 @@ def sequence_classifier_judge(args, items, reference, cache: Path) -> dict:
     }
 
 
+def judged_by(judge: dict) -> str:
+    """The model behind a judge where its name does not say it (the random-init floor)."""
+    return f" ({judge['model']})" if "model" in judge else ""
+
+
 def judge_engine(args):
     from bolt.config import EngineConfig
     from bolt.engines import make_engine
@@ -344,7 +349,8 @@ def main() -> None:
     }
     print(json.dumps(result, indent=2))
     summary = f"{len(items)} MT-Bench turn-1 items vs GPT-4, judge {judge_name}: " + "; ".join(
-        f"{name} r={j['pearson']} rho={j['spearman']} pair={j['pairwise_accuracy']} "
+        f"{name}{judged_by(j)} r={j['pearson']} rho={j['spearman']} "
+        f"pair={j['pairwise_accuracy']} "
         f"({j['seconds_per_item']} s, {j['prompt_tokens_per_item']:.0f} tok/item)"
         for name, j in judges.items()
     )
