@@ -7,7 +7,10 @@ test_deployments.py serves it), and the UI rendered in headless Chromium.
 - a malformed override or an unknown stage is refused before a run exists; a wrong key
   fails the run at its first step (validate-config), naming the key, before preflight;
 - a run started from the API with overrides completes, and its artifact pages show the
-  stage summary's text; screenshots of the form and of the artifact page are not blank.
+  stage summary's text; screenshots of the form and of the artifact page are not blank;
+- an eval (`bolt stage eval`: MATH500 through the stand-in OpenAI-compatible teacher,
+  tests/reliability/teacher_server.py) publishes its table, whose page shows each row's
+  benchmark and score, and its summary, whose page links the headline plot in the store.
 
 The session's Prefect server (tests/conftest.py) serves no UI (Prefect's test harness
 turns it off), so this module starts `prefect server start` with the UI on.
@@ -16,6 +19,7 @@ turns it off), so this module starts `prefect server start` with the UI on.
 from __future__ import annotations
 
 import html
+import json
 import os
 import re
 import shutil
@@ -30,7 +34,9 @@ import httpx
 import pytest
 
 from bolt.config import STAGE_SECTIONS
-from tests.conftest import REPO, free_port
+from bolt.config_loader import load_config
+from tests.conftest import REPO, TINY_CONFIG, free_port
+from tests.reliability.teacher_server import TeacherServer
 
 pytestmark = [
     pytest.mark.integration,
@@ -188,6 +194,17 @@ def _assert_not_blank(url: str, png: Path, attempts: int = 3) -> None:
     raise AssertionError(f"{url}: {len(colours)} colours, the commonest {share:.0%}")
 
 
+def _artifacts(name: str) -> dict:
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterKey
+
+    with get_client(sync_client=True) as client:
+        found = client.read_artifacts(
+            artifact_filter=ArtifactFilter(key=ArtifactFilterKey(like_=name))
+        )
+    return {a.key: a for a in found}
+
+
 def _runs_of(deployment_id) -> list:
     from prefect.client.orchestration import get_client
     from prefect.client.schemas.filters import DeploymentFilter, DeploymentFilterId
@@ -271,8 +288,6 @@ def test_a_wrong_key_fails_the_run_at_its_first_step(deployment):
 def test_a_run_with_overrides_completes_and_its_artifacts_render(
     ui, deployment, smollm2_path, tmp_path
 ):
-    from prefect.client.orchestration import get_client
-    from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterKey
     from prefect.deployments import run_deployment
 
     root, _, _ = ui
@@ -289,11 +304,7 @@ def test_a_run_with_overrides_completes_and_its_artifacts_render(
     run = run_deployment(DEPLOYMENT, parameters=parameters, timeout=600)
     assert run.state.type.value == "COMPLETED", (run.state, log.read_text()[-3000:])
 
-    with get_client(sync_client=True) as client:
-        artifacts = client.read_artifacts(
-            artifact_filter=ArtifactFilter(key=ArtifactFilterKey(like_=name))
-        )
-    by_key = {a.key: a for a in artifacts}
+    by_key = _artifacts(name)
     assert {f"{name}-data-summary", f"{name}-run", f"{name}-results"} <= set(by_key)
     summary = by_key[f"{name}-data-summary"]
     assert "| kept |" in summary.data and "Stored at" in summary.data
@@ -306,3 +317,53 @@ def test_a_run_with_overrides_completes_and_its_artifacts_render(
 
     _, run_text = _page(f"{root}/artifacts/artifact/{by_key[f'{name}-run'].id}")
     assert f"{name}: 1 output so far" in run_text and "usd_so_far" in run_text, run_text[:2000]
+
+
+def test_an_evals_table_and_its_plot_link_render(ui, tmp_path, monkeypatch):
+    """Run in this process against the UI's server (no deployment needed): two MATH500
+    items, answered by the stand-in teacher and graded by rule, in about 10 s."""
+    monkeypatch.setenv("OPENAI_API_KEY", "not-checked")  # the stand-in server ignores it
+    from flows.pipeline import STAGE_FLOWS
+
+    root, _, _ = ui
+    name = f"form-eval-{uuid.uuid4().hex[:8]}"
+    with TeacherServer() as server:
+        cfg = load_config(
+            TINY_CONFIG,
+            [
+                f"name={name}",
+                f"storage.root=file://{tmp_path}/store",
+                "eval.benchmarks=[math500]",
+                "eval.max_items=2",
+                "eval.baseline_model=null",
+                "eval.engine.kind=openai",
+                f"eval.engine.base_url={server.base_url}",
+                "tracking.backend=none",
+            ],
+        )
+        STAGE_FLOWS["eval"](cfg)  # no SFT model in the store: the base model is evaluated
+
+    by_key = _artifacts(name)
+    stats = f"{name}-eval-stats"  # the stage's stats table, beside the eval's own
+    (table,) = [
+        a
+        for k, a in by_key.items()
+        if a.type == "table" and k.startswith(f"{name}-eval-") and k != stats
+    ]
+    rows = json.loads(table.data)
+    assert rows and {r["benchmark"] for r in rows} == {"math500"}, rows
+    _, text = _page(f"{root}/artifacts/artifact/{table.id}")
+    model = list(rows[0])[2]  # bolt.evals.report.table_rows: the model's score column
+    assert model in text, (model, text[:2000])
+    for row in rows:  # each row as the table artifact shows it
+        # The UI prints a number as JavaScript does: 0.0 as "0", 0.25 as "0.25".
+        cells = (row["benchmark"], row["metric"], f"{row[model]:g}", row["n_items"])
+        assert all(str(c) in text for c in cells), (row, text[:2000])
+    _assert_not_blank(f"{root}/artifacts/artifact/{table.id}", tmp_path / "eval-table.png")
+
+    summary = by_key[f"{name}-eval-summary"]
+    plot = re.search(r"\[headline\.png\]\(([^)]+)\)", summary.data)
+    assert plot, summary.data
+    dom, text = _page(f"{root}/artifacts/artifact/{summary.id}")
+    assert "Plots" in text and "headline.png" in text, text[:2000]
+    assert f'href="{html.escape(plot.group(1))}"' in dom or f'href="{plot.group(1)}"' in dom
