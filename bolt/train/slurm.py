@@ -49,6 +49,11 @@ FINISHED = {
     "PREEMPTED",
     "TIMEOUT",
 }
+# The pending reason of a job whose launch failed on its node: Slurm requeued it held, and
+# it waits for `scontrol release` forever (a node's slurmd refused the launch: a bad
+# credential, a missing spool folder, a full disk). Other holds (JobHeldUser,
+# JobHeldAdmin) are someone's decision and are waited out.
+HELD_AFTER_FAILED_LAUNCH = "launch_failed_requeued_held"
 # What squeue and scontrol answer (exit 1) for a job the controller no longer holds.
 FORGOTTEN = "Invalid job id specified"
 # A key of a Slurm record: a word (with / and : as in Socks/Node, ReqB:S:C:T) before '='
@@ -146,15 +151,19 @@ def _run(command: list[str], env: dict[str, str] | None = None) -> str:
     return done.stdout.strip()
 
 
-def job_state(job_id: str) -> str | None:
-    """The squeue state (PENDING, RUNNING, ...) or None when the job left the queue."""
-    done = _call(["squeue", "-h", "-j", job_id, "-o", "%T"])
+def queue_entry(job_id: str) -> tuple[str, str] | None:
+    """The squeue state (PENDING, RUNNING, ...) and its reason (``Resources``,
+    ``Priority``, ``None`` while it runs), or None when the job left the queue."""
+    done = _call(["squeue", "-h", "-j", job_id, "-o", "%T %r"])
     if done.returncode != 0:
         if FORGOTTEN in done.stderr:
             return None
         raise LaunchError(f"squeue -j {job_id} failed: {done.stderr.strip()}")
-    state = done.stdout.strip()
-    return state.splitlines()[0].strip() if state else None
+    lines = done.stdout.strip().splitlines()
+    if not lines:
+        return None
+    state, _, reason = lines[0].strip().partition(" ")
+    return state, reason.strip()
 
 
 def scontrol_record(job_id: str) -> dict[str, str] | None:
@@ -226,17 +235,30 @@ def _new_lines(log: Path, offset: int, final: bool = False) -> tuple[list[str], 
 
 
 def follow(job_id: str, log: Path, poll_seconds: float, on_line: LogSink) -> deque[str]:
-    """Pass the job's log lines on until it leaves the queue; the last 40 for an error."""
+    """Pass the job's log lines on until it leaves the queue; the last 40 for an error.
+    While it waits, each new pending reason is a line of its own; a job held after a
+    failed launch raises ``LaunchError`` (the caller cancels it, the task's retry submits
+    it again), since Slurm would never start it."""
     tail: deque[str] = deque(maxlen=40)
-    offset, failures = 0, 0
+    offset, failures, reported = 0, 0, ""
     while True:
         try:
-            state, failures = job_state(job_id), 0
+            entry, failures = queue_entry(job_id), 0
         except LaunchError:
             failures += 1  # a busy controller: try again, give up after a few polls
             if failures >= 5:
                 raise
-            state = "UNKNOWN"
+            entry = ("UNKNOWN", "")
+        state, reason = entry if entry else (None, "")
+        if state == "PENDING" and reason != reported:
+            reported = reason
+            on_line(f"launch: slurm job {job_id} pending ({reason})")
+            if reason == HELD_AFTER_FAILED_LAUNCH:
+                raise LaunchError(
+                    f"slurm job {job_id} is held after its launch failed on the node "
+                    f"(Reason={reason}); Slurm will not start it by itself: the node's "
+                    "slurmd log says why the launch failed"
+                )
         lines, offset = _new_lines(log, offset, final=state is None or state in FINISHED)
         for line in lines:
             tail.append(line)

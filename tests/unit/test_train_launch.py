@@ -173,6 +173,58 @@ def test_slurm_verdict_from_sacct_when_the_controller_forgot_the_job(
             run_job(cfg, _job(cfg), tmp_path, lines.append)
 
 
+def test_a_job_held_after_a_failed_launch_is_cancelled_and_fails_the_launch(tmp_path, monkeypatch):
+    """A node's slurmd refused the launch (seen on the local cluster under load: munge
+    refused the credential), so Slurm requeued the job held: it would wait forever."""
+    cancelled = tmp_path / "scancel.args"
+    _fake_slurm(
+        tmp_path,
+        monkeypatch,
+        {
+            "sbatch": FAKE_SBATCH,
+            "squeue": "#!/bin/bash\necho 'PENDING launch_failed_requeued_held'\n",
+            "scancel": f'#!/bin/bash\necho "$@" > {cancelled}\n',
+        },
+    )
+    cfg = _config("paper-8b", Launcher.slurm, workdir=str(tmp_path), poll_seconds=0.01)
+    lines: list[str] = []
+    with pytest.raises(LaunchError, match="slurm job 4242 is held after its launch failed"):
+        run_job(cfg, _job(cfg), tmp_path, lines.append)
+    assert "launch: slurm job 4242 pending (launch_failed_requeued_held)" in lines
+    assert cancelled.read_text().split() == ["4242"]
+
+
+def test_a_pending_job_reports_each_new_reason_once(tmp_path, monkeypatch):
+    """Waiting for resources, then running, then gone: two pending lines, not one a poll."""
+    polls = tmp_path / "polls"
+    squeue = f"""#!/bin/bash
+n=$(cat {polls} 2>/dev/null || echo 0); echo $((n + 1)) > {polls}
+case $n in
+  0|1) echo 'PENDING Priority' ;;
+  2|3) echo 'PENDING Resources' ;;
+  4) echo 'RUNNING None' ;;
+  *) echo 'slurm_load_jobs error: Invalid job id specified' >&2; exit 1 ;;
+esac
+"""
+    _fake_slurm(
+        tmp_path,
+        monkeypatch,
+        {
+            "sbatch": FAKE_SBATCH,
+            "squeue": squeue,
+            "scontrol": FAKE_SCONTROL,
+            "sacct": FAKE_SACCT.format(state="COMPLETED", code="0:0"),
+        },
+    )
+    cfg = _config("paper-8b", Launcher.slurm, workdir=str(tmp_path), poll_seconds=0.01)
+    lines: list[str] = []
+    run_job(cfg, _job(cfg), tmp_path, lines.append)
+    assert [line for line in lines if " pending " in line] == [
+        "launch: slurm job 4242 pending (Priority)",
+        "launch: slurm job 4242 pending (Resources)",
+    ]
+
+
 def test_slurm_launcher_without_sbatch_names_the_missing_command(tmp_path, monkeypatch):
     monkeypatch.setenv("PATH", str(tmp_path))  # no Slurm client installed at all
     cfg = _config("paper-8b", Launcher.slurm, workdir=str(tmp_path))
