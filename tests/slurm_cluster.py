@@ -15,7 +15,10 @@ and fails instead when ``BOLT_REQUIRE_SLURM=1`` is set.
 
 from __future__ import annotations
 
+import fcntl
+import hashlib
 import os
+import random
 import re
 import shutil
 import signal
@@ -25,7 +28,7 @@ import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Self
+from typing import IO, Self
 
 import pytest
 
@@ -65,10 +68,30 @@ def unavailable_reason() -> str | None:
     return None
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+# The daemons' ports come from below the kernel's ephemeral range (ip_local_port_range,
+# 32768-60999 by default), which the suite's other servers (port 0) and every outgoing
+# connection draw from: none of them can take a port between its choice and the daemon's
+# bind. A lock file per port (under /tmp, shared by the session's workers, whose TMPDIRs
+# differ) keeps the clusters that two workers run at once off each other's ports.
+PORT_RANGE = range(20000, 32000)
+PORT_LOCKS = Path("/tmp/bolt-slurm-ports")
+
+
+def reserve_port() -> tuple[int, IO[str]]:
+    """A port nothing listens on, and the open lock file that holds it for this cluster
+    (closing the file gives it back)."""
+    PORT_LOCKS.mkdir(exist_ok=True)
+    for port in random.SystemRandom().sample(PORT_RANGE, 200):
+        handle = open(PORT_LOCKS / f"{port}.lock", "w")  # noqa: SIM115 (held until stop)
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            with socket.socket() as probe:
+                probe.bind(("", port))
+        except OSError:  # another cluster's, or something else listens there
+            handle.close()
+            continue
+        return port, handle
+    raise SlurmClusterError(f"no free port among 200 tried in {PORT_RANGE}")
 
 
 def _tail(path: Path, lines: int = 25) -> str:
@@ -124,6 +147,7 @@ class LocalSlurmCluster:
         self.partition = "debug"
         self.node = "localhost"
         self.procs: dict[str, subprocess.Popen] = {}
+        self.port_locks: list[IO[str]] = []
         self.started_in: float | None = None
 
     # -- what clients need ------------------------------------------------------------
@@ -239,6 +263,11 @@ class LocalSlurmCluster:
         ).stdout.splitlines()[0]
         return parse_key_values(line)
 
+    def _reserve_port(self) -> int:
+        port, lock = reserve_port()
+        self.port_locks.append(lock)
+        return port
+
     def render_conf(self) -> str:
         hw = self.machine()
         real_cpus = int(hw["CPUs"])
@@ -254,10 +283,11 @@ class LocalSlurmCluster:
         )
         r = self.root
         lines = {
-            "ClusterName": "bolt-test",
+            # Its own name: two clusters of one session never look alike.
+            "ClusterName": "bolt-test-" + hashlib.sha1(str(self.root).encode()).hexdigest()[:8],
             "SlurmctldHost": "localhost",
-            "SlurmctldPort": _free_port(),
-            "SlurmdPort": _free_port(),
+            "SlurmctldPort": self._reserve_port(),
+            "SlurmdPort": self._reserve_port(),
             "SlurmUser": "root",
             "SlurmdUser": "root",
             "AuthType": "auth/munge",
@@ -398,6 +428,9 @@ class LocalSlurmCluster:
                         pass
                     proc.wait(5)
         shutil.rmtree(self.munge_dir, ignore_errors=True)
+        for lock in self.port_locks:
+            lock.close()
+        self.port_locks.clear()
 
 
 @pytest.fixture(scope="session")
