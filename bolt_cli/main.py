@@ -21,6 +21,7 @@ from bolt_cli.models import models_app
 from bolt_cli.official import eval_app
 from bolt_cli.plan import plan
 from bolt_cli.preflight import preflight
+from bolt_cli.principles import principles_app
 from bolt_cli.rehearse import rehearse
 from bolt_cli.results import print_results, print_summary, use_prefect
 
@@ -32,6 +33,7 @@ app.add_typer(config_app, name="config")
 app.add_typer(artifacts_app, name="artifacts")
 app.add_typer(models_app, name="models")
 app.add_typer(eval_app, name="eval")
+app.add_typer(principles_app, name="principles")
 
 
 @app.command()

@@ -12,7 +12,9 @@ not in the feedback, or which the feedback is unsure about ("partially"), is dro
 is guessed: an entry that cannot be used is rejected with its reason, and a row left
 with no principle is a reject with the reason of the whole answer. The records are the
 reusable artifact (:func:`write_extractions`, JSONL); :func:`principle_list` distils
-them into the ``principles`` of a ``kind: principles`` reward backend.
+them into the ``principles`` of a ``kind: principles`` reward backend. ``bolt principles
+extract`` (bolt_cli/principles.py) runs all of it on a file of rows
+(:func:`read_feedback_rows`).
 """
 
 from __future__ import annotations
@@ -87,6 +89,69 @@ class ExtractionRecord:
     principles: list[dict[str, Any]] = field(default_factory=list)
     rejected: list[list[str]] = field(default_factory=list)
     reject_reason: str | None = None
+
+
+class FeedbackFileError(ValueError):
+    """A feedback rows file that cannot be read, naming its line and what was expected."""
+
+
+def _text(value: Any, key: str, where: str) -> str:
+    """A field as text: a string; for ``context``, also a list of ``{"role", "content"}``
+    turns (written ``role: content``, one a paragraph); for ``feedback``, also a list of
+    strings (several annotators' critiques, one a paragraph)."""
+    if isinstance(value, str) and value.strip():
+        return value
+    non_empty_list = isinstance(value, list) and value
+    if (
+        key == "context"
+        and non_empty_list
+        and all(isinstance(t, dict) and {"role", "content"} <= set(t) for t in value)
+    ):
+        return "\n\n".join(f"{t['role']}: {t['content']}" for t in value)
+    if (
+        key == "feedback"
+        and non_empty_list
+        and all(isinstance(f, str) and f.strip() for f in value)
+    ):
+        return "\n\n".join(value)
+    expected = {
+        "context": "a non-empty string or a list of {role, content} turns",
+        "feedback": "a non-empty string or a list of non-empty strings",
+    }.get(key, "a non-empty string")
+    raise FeedbackFileError(f"{where}: {key!r} must be {expected}, got {value!r:.80}")
+
+
+def read_feedback_rows(path: Path) -> list[FeedbackRow]:
+    """The rows of a JSONL file, one object a line with ``id``, ``context``, ``response``
+    and ``feedback``. A line that is not such an object fails the read, naming
+    ``file:line`` and the key: these are a user's hand-picked rows, not a corpus to filter."""
+    rows, seen = [], set()
+    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
+        if not line.strip():
+            continue
+        where = f"{path}:{number}"
+        try:
+            raw = json.loads(line)
+        except json.JSONDecodeError as err:
+            raise FeedbackFileError(f"{where}: not JSON ({err.msg})") from None
+        if not isinstance(raw, dict):
+            raise FeedbackFileError(f"{where}: expected a JSON object, got {type(raw).__name__}")
+        missing = [k for k in ("id", "context", "response", "feedback") if k not in raw]
+        if missing:
+            raise FeedbackFileError(f"{where}: missing {', '.join(map(repr, missing))}")
+        row_id = str(raw["id"])
+        if row_id in seen:
+            raise FeedbackFileError(f"{where}: id {row_id!r} is used by an earlier row")
+        seen.add(row_id)
+        rows.append(
+            FeedbackRow(
+                id=row_id,
+                **{k: _text(raw[k], k, where) for k in ("context", "response", "feedback")},
+            )
+        )
+    if not rows:
+        raise FeedbackFileError(f"{path}: no rows")
+    return rows
 
 
 def extraction_messages(row: FeedbackRow, max_principles: int = MAX_PRINCIPLES) -> list[dict]:
@@ -173,15 +238,32 @@ def parse_principles(text: str, feedback: str) -> Extraction:
     )
 
 
+def answer_regex(max_principles: int = MAX_PRINCIPLES) -> str:
+    """The answer's shape for guided decoding: a JSON list of 1 to ``max_principles``
+    objects with the three keys in the prompt's order, strings without quotes or
+    newlines. It makes a small model's answer parse; whether its evidence is really in the
+    feedback is still checked (:func:`parse_principles`)."""
+    text = r'"[^"\\\n]{1,300}"'
+    entry = rf'\{{"principle": {text}, "satisfied": "(yes|no)", "evidence": {text}\}}'
+    return rf"\[{entry}(, {entry}){{0,{max_principles - 1}}}\]"
+
+
 def extract_principles(
-    rows: Sequence[FeedbackRow], engine: Engine, *, max_new_tokens: int = 512
+    rows: Sequence[FeedbackRow],
+    engine: Engine,
+    *,
+    max_new_tokens: int = 512,
+    guided: bool = False,
 ) -> list[ExtractionRecord]:
-    """Every row's principles, written greedily by ``engine`` and parsed."""
+    """Every row's principles, written greedily by ``engine`` and parsed; ``guided``
+    constrains the answer to :func:`answer_regex` (engines with guided decoding: vLLM,
+    an OpenAI-compatible vLLM server)."""
     from bolt.engines.base import ChatRequest
 
     sampling = SamplingConfig(n=1, temperature=0.0, max_new_tokens=max_new_tokens)
     requests = [ChatRequest(id=row.id, messages=extraction_messages(row)) for row in rows]
-    outputs = engine.generate(requests, sampling) if requests else []
+    regex = answer_regex() if guided else None
+    outputs = engine.generate(requests, sampling, guided_regex=regex) if requests else []
     records = []
     for row, samples in zip(rows, outputs, strict=True):
         raw = samples[0].text

@@ -209,3 +209,71 @@ def test_one_refinement_round_on_two_samples(hf_engine, models, tmp_path):
         assert revision.generation.raw_text != parent.generation.raw_text
         assert revision.questions == list(checklist.questions)
         assert revision.pass_rate is None or 0.0 <= revision.pass_rate <= 1.0
+
+
+def test_principle_extraction_cli_on_smollm2(tmp_path, smollm2_path, one_thread):
+    """`bolt principles extract` on the three hand-made feedback rows, SmolLM2 on the
+    transformers engine: a record per row, every kept principle grounded in its row's
+    feedback (the span is the evidence), every other row set aside with a reason, and the
+    principles file loads as a reward backend's list."""
+    import json
+
+    import yaml
+    from typer.testing import CliRunner
+
+    from bolt.config import Principle
+    from bolt.rewards import principle_extraction as px
+    from bolt_cli.main import app
+    from tests.conftest import REPO, TINY_CONFIG
+
+    rows = REPO / "tests/fixtures/feedback_rows.handmade.jsonl"
+    out, listed = tmp_path / "extractions.jsonl", tmp_path / "principles.yaml"
+    result = CliRunner().invoke(
+        app,
+        [
+            "principles", "extract", str(rows), "--out", str(out),
+            "--principles-out", str(listed), "--max-new-tokens", "160",
+            "--config", str(TINY_CONFIG), "--set", "engine.kind=transformers",
+        ],
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    records = px.read_extractions(out)
+    feedback = {r.id: r.feedback for r in px.read_feedback_rows(rows)}
+    assert [r.row_id for r in records] == list(feedback)
+    assert all(r.raw for r in records)  # the model's answer is kept whatever it was
+    for record in records:
+        assert bool(record.principles) != bool(record.reject_reason), record
+        for p in record.principles:
+            assert feedback[record.row_id][p["start"] : p["end"]] == p["evidence"]
+    assert f"{out}: 3 rows" in result.output
+    found = yaml.safe_load(listed.read_text())["principles"]
+    for entry in found:
+        Principle(**entry)  # raises on an entry a reward backend would refuse
+    assert len(found) == len(px.principle_list(records)), json.dumps(found)
+
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text('{"id": "x", "context": "c", "response": "r"}\n')
+    refused = CliRunner().invoke(
+        app, ["principles", "extract", str(bad), "--out", str(tmp_path / "none.jsonl")]
+    )
+    assert refused.exit_code == 2 and "bad.jsonl:1: missing 'feedback'" in refused.output
+
+
+def test_guided_extraction_on_vllm_makes_every_answer_parse(vllm_engine):
+    """The same rows on the session's vLLM engine with the answer's shape enforced: no row
+    is set aside for want of a JSON list; what is rejected is rejected for what it says
+    (evidence not in the feedback, a duplicate), with its reason."""
+    from bolt.rewards import principle_extraction as px
+    from tests.conftest import REPO
+
+    rows = px.read_feedback_rows(REPO / "tests/fixtures/feedback_rows.handmade.jsonl")
+    records = px.extract_principles(rows, vllm_engine, max_new_tokens=256, guided=True)
+    assert len(records) == len(rows)
+    for record, row in zip(records, rows, strict=True):
+        assert record.reject_reason != px.NO_JSON, record.raw
+        assert record.principles or record.rejected, record
+        for p in record.principles:
+            assert row.feedback[p["start"] : p["end"]] == p["evidence"]
+        assert {reason for _, reason in record.rejected} <= {
+            px.EVIDENCE_NOT_FOUND, px.DUPLICATE, px.TOO_LONG, px.PARTIAL,
+        }  # fmt: skip

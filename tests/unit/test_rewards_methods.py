@@ -9,6 +9,7 @@ import math
 import random
 from collections import Counter
 from dataclasses import replace
+from pathlib import Path
 
 import pytest
 from pydantic import ValidationError
@@ -55,6 +56,8 @@ from bolt.rewards.verdicts import (
     p_yes_from_top_logprobs,
     parse_verdict,
 )
+
+REPO = Path(__file__).resolve().parents[2]
 
 # ---------------------------------------------------------------- verdicts
 
@@ -336,6 +339,40 @@ def test_extract_principles_runs_an_engine_and_makes_an_artifact(tmp_path):
     assert px.read_extractions(path) == records
     assert px.principle_list(records, min_rows=2) == [{"text": "The response is accurate."}]
     principles_backend(principles=px.principle_list(records))  # a valid backend config
+
+
+def test_feedback_rows_read_in_both_layouts(tmp_path):
+    """The hand-made rows file: context as turns or a string, feedback as a list or a string."""
+    rows = px.read_feedback_rows(REPO / "tests/fixtures/feedback_rows.handmade.jsonl")
+    assert [r.id for r in rows] == ["fb-capital", "fb-sort", "fb-email"]
+    assert rows[0].context == "user: What is the capital of Australia?"
+    assert rows[0].feedback.startswith("The response is wrong: the capital")
+    assert rows[1].context.startswith("Write a Python function")
+
+
+@pytest.mark.parametrize(
+    ("line", "message"),
+    [
+        ("not json", r"rows.jsonl:2: not JSON"),
+        ("[1, 2]", r"rows.jsonl:2: expected a JSON object, got list"),
+        ('{"id": "b", "context": "c", "response": "r"}', r"rows.jsonl:2: missing 'feedback'"),
+        ('{"id": "a", "context": "c", "response": "r", "feedback": "f"}', r"id 'a' is used"),
+        ('{"id": "b", "context": "c", "response": "", "feedback": "f"}', r"'response' must be"),
+        ('{"id": "b", "context": [{"role": "user"}], "response": "r", "feedback": "f"}', r"turns"),
+        ('{"id": "b", "context": "c", "response": "r", "feedback": ["ok", ""]}', r"'feedback'"),
+    ],
+)
+def test_a_bad_feedback_row_names_its_line_and_what_was_expected(tmp_path, line, message):
+    path = tmp_path / "rows.jsonl"
+    path.write_text('{"id": "a", "context": "c", "response": "r", "feedback": "f"}\n' + line)
+    with pytest.raises(px.FeedbackFileError, match=message):
+        px.read_feedback_rows(path)
+
+
+def test_an_empty_feedback_file_is_an_error(tmp_path):
+    (tmp_path / "rows.jsonl").write_text("\n")
+    with pytest.raises(px.FeedbackFileError, match="no rows"):
+        px.read_feedback_rows(tmp_path / "rows.jsonl")
 
 
 # ---------------------------------------------------------------- RocketEval reweighting
